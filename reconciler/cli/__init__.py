@@ -1,0 +1,97 @@
+"""The ``reconciler`` command. Thin: each subcommand parses options, calls the library, prints.
+
+Subcommands live one per module in this package and are imported only when run, so that
+``reconciler validate`` does not pay for httpx and msal.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from reconciler import __version__
+from reconciler.errors import ReconcilerError
+
+# name -> one-line summary (shown by --help without importing every module)
+COMMANDS: dict[str, str] = {
+    "validate": "Check the desired-state YAML: schema and meaning, every error at once.",
+    "plan": "Show what apply would change, as text, Markdown or JSON.",
+    "apply": "Carry out a saved plan, or plan and apply in one go.",
+    "drift": "Report what differs live from the desired state, and why.",
+    "import": "Adopt live mailboxes of a tenant into YAML.",
+    "export": "Write a tenant snapshot (JSON), or a flat CSV/YAML table for auditors.",
+    "customers": "List the customers of a repository (for CI fan-out).",
+    "sandbox": "Manage the embedded simulated tenant.",
+}
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if self._load(name) is not None]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._load(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    @staticmethod
+    def _load(name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        try:
+            module = importlib.import_module(f"reconciler.cli.{name}_cmd")
+        except ModuleNotFoundError as e:
+            if e.name == f"reconciler.cli.{name}_cmd":
+                return None
+            raise
+        return module.command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="reconciler")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """Declarative, GitOps reconciler for Exchange Online mailboxes.
+
+    YAML files in a git repository declare customers, their sites and the mailboxes at each;
+    `plan` compares them with live Exchange and shows the changes, `apply` carries them out.
+
+    Exit codes: 0 success and nothing to change; 1 error; 2 success with changes or drift
+    (with --detailed-exitcode, and always for drift).
+    """
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(EXIT_ERROR)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(EXIT_ERROR if e.exit_code == 2 else e.exit_code)
+    except ReconcilerError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    else:
+        sys.exit(EXIT_OK)
