@@ -1,0 +1,118 @@
+"""The tenant's recipients, indexed so that any form Exchange uses for a principal resolves.
+
+Exchange names principals in permission entries, ManagedBy, members and forwarding by a
+recipient's Name (for objects created since 2022 a GUID), its Guid, its
+ExternalDirectoryObjectId, an address or its display name. Comparing such strings with the
+addresses in YAML would report phantom drift, so everything goes through this map, and both
+sides of a comparison use the same canonical key: the lower-case primary SMTP address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.model import CALENDAR_BUILTIN_USERS, Customer, Location
+
+# Recipient attributes the placement rules of FORMAT.md §3 look at.
+PLACEMENT_FIELDS: Mapping[str, str] = {
+    "office": "Office",
+    "city": "City",
+    "department": "Department",
+    "country": "CountryOrRegion",
+    "usage_location": "UsageLocation",
+}
+
+_IDENTITY_FIELDS = ("Name", "Guid", "ExternalDirectoryObjectId", "UserPrincipalName",
+                    "PrimarySmtpAddress", "Alias", "Identity")
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    key: str  # canonical: lower-case primary SMTP address
+    upn: str
+    display_name: str
+    type_details: str
+    attributes: Mapping[str, Any]
+
+
+def strip_smtp(address: str) -> str:
+    """``smtp:x@y`` / ``SMTP:x@y`` as Exchange decorates addresses, to ``x@y``."""
+    return address[5:] if address[:5].lower() == "smtp:" else address
+
+
+class Directory:
+    """Resolves any principal form to a :class:`Recipient`."""
+
+    def __init__(self, recipients: Iterable[Mapping[str, Any]]) -> None:
+        self.recipients: dict[str, Recipient] = {}
+        self._index: dict[str, Recipient] = {}
+        self._display: dict[str, list[Recipient]] = {}
+        for raw in recipients:
+            address = strip_smtp(str(raw.get("PrimarySmtpAddress") or "")).lower()
+            upn = str(raw.get("UserPrincipalName") or address).lower()
+            key = address or upn
+            if not key:
+                continue
+            recipient = Recipient(key=key, upn=upn, display_name=str(raw.get("DisplayName") or ""),
+                                  type_details=str(raw.get("RecipientTypeDetails") or ""),
+                                  attributes=raw)
+            self.recipients[key] = recipient
+            for name in _IDENTITY_FIELDS:
+                value = raw.get(name)
+                if value:
+                    self._index.setdefault(strip_smtp(str(value)).lower(), recipient)
+            for extra in raw.get("EmailAddresses") or ():
+                self._index.setdefault(strip_smtp(str(extra)).lower(), recipient)
+            if recipient.display_name:
+                self._display.setdefault(recipient.display_name.lower(), []).append(recipient)
+
+    def resolve(self, principal: str) -> Recipient | None:
+        """The recipient a principal string names, or None. A display name shared by two
+        recipients is ambiguous and resolves to nothing rather than to a guess."""
+        text = strip_smtp(principal.strip()).lower()
+        found = self._index.get(text)
+        if found is not None:
+            return found
+        candidates = self._display.get(text, [])
+        return candidates[0] if len(candidates) == 1 else None
+
+    def canonical(self, principal: str) -> str:
+        """The canonical key of a principal; built-in calendar users keep their name, and an
+        unresolvable principal (a deleted user's SID, say) is kept as Exchange wrote it so that
+        it can still be shown and removed."""
+        if principal in CALENDAR_BUILTIN_USERS:
+            return principal
+        found = self.resolve(principal)
+        return found.key if found is not None else principal
+
+
+def is_system_principal(principal: str) -> bool:
+    """Entries Exchange adds itself and the reconciler never manages."""
+    upper = principal.upper()
+    return (upper.startswith("NT AUTHORITY\\") or upper.startswith("S-1-5-")
+            or "\\" in principal)
+
+
+def placement_site(customer: Customer,
+                   attributes: Mapping[str, Any]) -> tuple[str | None, list[str]]:
+    """The site a live recipient's attributes place it at (FORMAT.md §3), and every site whose
+    rules matched (more than one is ambiguous: the recipient stays at customer level)."""
+    matched: list[str] = []
+    for site in customer.sites.values():
+        for attribute, accepted in site.placement:
+            if attribute == "upn_domain":
+                upn = str(attributes.get("UserPrincipalName") or "")
+                value = upn.rpartition("@")[2]
+            else:
+                value = str(attributes.get(PLACEMENT_FIELDS[attribute]) or "")
+            if value and value.lower() in {a.lower() for a in accepted}:
+                matched.append(site.id)
+                break
+    return (matched[0] if len(matched) == 1 else None), matched
+
+
+def placement_location(customer: Customer, attributes: Mapping[str, Any]) -> Location:
+    site, _ = placement_site(customer, attributes)
+    return Location(customer.id, site) if site else Location(customer.id)

@@ -1,0 +1,419 @@
+"""Read a tenant into the model: what the desired state manages, and nothing more.
+
+Tenant-wide bulk reads (recipients, mailboxes, groups, and SendAs when many mailboxes need it)
+are paged; per-mailbox reads (FullAccess, calendar, auto-reply, members) run only for mailboxes
+whose declared settings need them, in parallel within the tenant's budget. An omitted setting
+costs no call. Every principal is resolved through the tenant's recipient map, system entries
+are dropped, and Exchange's decoration (HTML-wrapped messages, ``smtp:`` prefixes, letter case)
+is normalised so that comparing live and desired values means something.
+
+Unreadable live state is an error: a failed read raises, it never reads as "absent".
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from collections.abc import Callable, Collection, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from reconciler.live.backend import Backend
+from reconciler.live.directory import (
+    Directory,
+    is_system_principal,
+    placement_site,
+    strip_smtp,
+)
+from reconciler.model import (
+    CALENDAR_BUILTIN_USERS,
+    CALENDAR_ROLES,
+    AccessGrant,
+    AutoReply,
+    CalendarGrant,
+    Customer,
+    CustomerState,
+    DistributionGroup,
+    Forwarding,
+    Location,
+    Mailbox,
+    Resource,
+    RoomMailbox,
+    SharedMailbox,
+    UserMailbox,
+)
+
+log = logging.getLogger(__name__)
+
+# Above this many mailboxes needing SendAs, one tenant-wide paged read beats one call each.
+SENDAS_BULK_THRESHOLD = 20
+
+RECIPIENT_PROPERTIES = (
+    "Name", "Guid", "ExternalDirectoryObjectId", "UserPrincipalName", "PrimarySmtpAddress",
+    "Alias", "DisplayName", "RecipientTypeDetails", "Office", "City", "Department",
+    "CountryOrRegion", "UsageLocation",
+)
+MAILBOX_PROPERTIES = (
+    "Identity", "Name", "Guid", "UserPrincipalName", "Alias", "DisplayName",
+    "PrimarySmtpAddress", "RecipientTypeDetails", "ForwardingAddress", "ForwardingSmtpAddress",
+    "DeliverToMailboxAndForward", "GrantSendOnBehalfTo", "RetentionPolicy", "ArchiveStatus",
+    "ResourceCapacity", "Office", *(f"CustomAttribute{n}" for n in range(1, 16)),
+)
+GROUP_PROPERTIES = (
+    "Identity", "Name", "Guid", "Alias", "DisplayName", "PrimarySmtpAddress", "ManagedBy",
+    "GrantSendOnBehalfTo", "RecipientTypeDetails",
+)
+MAILBOX_TYPES = {
+    "UserMailbox": UserMailbox,
+    "SharedMailbox": SharedMailbox,
+    "RoomMailbox": RoomMailbox,
+}
+
+
+@dataclass
+class LiveTenant:
+    """One customer's tenant as read: resources in the model, and the recipient map."""
+
+    state: CustomerState
+    directory: Directory
+    exists_as: dict[str, str] = field(default_factory=dict)  # id -> RecipientTypeDetails
+    ambiguous_placement: dict[str, list[str]] = field(default_factory=dict)
+
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+def read_live(
+    desired: CustomerState,
+    backend: Backend,
+    *,
+    previous_locations: Mapping[str, Location] | None = None,
+    scope: Collection[str] | None = None,
+    workers: int = 4,
+    progress: ProgressCallback | None = None,
+) -> LiveTenant:
+    """Read the live counterpart of ``desired`` (and the unmanaged resources beside it).
+
+    With ``scope``, per-object reads are made only for those ids: a pull request's plan costs
+    what the pull request changes."""
+    customer = desired.customer
+    previous_locations = previous_locations or {}
+
+    directory = Directory(_get(backend, "Get-Recipient", {"ResultSize": "Unlimited"},
+                               RECIPIENT_PROPERTIES))
+    mailboxes = [m for m in _get(backend, "Get-Mailbox", {"ResultSize": "Unlimited"},
+                                 MAILBOX_PROPERTIES)
+                 if m.get("RecipientTypeDetails") in MAILBOX_TYPES]
+    groups = _get(backend, "Get-DistributionGroup", {"ResultSize": "Unlimited"}, GROUP_PROPERTIES)
+
+    by_identity: dict[str, tuple[str, dict[str, Any]]] = {}
+    for m in mailboxes:
+        for key in (m.get("PrimarySmtpAddress"), m.get("UserPrincipalName")):
+            if key:
+                by_identity.setdefault(strip_smtp(str(key)).lower(), ("mailbox", m))
+    for g in groups:
+        if g.get("PrimarySmtpAddress"):
+            by_identity.setdefault(strip_smtp(str(g["PrimarySmtpAddress"])).lower(), ("group", g))
+
+    live = LiveTenant(state=CustomerState(customer), directory=directory)
+
+    # Which per-object reads the declared settings call for.
+    matched: dict[str, tuple[Resource, str, dict[str, Any]]] = {}
+    for rid, wanted in desired.resources.items():
+        if scope is not None and rid not in scope:
+            continue
+        hit = by_identity.get(rid)
+        if hit is not None:
+            matched[rid] = (wanted, hit[0], hit[1])
+            live.exists_as[rid] = str(hit[1].get("RecipientTypeDetails") or hit[0])
+
+    sendas_needed = [rid for rid, (w, _, _) in matched.items() if w.permissions is not None]
+    tasks: list[tuple[str, str]] = []
+    for rid, (wanted, kind, _) in matched.items():
+        if kind == "mailbox" and wanted.permissions is not None:
+            tasks.append((rid, "full_access"))
+        if isinstance(wanted, Mailbox) and kind == "mailbox":
+            if wanted.calendar_permissions is not None:
+                tasks.append((rid, "calendar"))
+            if wanted.auto_reply is not None:
+                tasks.append((rid, "auto_reply"))
+        if isinstance(wanted, DistributionGroup) and kind == "group" and wanted.members is not None:
+            tasks.append((rid, "members"))
+    bulk_sendas = len(sendas_needed) > SENDAS_BULK_THRESHOLD
+    if not bulk_sendas:
+        tasks.extend((rid, "send_as") for rid in sendas_needed)
+
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    sendas_by_identity: dict[str, list[dict[str, Any]]] = {}
+    if bulk_sendas:
+        for entry in _get(backend, "Get-RecipientPermission", {"ResultSize": "Unlimited"}):
+            target = directory.resolve(str(entry.get("Identity") or ""))
+            if target is not None:
+                sendas_by_identity.setdefault(target.key, []).append(entry)
+
+    def run(task: tuple[str, str]) -> tuple[tuple[str, str], list[dict[str, Any]]]:
+        rid, what = task
+        identity = _identity_of(matched[rid][2], rid)
+        if what == "full_access":
+            value = _get(backend, "Get-MailboxPermission", {"Identity": identity})
+        elif what == "send_as":
+            value = _get(backend, "Get-RecipientPermission", {"Identity": identity})
+        elif what == "calendar":
+            value = _get(backend, "Get-MailboxFolderPermission",
+                         {"Identity": f"{identity}:\\Calendar"})
+        elif what == "auto_reply":
+            value = _get(backend, "Get-MailboxAutoReplyConfiguration", {"Identity": identity})
+        else:
+            value = _get(backend, "Get-DistributionGroupMember",
+                         {"Identity": identity, "ResultSize": "Unlimited"})
+        return task, value
+
+    if tasks:
+        done = 0
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for task, value in pool.map(run, tasks):
+                results[task] = value
+                done += 1
+                if progress is not None:
+                    progress(task[0], done, len(tasks))
+
+    for rid, (wanted, _kind, raw) in matched.items():
+        if bulk_sendas:
+            results[(rid, "send_as")] = sendas_by_identity.get(rid, [])
+        located = _located(customer, rid, wanted, directory, previous_locations, live)
+        live.state.add(_build(rid, wanted, raw, located, results, directory))
+
+    # Unmanaged: shared mailboxes, rooms and groups that no file declares.
+    declared = set(desired.resources)
+    for m in mailboxes:
+        rid = strip_smtp(str(m.get("PrimarySmtpAddress") or "")).lower()
+        cls = MAILBOX_TYPES[m["RecipientTypeDetails"]]
+        if rid and rid not in declared and cls is not UserMailbox and not _declared_by_upn(
+                m, declared):
+            located = _placement(customer, rid, directory, previous_locations, live)
+            live.state.add(cls(id=rid, located_at=located, name=m.get("DisplayName"),
+                               alias=m.get("Alias")))
+            live.exists_as[rid] = m["RecipientTypeDetails"]
+    for g in groups:
+        rid = strip_smtp(str(g.get("PrimarySmtpAddress") or "")).lower()
+        if rid and rid not in declared:
+            located = _placement(customer, rid, directory, previous_locations, live)
+            live.state.add(DistributionGroup(id=rid, located_at=located,
+                                             name=g.get("DisplayName"), alias=g.get("Alias")))
+            live.exists_as[rid] = "DistributionGroup"
+    return live
+
+
+def _get(backend: Backend, cmdlet: str, parameters: Mapping[str, Any],
+         select: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    return backend.invoke(cmdlet, parameters, list(select) if select else None).value
+
+
+def _identity_of(raw: Mapping[str, Any], rid: str) -> str:
+    # Never send an empty Identity: some Get cmdlets then return every object in the tenant.
+    identity = str(raw.get("PrimarySmtpAddress") or "") or rid
+    if not identity:
+        raise ValueError("refusing to read with an empty Identity")
+    return strip_smtp(identity)
+
+
+def _declared_by_upn(raw: Mapping[str, Any], declared: Collection[str]) -> bool:
+    upn = str(raw.get("UserPrincipalName") or "").lower()
+    return bool(upn) and upn in declared
+
+
+def _placement(customer: Customer, rid: str, directory: Directory,
+               previous: Mapping[str, Location], live: LiveTenant) -> Location:
+    if rid in previous:
+        return previous[rid]
+    recipient = directory.resolve(rid)
+    if recipient is None:
+        return Location(customer.id)
+    site, matched = placement_site(customer, recipient.attributes)
+    if len(matched) > 1:
+        live.ambiguous_placement[rid] = matched
+    return Location(customer.id, site) if site else Location(customer.id)
+
+
+def _located(customer: Customer, rid: str, wanted: Resource, directory: Directory,
+             previous: Mapping[str, Location], live: LiveTenant) -> Location:
+    """Where a declared resource is located live. A user is where its entry is declared
+    (FORMAT.md §3); anything else is where it was last applied, else where the placement rules
+    positively put it; with no evidence either way it has not moved."""
+    if rid in previous:
+        return previous[rid]
+    if isinstance(wanted, UserMailbox):
+        return wanted.located_at
+    placed = _placement(customer, rid, directory, {}, live)
+    return wanted.located_at if placed.at_customer_level else placed
+
+
+def _build(rid: str, wanted: Resource, raw: Mapping[str, Any], located: Location,
+           results: Mapping[tuple[str, str], list[dict[str, Any]]],
+           directory: Directory) -> Resource:
+    canonical = directory.canonical
+    permissions = None
+    if wanted.permissions is not None:
+        permissions = access_grants(
+            results.get((rid, "full_access"), []), results.get((rid, "send_as"), []),
+            raw.get("GrantSendOnBehalfTo") or [], canonical)
+    if isinstance(wanted, DistributionGroup) or "ManagedBy" in raw:
+        members = None
+        if (rid, "members") in results:
+            members = tuple(sorted({canonical(_principal(m)) for m in results[(rid, "members")]}))
+        return DistributionGroup(
+            id=rid, located_at=located, permissions=permissions, name=raw.get("DisplayName"),
+            alias=raw.get("Alias"),
+            owners=tuple(sorted({canonical(str(o)) for o in raw.get("ManagedBy") or ()})),
+            members=members)
+
+    settings: dict[str, Any] = {
+        "retention_policy": raw.get("RetentionPolicy"),
+        "archive": str(raw.get("ArchiveStatus") or "None") == "Active",
+        "forwarding": forwarding(raw, canonical),
+        "custom_attributes": tuple(
+            (n, str(raw.get(f"CustomAttribute{n}") or "")) for n in range(1, 16)),
+    }
+    if (rid, "calendar") in results:
+        settings["calendar_permissions"] = calendar_grants(results[(rid, "calendar")], canonical)
+    if results.get((rid, "auto_reply")):
+        settings["auto_reply"] = auto_reply(results[(rid, "auto_reply")][0])
+    kind = str(raw.get("RecipientTypeDetails"))
+    if isinstance(wanted, UserMailbox):
+        return UserMailbox(id=rid, located_at=located, permissions=permissions,
+                           display_name=raw.get("DisplayName"),
+                           convert_to="shared" if kind == "SharedMailbox" else None, **settings)
+    if kind == "RoomMailbox":
+        capacity = raw.get("ResourceCapacity")
+        return RoomMailbox(id=rid, located_at=located, permissions=permissions,
+                           name=raw.get("DisplayName"), alias=raw.get("Alias"),
+                           location=raw.get("Office") or None,
+                           capacity=int(capacity) if capacity not in (None, "") else None,
+                           **settings)
+    cls = SharedMailbox if kind == "SharedMailbox" else MAILBOX_TYPES.get(kind, SharedMailbox)
+    if cls is UserMailbox:
+        cls = SharedMailbox
+    return cls(id=rid, located_at=located, permissions=permissions, name=raw.get("DisplayName"),
+               alias=raw.get("Alias"), **settings)
+
+
+def _principal(entry: Mapping[str, Any]) -> str:
+    for key in ("PrimarySmtpAddress", "Identity", "Name"):
+        if entry.get(key):
+            return str(entry[key])
+    return ""
+
+
+# --- normalisation of what Exchange returns ------------------------------------------------
+
+
+def access_grants(full_access: Iterable[Mapping[str, Any]], send_as: Iterable[Mapping[str, Any]],
+                  send_on_behalf: Iterable[Any],
+                  canonical: Callable[[str], str]) -> tuple[AccessGrant, ...]:
+    rights: dict[str, set[str]] = {}
+    automapping: dict[str, bool] = {}
+    for entry in full_access:
+        user = str(entry.get("User") or "")
+        if (entry.get("IsInherited") or entry.get("Deny") or is_system_principal(user)
+                or "FullAccess" not in _as_list(entry.get("AccessRights"))):
+            continue
+        key = canonical(user)
+        rights.setdefault(key, set()).add("FullAccess")
+        if isinstance(entry.get("AutoMapping"), bool):
+            automapping[key] = entry["AutoMapping"]
+    for entry in send_as:
+        trustee = str(entry.get("Trustee") or "")
+        if (entry.get("IsInherited") or str(entry.get("AccessControlType", "Allow")) != "Allow"
+                or is_system_principal(trustee)
+                or "SendAs" not in _as_list(entry.get("AccessRights"))):
+            continue
+        rights.setdefault(canonical(trustee), set()).add("SendAs")
+    for principal in send_on_behalf:
+        rights.setdefault(canonical(str(principal)), set()).add("SendOnBehalf")
+    return tuple(AccessGrant(user=u, access=frozenset(r), automapping=automapping.get(u))
+                 for u, r in sorted(rights.items()))
+
+
+def calendar_grants(entries: Iterable[Mapping[str, Any]],
+                    canonical: Callable[[str], str]) -> tuple[CalendarGrant, ...]:
+    grants: dict[str, CalendarGrant] = {}
+    for entry in entries:
+        user = str(entry.get("User") or "")
+        if not user or (is_system_principal(user) and user not in CALENDAR_BUILTIN_USERS):
+            continue
+        access = _as_list(entry.get("AccessRights"))
+        flags = {f.strip() for f in str(entry.get("SharingPermissionFlags") or "").split(",")}
+        key = canonical(user)
+        if len(access) == 1 and access[0] in CALENDAR_ROLES:
+            grant = CalendarGrant(user=key, role=access[0], delegate="Delegate" in flags,
+                                  private_items="CanViewPrivateItems" in flags)
+        else:
+            grant = CalendarGrant(user=key, rights=frozenset(access),
+                                  delegate="Delegate" in flags,
+                                  private_items="CanViewPrivateItems" in flags)
+        grants[key] = grant
+    return tuple(grants[k] for k in sorted(grants))
+
+
+def forwarding(raw: Mapping[str, Any], canonical: Callable[[str], str]) -> Forwarding:
+    # ForwardingAddress wins over ForwardingSmtpAddress when both are set, as in Exchange.
+    deliver = bool(raw.get("DeliverToMailboxAndForward"))
+    if raw.get("ForwardingAddress"):
+        return Forwarding(internal=canonical(str(raw["ForwardingAddress"])),
+                          deliver_to_mailbox=deliver)
+    if raw.get("ForwardingSmtpAddress"):
+        return Forwarding(external=strip_smtp(str(raw["ForwardingSmtpAddress"])).lower(),
+                          deliver_to_mailbox=deliver)
+    return Forwarding()
+
+
+_TAGS = re.compile(r"<\s*/?\s*(html|head|body|div|p|span)\b[^>]*>", re.IGNORECASE)
+_BREAKS = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
+
+
+def normalise_message(message: str | None) -> str:
+    """Auto-reply text as a person wrote it: Exchange's HTML wrapping removed, whitespace
+    collapsed. Applied to both sides of a comparison."""
+    text = _BREAKS.sub("\n", message or "")
+    text = html.unescape(_TAGS.sub(" ", text))
+    return " ".join(text.split())
+
+
+def normalise_time(value: Any) -> str | None:
+    """A date-time as ISO-8601 UTC with a Z, whatever form Exchange or YAML gave."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        text = str(value).strip()
+        match = re.fullmatch(r"/Date\((-?\d+)\)/", text)
+        if match:
+            moment = datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC)
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def auto_reply(raw: Mapping[str, Any]) -> AutoReply:
+    return AutoReply(
+        state=str(raw.get("AutoReplyState") or "Disabled"),
+        start=normalise_time(raw.get("StartTime")),
+        end=normalise_time(raw.get("EndTime")),
+        internal_message=normalise_message(raw.get("InternalMessage")),
+        external_audience=str(raw.get("ExternalAudience") or "None"),
+        external_message=normalise_message(raw.get("ExternalMessage")),
+    )
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v) for v in value]

@@ -1,0 +1,303 @@
+"""Diff one customer's desired state against its live state (FORMAT.md §4, §7).
+
+Set arithmetic on identities decides create / delete / unmanaged; each resource on both sides
+is compared setting by setting, on the settings the YAML manages only. Before comparing,
+desired principals are resolved through the same recipient map as live ones, so that a grant
+written as ``bob@contoso.com`` equals one Exchange reports as ``Bob Jones`` or a GUID.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.errors import Problem
+from reconciler.live.directory import placement_location
+from reconciler.live.reader import LiveTenant, normalise_message
+from reconciler.model import (
+    CALENDAR_BUILTIN_USERS,
+    AutoReply,
+    CustomerState,
+    DistributionGroup,
+    Forwarding,
+    Location,
+    Mailbox,
+    Resource,
+    SourceRef,
+    UserMailbox,
+)
+from reconciler.plan.operations import create_operations, delete_operations, update_operations
+from reconciler.plan.plan import Change, Refusal
+from reconciler.plan.serialize import settings_json
+
+SOFT_DELETE_NOTE = ("Exchange keeps a removed mailbox recoverable for 30 days "
+                    "(Undo-SoftDeletedMailbox).")
+GROUP_DELETE_NOTE = "A removed distribution group cannot be recovered."
+# Below this many existing resources, max_change_percent is not checked: one change in a
+# tenant of three mailboxes is 33% and says nothing about a mistake.
+MIN_EXISTING_FOR_PERCENT = 10
+
+EXPECTED_LIVE_TYPES = {
+    "user_mailbox": {"UserMailbox", "SharedMailbox"},
+    "shared_mailbox": {"SharedMailbox"},
+    "room_mailbox": {"RoomMailbox"},
+    "distribution_group": {"DistributionGroup", "MailUniversalDistributionGroup",
+                           "MailUniversalSecurityGroup"},
+}
+
+
+@dataclass
+class CustomerDiff:
+    changes: list[Change] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+
+
+def diff_customer(desired: CustomerState, live: LiveTenant, *,
+                  scope: set[str] | None = None) -> CustomerDiff:
+    """Changes that take ``live`` to ``desired``. ``scope`` limits the diff to those ids
+    (a pull request's plan); unmanaged and delete detection then only covers them too."""
+    out = CustomerDiff()
+    customer = desired.customer
+    resolver = _Resolver(desired, live, out.problems)
+
+    for rid, ambiguous in sorted(live.ambiguous_placement.items()):
+        out.warnings.append(f"{customer.id}: {rid} matches the placement rules of sites "
+                            f"{', '.join(ambiguous)}; it stays at customer level")
+
+    for rid in sorted(desired.resources):
+        if scope is not None and rid not in scope:
+            continue
+        wanted = resolver.resolve(desired.resources[rid])
+        have = live.state.resources.get(rid)
+        kind = live.exists_as.get(rid)
+        if kind is not None and kind not in EXPECTED_LIVE_TYPES[wanted.type.value]:
+            out.problems.append(Problem(
+                f"{rid} is declared as a {wanted.type.value} but exists in the tenant as a "
+                f"{kind}; declare it under the matching list or remove the entry",
+                wanted.source))
+            continue
+        if have is None:
+            if isinstance(wanted, UserMailbox):
+                out.problems.append(Problem(
+                    f"user mailbox {rid} does not exist in the tenant; user mailboxes are "
+                    f"created in Microsoft 365, not here: check the address or create the user "
+                    f"first", wanted.source))
+                continue
+            out.changes.append(_change(wanted, "create", None, settings_json(wanted),
+                                       create_operations(wanted)))
+            continue
+        change = _compare(wanted, have)
+        if change is not None:
+            out.changes.append(change)
+
+    policy = customer.policy
+    for rid in sorted(set(live.state.resources) - set(desired.resources)):
+        if scope is not None and rid not in scope:
+            continue
+        have = live.state.resources[rid]
+        before = settings_json(have)
+        if policy.prune and rid not in policy.protect:
+            notes = (GROUP_DELETE_NOTE if isinstance(have, DistributionGroup)
+                     else SOFT_DELETE_NOTE,)
+            out.changes.append(_change(have, "delete", before, None, delete_operations(have),
+                                       notes=notes))
+        else:
+            notes = (("protected by policy: never deleted",) if rid in policy.protect
+                     else ("declared nowhere; set policy prune: true to delete it, or import "
+                           "it into YAML",))
+            out.changes.append(_change(have, "unmanaged", before, None, [], notes=notes))
+
+    out.refusals.extend(_safety(desired, live, out.changes))
+    return out
+
+
+def _change(resource: Resource, action: str, before: dict[str, Any] | None,
+            after: dict[str, Any] | None, operations: list[Any], *,
+            moved_from: Location | None = None, notes: tuple[str, ...] = ()) -> Change:
+    source = resource.source
+    return Change(
+        customer=resource.located_at.customer, site=resource.located_at.site,
+        type=resource.type.value, id=resource.id, action=action, before=before, after=after,
+        operations=tuple(operations), moved_from=str(moved_from) if moved_from else None,
+        notes=notes, source=f"{source.file}:{source.line}" if source else None)
+
+
+def _compare(wanted: Resource, have: Resource) -> Change | None:
+    keys = [name for name, _ in wanted.managed_settings()]
+    projected = project(wanted, have)
+    before, after = settings_json(projected, keys), settings_json(wanted, keys)
+    moved = wanted.located_at != have.located_at
+    differs = any(getattr(wanted, k) != getattr(projected, k) for k in keys)
+    if not differs and not moved:
+        return None
+    moved_from = have.located_at if moved else None
+    if not differs:
+        return _change(wanted, "move", before, after, [], moved_from=moved_from)
+    return _change(wanted, "update", before, after, update_operations(wanted, projected),
+                   moved_from=moved_from)
+
+
+def project(wanted: Resource, have: Resource) -> Resource:
+    """``have`` seen through what ``wanted`` manages: sub-settings the YAML leaves out take
+    the desired value (they are not compared), and values Exchange cannot report (AutoMapping)
+    are assumed to match. Also Exchange's HTML and whitespace in messages are normalised on
+    both sides by comparing against the desired text when they agree after normalising."""
+    updates: dict[str, Any] = {}
+    if isinstance(wanted, Mailbox) and isinstance(have, Mailbox):
+        if wanted.custom_attributes is not None:
+            had = dict(have.custom_attributes or ())
+            updates["custom_attributes"] = tuple((n, had.get(n, ""))
+                                                 for n, _ in wanted.custom_attributes)
+        if wanted.auto_reply is not None and have.auto_reply is not None:
+            updates["auto_reply"] = _project_auto_reply(wanted.auto_reply, have.auto_reply)
+        if wanted.forwarding is not None and have.forwarding is not None \
+                and wanted.forwarding.is_none and have.forwarding.is_none:
+            updates["forwarding"] = wanted.forwarding
+    if wanted.permissions is not None and have.permissions is not None:
+        wanted_by_user = {g.user: g for g in wanted.permissions}
+        grants = []
+        for g in have.permissions:
+            w = wanted_by_user.get(g.user)
+            if w is not None and (w.automapping is None or g.automapping is None):
+                g = dataclasses.replace(g, automapping=w.automapping)
+            grants.append(g)
+        updates["permissions"] = tuple(sorted(grants, key=lambda g: g.user))
+    if isinstance(wanted, Mailbox) and isinstance(have, Mailbox) \
+            and wanted.calendar_permissions is not None and have.calendar_permissions is not None:
+        declared = {g.user for g in wanted.calendar_permissions}
+        # Default and Anonymous are managed only when declared.
+        updates["calendar_permissions"] = tuple(
+            g for g in have.calendar_permissions
+            if g.user not in CALENDAR_BUILTIN_USERS or g.user in declared)
+    projected = dataclasses.replace(have, **updates) if updates else have
+    return _same_type(wanted, projected)
+
+
+def _project_auto_reply(wanted: AutoReply, have: AutoReply) -> AutoReply:
+    values: dict[str, Any] = {"state": have.state}
+    for key in ("start", "end", "internal_message", "external_audience", "external_message"):
+        want, got = getattr(wanted, key), getattr(have, key)
+        if want is None:
+            values[key] = None
+        elif key.endswith("message") and normalise_message(want) == normalise_message(got):
+            values[key] = want
+        else:
+            values[key] = got
+    return AutoReply(**values)
+
+
+def _same_type(wanted: Resource, have: Resource) -> Resource:
+    """Compare a user mailbox converted to shared as the user mailbox the YAML declares."""
+    if type(have) is type(wanted):
+        return have
+    names = {f.name for f in dataclasses.fields(wanted)}
+    values = {f.name: getattr(have, f.name) for f in dataclasses.fields(have)
+              if f.name in names}
+    if isinstance(wanted, UserMailbox):
+        values["convert_to"] = "shared"
+    return type(wanted)(**values)
+
+
+def _safety(desired: CustomerState, live: LiveTenant, changes: list[Change]) -> list[Refusal]:
+    policy = desired.customer.policy
+    cid = desired.customer.id
+    refusals = []
+    deletes = sum(1 for c in changes if c.action == "delete")
+    if policy.max_deletes is not None and deletes > policy.max_deletes:
+        refusals.append(Refusal(cid, f"{deletes} deletes exceed max_deletes "
+                                     f"{policy.max_deletes} of customer {cid}"))
+    existing = len(live.state.resources)
+    touched = sum(1 for c in changes if c.action in ("update", "delete", "move"))
+    if policy.max_change_percent is not None and existing >= MIN_EXISTING_FOR_PERCENT:
+        percent = 100.0 * touched / existing
+        if percent > policy.max_change_percent:
+            refusals.append(Refusal(cid, (
+                f"{touched} of {existing} existing resources change ({percent:.0f}%), over "
+                f"max_change_percent {policy.max_change_percent:g} of customer {cid}")))
+    return refusals
+
+
+class _Resolver:
+    """Turns the principals the YAML names into canonical keys, and checks at plan time what
+    needs live state: that users exist, and the same-site rule."""
+
+    def __init__(self, desired: CustomerState, live: LiveTenant, problems: list[Problem]):
+        self.desired = desired
+        self.live = live
+        self.problems = problems
+        self.customer = desired.customer
+        self.allow_cross_site = self.customer.policy.cross_site_permissions == "allow"
+
+    def principal(self, name: str, source: SourceRef | None, owner: Resource,
+                  role: str) -> str:
+        if name in CALENDAR_BUILTIN_USERS:
+            return name
+        lowered = name.lower()
+        if lowered in self.desired.resources:
+            key, located = lowered, self.desired.resources[lowered].located_at
+        else:
+            recipient = self.live.directory.resolve(name)
+            if recipient is None:
+                self.problems.append(Problem(
+                    f"{role} {name!r} of {owner.id} does not exist in the tenant of customer "
+                    f"{self.customer.id}: check the address, or declare the mailbox first",
+                    source or owner.source))
+                return lowered
+            key = recipient.key
+            declared = self.desired.resources.get(key) or self.desired.resources.get(
+                recipient.upn)
+            located = (declared.located_at if declared is not None
+                       else placement_location(self.customer, recipient.attributes))
+        site = owner.located_at
+        if (not self.allow_cross_site and not site.at_customer_level
+                and not located.at_customer_level and located.site != site.site):
+            self.problems.append(Problem(
+                f"{role} {name} of {owner.id} is located at site {located.site}, not at "
+                f"{site.site}; grant to someone at {site.site}, or set policy "
+                f"cross_site_permissions: allow for customer {self.customer.id}",
+                source or owner.source))
+        return key
+
+    def resolve(self, resource: Resource) -> Resource:
+        updates: dict[str, Any] = {}
+        if resource.permissions is not None:
+            updates["permissions"] = tuple(sorted(
+                (dataclasses.replace(g, user=self.principal(g.user, g.source, resource,
+                                                            "grantee"))
+                 for g in resource.permissions), key=lambda g: g.user))
+        if isinstance(resource, Mailbox):
+            if resource.calendar_permissions is not None:
+                updates["calendar_permissions"] = tuple(sorted(
+                    (dataclasses.replace(g, user=self.principal(g.user, g.source, resource,
+                                                                "calendar user"))
+                     for g in resource.calendar_permissions), key=lambda g: g.user))
+            fwd = resource.forwarding
+            if fwd is not None:
+                if fwd.internal is not None:
+                    fwd = dataclasses.replace(fwd, internal=self.principal(
+                        fwd.internal, fwd.source, resource, "forwarding target"))
+                elif fwd.external is not None:
+                    fwd = dataclasses.replace(fwd, external=fwd.external.lower())
+                if fwd.is_none:
+                    fwd = Forwarding()
+                updates["forwarding"] = fwd
+        if isinstance(resource, DistributionGroup):
+            if resource.owners is not None:
+                updates["owners"] = self._list(resource, resource.owners,
+                                               resource.owner_sources, "owner")
+            if resource.members is not None:
+                updates["members"] = self._list(resource, resource.members,
+                                                resource.member_sources, "member")
+        return dataclasses.replace(resource, **updates) if updates else resource
+
+    def _list(self, resource: Resource, names: tuple[str, ...],
+              sources: tuple[SourceRef | None, ...], role: str) -> tuple[str, ...]:
+        keys = set()
+        for i, name in enumerate(names):
+            source = sources[i] if i < len(sources) else None
+            keys.add(self.principal(name, source, resource, role))
+        return tuple(sorted(keys))
+

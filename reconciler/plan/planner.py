@@ -1,0 +1,115 @@
+"""Make a plan: load desired state, read each customer's tenant, diff, check safety.
+
+A pure function of (desired, live) once both are read; all I/O is in the loader and the
+backends, so tests can feed either side directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.errors import InputError, Problem, ReconcilerError
+from reconciler.live.backend import Backend
+from reconciler.live.reader import LiveTenant, read_live
+from reconciler.model import CustomerState, DesiredState, Location
+from reconciler.plan.diff import diff_customer
+from reconciler.plan.plan import Plan
+
+log = logging.getLogger(__name__)
+
+BackendFactory = Callable[[CustomerState], Backend]
+ProgressCallback = Callable[[str, int, int], None]
+
+
+@dataclass
+class PlanResult:
+    """A plan, and the live state it was made against (apply and drift reuse it)."""
+
+    plan: Plan
+    live: dict[str, LiveTenant] = field(default_factory=dict)
+
+
+def select_customers(desired: DesiredState, wanted: Collection[str] | None) -> list[str]:
+    if not wanted:
+        return sorted(desired.customers)
+    unknown = sorted(set(wanted) - set(desired.customers))
+    if unknown:
+        known = ", ".join(sorted(desired.customers)) or "none"
+        raise InputError([Problem(f"unknown customer {c!r} (customers here: {known})")
+                          for c in unknown])
+    return sorted(set(wanted))
+
+
+def plan_desired(
+    desired: DesiredState,
+    backend_for: BackendFactory,
+    *,
+    customers: Collection[str] | None = None,
+    scope: Mapping[str, set[str] | None] | None = None,
+    previous_locations: Mapping[str, Mapping[str, Location]] | None = None,
+    progress: ProgressCallback | None = None,
+) -> PlanResult:
+    """Plan every selected customer. Problems found at plan time (unknown users, the
+    same-site rule, missing user mailboxes) are collected across customers and raised
+    together as one InputError."""
+    result = PlanResult(plan=Plan())
+    problems: list[Problem] = []
+    for cid in select_customers(desired, customers):
+        state = desired.customers[cid]
+        tenant = state.customer.tenant
+        result.plan.customers.append(cid)
+        if not tenant.exchange:
+            result.plan.warnings.append(f"{cid}: Exchange management is disabled for this "
+                                        f"tenant; nothing planned")
+            continue
+        # With a scope, a customer it does not name has nothing to plan; None: all of it.
+        customer_scope = scope.get(cid, set()) if scope is not None else None
+        if customer_scope is not None and not customer_scope:
+            continue
+        backend = backend_for(state)
+        try:
+            live = read_live(state, backend,
+                             previous_locations=(previous_locations or {}).get(cid),
+                             scope=customer_scope,
+                             workers=tenant.concurrency or 4, progress=progress)
+        except ReconcilerError as e:
+            raise ReconcilerError(f"reading the tenant of customer {cid} failed: {e}") from e
+        finally:
+            backend.close()
+        result.live[cid] = live
+        diff = diff_customer(state, live, scope=customer_scope)
+        problems.extend(diff.problems)
+        result.plan.changes.extend(diff.changes)
+        result.plan.warnings.extend(diff.warnings)
+        result.plan.refusals.extend(diff.refusals)
+    if problems:
+        raise InputError(problems)
+    result.plan.changes.sort(key=lambda c: c.address)
+    return result
+
+
+def make_plan(
+    root: str | Path,
+    *,
+    live_source: str | None = None,
+    customers: Collection[str] | None = None,
+    changed_since: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> PlanResult:
+    """Load the repository at ``root`` and plan it against each customer's live source;
+    with ``changed_since``, only what differs from that git ref."""
+    from reconciler.live.sources import open_backend
+
+    from reconciler.desired import load
+    from reconciler.plan.scope import changed_since as scope_since
+
+    root = Path(root)
+    desired = load(root)
+    scope = scope_since(root, changed_since, desired) if changed_since else None
+    return plan_desired(
+        desired, lambda state: open_backend(live_source, state.customer, root),
+        customers=customers, scope=scope.ids if scope else None,
+        previous_locations=scope.previous_locations if scope else None, progress=progress)
