@@ -1,0 +1,32 @@
+"""An in-process Exchange Online: the cmdlets the reconciler uses, over a tenant snapshot.
+
+One emulator serves three uses (DESIGN.md): the ``sandbox`` backend (persisted to a file), the
+read-only ``snapshot`` backend, and the fake Exchange Online HTTP service the tests talk to.
+
+Public API:
+
+- :class:`Emulator` — ``Emulator(snapshot, *, lag_seconds=0.0, clock=time.monotonic)``;
+  ``invoke(cmdlet, parameters=None, select=None) -> CmdletResult``; ``to_snapshot()``;
+  ``calls`` (a Counter of invocations per cmdlet); ``tenant_id``; thread-safe.
+- :func:`check_call` — reject what the official cmdlet reference would reject.
+- :func:`load_snapshot` / :func:`validate_snapshot` — read and check a snapshot file
+  (FORMAT.md §9, ``schemas/snapshot.schema.json``); :class:`SnapshotError` on a bad one.
+"""
+
+from reconciler.emulator.reference import check_call
+from reconciler.emulator.snapshot_schema import (
+    SNAPSHOT_FORMAT,
+    SnapshotError,
+    load_snapshot,
+    validate_snapshot,
+)
+from reconciler.emulator.tenant import Emulator
+
+__all__ = [
+    "SNAPSHOT_FORMAT",
+    "Emulator",
+    "SnapshotError",
+    "check_call",
+    "load_snapshot",
+    "validate_snapshot",
+]

@@ -1,0 +1,817 @@
+"""The emulated cmdlets, one function each, registered with :func:`tenant.handler`.
+
+Each function gets the emulator (its lock held) and the call's parameters as checked against
+the reference (keyed by the reference's spelling), and returns the rows Exchange would return.
+Messages and exception types are Exchange's own where known, since callers match on them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.emulator.reference import is_hashtable, split_values
+from reconciler.emulator.tenant import (
+    _CONVERSION,
+    CALENDAR_BUILTINS,
+    CALLER_NAME,
+    GROUP_TYPES,
+    MAX_MAILBOX_PERMISSION_ENTRIES,
+    USER_TYPES,
+    Emulator,
+    _as_bool,
+    _copy_row,
+    _get,
+    _iso,
+    _lower,
+    _Object,
+    _present,
+    _strip_prefix,
+    _wrap_html,
+    handler,
+    not_found,
+)
+from reconciler.live.backend import (
+    AlreadyExists,
+    BadParameter,
+    CmdletResult,
+    NotFound,
+    NotPresent,
+)
+
+MAILBOX = ("mailbox",)
+GROUP = ("group",)
+ANY = ("mailbox", "group", "recipient")
+
+
+def _no_change_warning(identity: str) -> str:
+    return (f"The command completed successfully but no settings of '{identity}' have been "
+            f"modified.")
+
+
+def _type_filter(params: dict[str, Any]) -> set[str] | None:
+    value = _get(params, "RecipientTypeDetails")
+    if value is None:
+        return None
+    return {_lower(v) for v in split_values(value)}
+
+
+def _mailbox_objects(em: Emulator, params: dict[str, Any], kinds: tuple[str, ...],
+                     cmdlet: str) -> list[_Object]:
+    """Objects a Get-* returns: the one named by Identity, or, when Identity is absent, null or
+    empty, every one (as Exchange does: an empty Identity is not an error on these Gets)."""
+    identity = _get(params, "Identity")
+    now = em._clock()
+    if identity is None or (isinstance(identity, str) and not identity.strip()):
+        objects = em._listing(kinds, now)
+    else:
+        objects = [em._require(identity, kinds, cmdlet, read=True)]
+    wanted = _type_filter(params)
+    if wanted is not None:
+        objects = [o for o in objects if _lower((o.row or o.recipient).get(
+            "RecipientTypeDetails", "")) in wanted]
+    return objects
+
+
+# --- mailboxes --------------------------------------------------------------------------------
+
+
+@handler("Get-Mailbox", "Identity", "ResultSize", "RecipientTypeDetails", "SoftDeletedMailbox")
+def get_mailbox(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
+    if _as_bool(_get(params, "SoftDeletedMailbox", False)):
+        em._purge_soft_deleted()
+        identity = _get(params, "Identity")
+        rows = sorted(em._soft_deleted, key=lambda o: o.sort_key)
+        if identity:
+            key = _lower(_strip_prefix(str(identity)))
+            rows = [o for o in rows if any(k == key for _, k in o.identity_keys())]
+            if not rows:
+                raise not_found(identity, cmdlet)
+        out = [dict(_copy_row(o.row or {}), IsSoftDeletedByRemove=True) for o in rows]
+        return em._limited(out, params)
+    objects = _mailbox_objects(em, params, MAILBOX, cmdlet)
+    return em._limited([_copy_row(o.row or {}) for o in objects], params)
+
+
+@handler("Get-Recipient", "Identity", "ResultSize", "RecipientTypeDetails", "RecipientType")
+def get_recipient(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
+    objects = _mailbox_objects(em, {k: v for k, v in params.items()
+                                    if k != "RecipientTypeDetails"}, ANY, cmdlet)
+    wanted = _type_filter(params)
+    if wanted is not None:
+        objects = [o for o in objects if _lower(o.recipient.get("RecipientTypeDetails", ""))
+                   in wanted]
+    kinds = _get(params, "RecipientType")
+    if kinds is not None:
+        wanted_kinds = {_lower(v) for v in split_values(kinds)}
+        objects = [o for o in objects if _lower(_recipient_type(o)) in wanted_kinds]
+    return em._limited([_recipient_row(o) for o in objects], params)
+
+
+def _recipient_type(obj: _Object) -> str:
+    details = str(obj.recipient.get("RecipientTypeDetails", ""))
+    if details.endswith("Mailbox"):
+        return "UserMailbox"
+    if details in ("MailUniversalSecurityGroup", "MailNonUniversalGroup"):
+        return details
+    if details in GROUP_TYPES:
+        return "MailUniversalDistributionGroup"
+    return details
+
+
+def _recipient_row(obj: _Object) -> dict[str, Any]:
+    row = _copy_row(obj.recipient)
+    return {"Identity": obj.identity, **row} if "Identity" not in row else row
+
+
+@handler("Get-User", "Identity", "ResultSize", "RecipientTypeDetails")
+def get_user(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
+    identity = _get(params, "Identity")
+    if identity:
+        obj = em._require(identity, ANY, cmdlet, read=True)
+        if obj.recipient.get("RecipientTypeDetails") not in USER_TYPES:
+            raise not_found(identity, cmdlet)
+        objects = [obj]
+    else:
+        objects = [o for o in em._listing(ANY, em._clock())
+                   if o.recipient.get("RecipientTypeDetails") in USER_TYPES]
+    wanted = _type_filter(params)
+    if wanted is not None:
+        objects = [o for o in objects if _lower(o.recipient.get("RecipientTypeDetails", ""))
+                   in wanted]
+    return em._limited([_recipient_row(o) for o in objects], params)
+
+
+@handler("New-Mailbox", "Name", "Alias", "DisplayName", "PrimarySmtpAddress", "Shared", "Room",
+         "Equipment", "ResourceCapacity", "Office")
+def new_mailbox(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
+    kinds = [k for k in ("Shared", "Room", "Equipment") if _as_bool(_get(params, k, False))]
+    if len(kinds) != 1:
+        raise BadParameter(
+            "The emulator creates shared, room and equipment mailboxes: give exactly one of "
+            "-Shared, -Room, -Equipment (user mailboxes come from Microsoft 365 licences).",
+            cmdlet=cmdlet, exception_type="ParameterNotImplemented")
+    type_details = {"Shared": "SharedMailbox", "Room": "RoomMailbox",
+                    "Equipment": "EquipmentMailbox"}[kinds[0]]
+    name = str(params["Name"])
+    alias = str(_get(params, "Alias") or _derive_alias(name))
+    address = str(_get(params, "PrimarySmtpAddress") or f"{alias}@{em._default_domain()}")
+    em._check_name(name, cmdlet)
+    address = em._check_address(address, cmdlet)
+    policies = em._tenant.get("retention_policies") or []
+    capacity = _get(params, "ResourceCapacity")
+    extra: dict[str, Any] = {
+        "ForwardingAddress": None, "ForwardingSmtpAddress": None,
+        "DeliverToMailboxAndForward": False, "GrantSendOnBehalfTo": [],
+        "RetentionPolicy": "Default MRM Policy" if "Default MRM Policy" in policies else (
+            policies[0] if policies else None),
+        "ArchiveStatus": "None",
+        "ResourceCapacity": int(capacity) if capacity is not None else None,
+        "Office": str(_get(params, "Office") or ""),
+        **{f"CustomAttribute{n}": "" for n in range(1, 16)},
+    }
+    obj = em._new_object("mailbox", name=name, alias=alias,
+                         display_name=str(_get(params, "DisplayName") or name), address=address,
+                         type_details=type_details, row_extra=extra)
+    em._system_entries(obj)
+    return CmdletResult(value=[_copy_row(obj.row or {})])
+
+
+def _derive_alias(name: str) -> str:
+    from reconciler.emulator.tenant import _ALIAS_DROP
+
+    return _ALIAS_DROP.sub("", name) or "mailbox"
+
+
+_SET_MAILBOX_SIMPLE = ("DisplayName", "Office", "DeliverToMailboxAndForward",
+                       *(f"CustomAttribute{n}" for n in range(1, 16)))
+
+
+@handler("Set-Mailbox", "Identity", "Type", "GrantSendOnBehalfTo", "ForwardingAddress",
+         "ForwardingSmtpAddress", "RetentionPolicy", "ResourceCapacity", "Name", "Alias",
+         *_SET_MAILBOX_SIMPLE)
+def set_mailbox(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
+    obj = em._require(params["Identity"], MAILBOX, cmdlet, read=False)
+    row = obj.row
+    assert row is not None
+    before = _copy_row(row)
+    for prop in _SET_MAILBOX_SIMPLE:
+        if not _present(params, prop):
+            continue
+        value = _get(params, prop)
+        if prop == "DeliverToMailboxAndForward":
+            row[prop] = _as_bool(value)
+        elif prop.startswith("CustomAttribute"):
+            text = "" if value is None else str(value)
+            if len(text) > 1024:
+                raise BadParameter(
+                    f"The length of the property is too long. The maximum length is 1024 and "
+                    f"the length of the value provided is {len(text)}. Property: {prop}",
+                    cmdlet=cmdlet, exception_type="DataValidationException")
+            row[prop] = text
+        else:
+            row[prop] = "" if value is None else str(value)
+            if prop in obj.recipient:
+                obj.recipient[prop] = row[prop]
+    if _present(params, "Name"):
+        _rename(em, obj, str(params["Name"]), cmdlet)
+    if _present(params, "Alias"):
+        row["Alias"] = obj.recipient["Alias"] = str(params["Alias"])
+    if _present(params, "ForwardingAddress"):
+        value = params["ForwardingAddress"]
+        row["ForwardingAddress"] = None if not value else em._principal(value, cmdlet).name
+    if _present(params, "ForwardingSmtpAddress"):
+        value = params["ForwardingSmtpAddress"]
+        # Exchange returns the external target as a proxy address, with its "smtp:" prefix.
+        row["ForwardingSmtpAddress"] = None if not value else f"smtp:{_strip_prefix(str(value))}"
+    if _present(params, "GrantSendOnBehalfTo"):
+        row["GrantSendOnBehalfTo"] = em._update_multi(
+            list(row.get("GrantSendOnBehalfTo") or []), params["GrantSendOnBehalfTo"], cmdlet)
+    if _present(params, "RetentionPolicy"):
+        policy = params["RetentionPolicy"]
+        known = {p.lower(): p for p in em._tenant.get("retention_policies") or []}
+        if policy is not None and _lower(policy) not in known:
+            raise not_found(policy, cmdlet)
+        row["RetentionPolicy"] = None if policy is None else known[_lower(policy)]
+    if _present(params, "ResourceCapacity"):
+        value = params["ResourceCapacity"]
+        row["ResourceCapacity"] = None if value is None else int(value)
+    if _present(params, "Type"):
+        target = _CONVERSION.get(_lower(params["Type"]))
+        if target is None:
+            raise BadParameter(f"The emulator does not convert mailboxes to {params['Type']}.",
+                               cmdlet=cmdlet, exception_type="ParameterNotImplemented")
+        row["RecipientTypeDetails"] = obj.recipient["RecipientTypeDetails"] = target
+    em._reindex(obj)
+    if row == before:
+        return CmdletResult(warnings=[_no_change_warning(obj.identity)])
+    return CmdletResult()
+
+
+def _rename(em: Emulator, obj: _Object, name: str, cmdlet: str) -> None:
+    if _lower(name) == _lower(obj.name):
+        return
+    em._check_name(name, cmdlet)
+    row = obj.row
+    assert row is not None
+    if row.get("Identity") == obj.recipient.get("Name"):
+        row["Identity"] = name
+    row["Name"] = obj.recipient["Name"] = name
+
+
+@handler("Remove-Mailbox", "Identity")
+def remove_mailbox(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
+    obj = em._require(params["Identity"], MAILBOX, cmdlet, read=False)
+    em._objects.remove(obj)
+    em._unindex(obj)
+    em._forget_removed(obj)
+    assert obj.row is not None
+    soft = _Object(kind="mailbox", recipient=_copy_row(obj.recipient),
+                   row=dict(_copy_row(obj.row), WhenSoftDeleted=_iso(em._wall_clock())))
+    em._soft_deleted.append(soft)
+    return CmdletResult()
+
+
+@handler("Undo-SoftDeletedMailbox", "SoftDeletedObject", "Name", "DisplayName")
+def undo_soft_deleted_mailbox(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
+    em._purge_soft_deleted()
+    identity = params["SoftDeletedObject"]
+    key = _lower(_strip_prefix(str(identity)))
+    matches = [o for o in em._soft_deleted if any(k == key for _, k in o.identity_keys())]
+    if not matches:
+        raise not_found(identity, cmdlet)
+    soft = matches[0]
+    assert soft.row is not None
+    holder = em._address_owner(soft.address)
+    if holder is not None:
+        raise AlreadyExists(
+            f"The proxy address \"SMTP:{soft.address}\" is already being used by \""
+            f"{holder.name}\".", cmdlet=cmdlet, exception_type="ProxyAddressExistsException")
+    em._soft_deleted.remove(soft)
+    row = {k: v for k, v in soft.row.items() if k != "WhenSoftDeleted"}
+    recipient = soft.recipient
+    for prop in ("Name", "DisplayName"):
+        if _get(params, prop):
+            row[prop] = recipient[prop] = str(_get(params, prop))
+    obj = _Object(kind="mailbox", recipient=recipient, row=row,
+                  visible_from=em._lagged() if em.lag_seconds > 0 else float("-inf"))
+    em._system_entries(obj)
+    em._objects.append(obj)
+    em._index(obj)
+    return CmdletResult(value=[_copy_row(row)])
+
+
+@handler("Enable-Mailbox", "Identity", "Archive")
+def enable_mailbox(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
+    return _archive(em, cmdlet, params, enable=True)
+
+
+@handler("Disable-Mailbox", "Identity", "Archive")
+def disable_mailbox(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
+    return _archive(em, cmdlet, params, enable=False)
+
+
+def _archive(em: Emulator, cmdlet: str, params: dict[str, Any], *, enable: bool) -> CmdletResult:
+    if not _as_bool(_get(params, "Archive", False)):
+        raise BadParameter(f"The emulator implements {cmdlet} only with -Archive.",
+                           cmdlet=cmdlet, exception_type="ParameterNotImplemented")
+    obj = em._require(params["Identity"], MAILBOX, cmdlet, read=False)
+    row = obj.row
+    assert row is not None
+    active = row.get("ArchiveStatus") == "Active"
+    if enable and active:
+        raise AlreadyExists(f"The mailbox \"{obj.identity}\" is already enabled for archive.",
+                            cmdlet=cmdlet, exception_type="RecipientTaskException")
+    if not enable and not active:
+        raise NotPresent(f"The mailbox \"{obj.identity}\" doesn't have an archive.",
+                         cmdlet=cmdlet, exception_type="RecipientTaskException")
+    row["ArchiveStatus"] = "Active" if enable else "None"
+    return CmdletResult(value=[_copy_row(row)] if enable else [])
+
+
+# --- FullAccess -------------------------------------------------------------------------------
+
+
+def _explicit(row: dict[str, Any]) -> bool:
+    return not row.get("IsInherited") and not row.get("Deny")
+
+
+@handler("Get-MailboxPermission", "Identity", "User", "ResultSize")
+def get_mailbox_permission(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
+    obj = em._require(params["Identity"], MAILBOX, cmdlet, read=True)
+    rows = obj.live_rows("mailbox_permissions", em._clock())
+    if _get(params, "User"):
+        target = em._principal(params["User"], cmdlet)
+        rows = [r for r in rows if em._same_principal(r.get("User"), target)]
+    return em._limited([em._perm_out(obj, r) for r in rows], params)
+
+
+@handler("Add-MailboxPermission", "Identity", "User", "AccessRights", "AutoMapping", "Deny")
+def add_mailbox_permission(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
+    obj = em._require(params["Identity"], MAILBOX, cmdlet, read=False)
+    target = em._principal(params["User"], cmdlet)
+    rights = _rights(params["AccessRights"])
+    deny = _as_bool(_get(params, "Deny", False))
+    for row in obj.mailbox_permissions:
+        if (not row.get("IsInherited") and bool(row.get("Deny")) == deny
+                and em._same_principal(row.get("User"), target)):
+            missing = [r for r in rights if r not in row["AccessRights"]]
+            if not missing:
+                return CmdletResult(
+                    value=[em._perm_out(obj, row)],
+                    warnings=[f"The appropriate access control entry is already present on the "
+                              f"object \"{obj.identity}\" for account \"{target.name}\"."])
+            row["AccessRights"] = [*row["AccessRights"], *missing]
+            if _present(params, "AutoMapping") and not deny:
+                row["AutoMapping"] = _as_bool(params["AutoMapping"])
+            return CmdletResult(value=[em._perm_out(obj, row)])
+    if len(obj.mailbox_permissions) >= MAX_MAILBOX_PERMISSION_ENTRIES:
+        raise BadParameter(
+            f"The mailbox \"{obj.identity}\" already has {MAX_MAILBOX_PERMISSION_ENTRIES} "
+            f"permission entries, the most Exchange allows.", cmdlet=cmdlet,
+            exception_type="ADOperationException")
+    row = {"User": target.name, "AccessRights": rights, "IsInherited": False, "Deny": deny}
+    if _present(params, "AutoMapping") and not deny:
+        row["AutoMapping"] = _as_bool(params["AutoMapping"])
+    obj.mailbox_permissions.append(row)
+    return CmdletResult(value=[em._perm_out(obj, row)])
+
+
+def _rights(value: Any) -> list[str]:
+    from reconciler.emulator.reference import lookup
+
+    # Store the reference's spelling, whatever letter case the caller used.
+    spelled: dict[str, str] = {}
+    for cmd in ("Add-MailboxPermission", "Remove-MailboxPermission", "Add-RecipientPermission"):
+        param = lookup(cmd).parameters["accessrights"]
+        spelled.update(param.values or {})
+    return list(dict.fromkeys(spelled.get(_lower(v), str(v)) for v in split_values(value)))
+
+
+@handler("Remove-MailboxPermission", "Identity", "User", "AccessRights", "Deny")
+def remove_mailbox_permission(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
+    obj = em._require(params["Identity"], MAILBOX, cmdlet, read=False)
+    target = em._principal(params["User"], cmdlet)
+    rights = _rights(params["AccessRights"])
+    deny = _as_bool(_get(params, "Deny", False))
+    for row in list(obj.mailbox_permissions):
+        if (row.get("IsInherited") or bool(row.get("Deny")) != deny
+                or not em._same_principal(row.get("User"), target)):
+            continue
+        if not any(r in row["AccessRights"] for r in rights):
+            break
+        remaining = [r for r in row["AccessRights"] if r not in rights]
+        em._remove_row(obj, "mailbox_permissions", row)
+        if remaining:
+            obj.mailbox_permissions.append(dict(row, AccessRights=remaining))
+        return CmdletResult()
+    # Exchange answers a missing ACE with a warning, not an error.
+    return CmdletResult(warnings=[
+        f"Can't remove the access control entry on the object \"{obj.identity}\" for account "
+        f"\"{target.name}\" because the ACE doesn't exist on the object."])
+
+
+# --- SendAs -----------------------------------------------------------------------------------
+
+
+@handler("Get-RecipientPermission", "Identity", "Trustee", "AccessRights", "ResultSize")
+def get_recipient_permission(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
+    objects = _mailbox_objects(em, params, ANY, cmdlet)
+    now = em._clock()
+    target = em._principal(params["Trustee"], cmdlet) if _get(params, "Trustee") else None
+    rows: list[dict[str, Any]] = []
+    for obj in objects:
+        for row in obj.live_rows("recipient_permissions", now):
+            if target is None or em._same_principal(row.get("Trustee"), target):
+                rows.append(em._perm_out(obj, row))
+    return em._limited(rows, params)
+
+
+@handler("Add-RecipientPermission", "Identity", "Trustee", "AccessRights")
+def add_recipient_permission(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
+    obj = em._require(params["Identity"], ANY, cmdlet, read=False)
+    target = em._principal(params["Trustee"], cmdlet)
+    for row in obj.recipient_permissions:
+        if (not row.get("IsInherited") and row.get("AccessControlType", "Allow") == "Allow"
+                and em._same_principal(row.get("Trustee"), target)):
+            return CmdletResult(
+                value=[em._perm_out(obj, row)],
+                warnings=[f"The appropriate access control entry is already present on the "
+                          f"object \"{obj.identity}\" for account \"{target.name}\"."])
+    row = {"Trustee": target.name, "AccessRights": ["SendAs"], "AccessControlType": "Allow",
+           "IsInherited": False}
+    obj.recipient_permissions.append(row)
+    return CmdletResult(value=[em._perm_out(obj, row)])
+
+
+@handler("Remove-RecipientPermission", "Identity", "Trustee", "AccessRights")
+def remove_recipient_permission(em: Emulator, cmdlet: str, params: dict[str, Any]
+                                ) -> CmdletResult:
+    obj = em._require(params["Identity"], ANY, cmdlet, read=False)
+    target = em._principal(params["Trustee"], cmdlet)
+    for row in list(obj.recipient_permissions):
+        if (not row.get("IsInherited") and row.get("AccessControlType", "Allow") == "Allow"
+                and em._same_principal(row.get("Trustee"), target)):
+            em._remove_row(obj, "recipient_permissions", row)
+            return CmdletResult()
+    return CmdletResult(warnings=[
+        f"Can't remove the access control entry on the object \"{obj.identity}\" for account "
+        f"\"{target.name}\" because the ACE doesn't exist on the object."])
+
+
+# --- calendar ---------------------------------------------------------------------------------
+
+
+def _folder_owner(em: Emulator, identity: Any, cmdlet: str, *, read: bool) -> _Object:
+    text = str(identity)
+    mailbox_part, sep, folder = text.rpartition(":\\")
+    if not sep:
+        raise not_found(identity, cmdlet)
+    obj = em._require(mailbox_part, MAILBOX, cmdlet, read=read)
+    if _lower(folder) != _lower(obj.calendar_folder):
+        # Only the calendar is modelled; its name may be localised (e.g. "Agenda").
+        raise not_found(identity, cmdlet)
+    return obj
+
+
+def _folder_entry(em: Emulator, obj: _Object, user: Any, cmdlet: str
+                  ) -> tuple[dict[str, Any] | None, str]:
+    """The calendar entry for ``user`` and the name a new entry would carry."""
+    builtin = next((b for b in CALENDAR_BUILTINS if _lower(b) == _lower(user)), None)
+    if builtin is not None:
+        return next((r for r in obj.folder_permissions if r.get("User") == builtin), None), \
+            builtin
+    target = em._principal(user, cmdlet)
+    for row in obj.folder_permissions:
+        if row.get("User") not in CALENDAR_BUILTINS and em._same_principal(row.get("User"),
+                                                                           target):
+            return row, str(target.recipient.get("DisplayName") or target.name)
+    return None, str(target.recipient.get("DisplayName") or target.name)
+
+
+def _folder_rights(params: dict[str, Any], cmdlet: str) -> tuple[list[str], str]:
+    from reconciler.emulator.reference import load_reference
+
+    param = load_reference()[cmdlet.lower()].parameters["accessrights"]
+    spelled = param.values or {}
+    rights = list(dict.fromkeys(spelled.get(_lower(v), str(v))
+                                for v in split_values(params["AccessRights"])))
+    roles = {"Owner", "PublishingEditor", "Editor", "PublishingAuthor", "Author",
+             "NonEditingAuthor", "Reviewer", "Contributor", "AvailabilityOnly", "LimitedDetails"}
+    if len(rights) > 1 and any(r in roles or r == "None" for r in rights):
+        raise BadParameter(
+            "A role (or None) can't be combined with other access rights: "
+            f"{', '.join(rights)}.", cmdlet=cmdlet, exception_type="InvalidParameterException")
+    flags_given = _get(params, "SharingPermissionFlags")
+    flags = [f for f in (spelled_flag(v) for v in split_values(flags_given)) if f != "None"]
+    if flags:
+        if rights != ["Editor"]:
+            raise BadParameter(
+                "SharingPermissionFlags can be set only with the Editor role on a calendar "
+                "folder.", cmdlet=cmdlet, exception_type="InvalidParameterException")
+        if "CanViewPrivateItems" in flags and "Delegate" not in flags:
+            raise BadParameter("CanViewPrivateItems requires Delegate.", cmdlet=cmdlet,
+                               exception_type="InvalidParameterException")
+    order = ("Delegate", "CanViewPrivateItems")
+    return rights, ",".join(f for f in order if f in flags) or "None"
+
+
+def spelled_flag(value: Any) -> str:
+    for flag in ("None", "Delegate", "CanViewPrivateItems"):
+        if _lower(flag) == _lower(value):
+            return flag
+    return str(value)
+
+
+@handler("Get-MailboxFolderPermission", "Identity", "User", "ResultSize")
+def get_mailbox_folder_permission(em: Emulator, cmdlet: str, params: dict[str, Any]
+                                  ) -> CmdletResult:
+    obj = _folder_owner(em, params["Identity"], cmdlet, read=True)
+    rows = obj.live_rows("folder_permissions", em._clock())
+    if _get(params, "User"):
+        row, _ = _folder_entry(em, obj, params["User"], cmdlet)
+        if row is None:
+            raise NotFound(f"There is no existing permission entry found for user: "
+                           f"{params['User']}.", cmdlet=cmdlet,
+                           exception_type="UserNotFoundInPermissionEntryException")
+        rows = [row]
+    return em._limited([em._folder_out(obj, r) for r in rows], params)
+
+
+@handler("Add-MailboxFolderPermission", "Identity", "User", "AccessRights",
+         "SharingPermissionFlags")
+def add_mailbox_folder_permission(em: Emulator, cmdlet: str, params: dict[str, Any]
+                                  ) -> CmdletResult:
+    obj = _folder_owner(em, params["Identity"], cmdlet, read=False)
+    row, shown = _folder_entry(em, obj, params["User"], cmdlet)
+    rights, flags = _folder_rights(params, cmdlet)
+    if row is not None:
+        raise AlreadyExists(f"An existing permission entry was found for user: {shown}.",
+                            cmdlet=cmdlet,
+                            exception_type="UserAlreadyExistsInPermissionEntryException")
+    row = {"User": shown, "AccessRights": rights, "SharingPermissionFlags": flags}
+    obj.folder_permissions.append(row)
+    return CmdletResult(value=[em._folder_out(obj, row)])
+
+
+@handler("Set-MailboxFolderPermission", "Identity", "User", "AccessRights",
+         "SharingPermissionFlags")
+def set_mailbox_folder_permission(em: Emulator, cmdlet: str, params: dict[str, Any]
+                                  ) -> CmdletResult:
+    obj = _folder_owner(em, params["Identity"], cmdlet, read=False)
+    row, shown = _folder_entry(em, obj, params["User"], cmdlet)
+    if row is None:
+        raise NotPresent(f"There is no existing permission entry found for user: {shown}.",
+                         cmdlet=cmdlet, exception_type="UserNotFoundInPermissionEntryException")
+    rights, flags = _folder_rights(params, cmdlet)
+    before = _copy_row(row)
+    row["AccessRights"] = rights
+    # A Set that leaves SharingPermissionFlags out resets them: delegate status is lost.
+    row["SharingPermissionFlags"] = flags
+    if row == before:
+        return CmdletResult(warnings=[_no_change_warning(f"{obj.identity}:\\"
+                                                         f"{obj.calendar_folder}")])
+    return CmdletResult()
+
+
+@handler("Remove-MailboxFolderPermission", "Identity", "User")
+def remove_mailbox_folder_permission(em: Emulator, cmdlet: str, params: dict[str, Any]
+                                     ) -> CmdletResult:
+    obj = _folder_owner(em, params["Identity"], cmdlet, read=False)
+    if any(_lower(b) == _lower(params["User"]) for b in CALENDAR_BUILTINS):
+        raise BadParameter(
+            f"The permission entry for '{params['User']}' can't be removed: Default and "
+            f"Anonymous exist on every folder. Use Set-MailboxFolderPermission to change them.",
+            cmdlet=cmdlet, exception_type="InvalidOperationException")
+    row, shown = _folder_entry(em, obj, params["User"], cmdlet)
+    if row is None:
+        raise NotPresent(f"There is no existing permission entry found for user: {shown}.",
+                         cmdlet=cmdlet, exception_type="UserNotFoundInPermissionEntryException")
+    em._remove_row(obj, "folder_permissions", row)
+    return CmdletResult()
+
+
+# --- auto-reply -------------------------------------------------------------------------------
+
+
+@handler("Get-MailboxAutoReplyConfiguration", "Identity", "ResultSize")
+def get_auto_reply(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
+    obj = em._require(params["Identity"], MAILBOX, cmdlet, read=True)
+    config = obj.auto_reply or {"AutoReplyState": "Disabled", "ExternalAudience": "All",
+                                "InternalMessage": "", "ExternalMessage": "",
+                                "StartTime": None, "EndTime": None}
+    return CmdletResult(value=[{"Identity": obj.identity, **_copy_row(config)}])
+
+
+@handler("Set-MailboxAutoReplyConfiguration", "Identity", "AutoReplyState", "ExternalAudience",
+         "InternalMessage", "ExternalMessage", "StartTime", "EndTime")
+def set_auto_reply(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
+    obj = em._require(params["Identity"], MAILBOX, cmdlet, read=False)
+    if obj.auto_reply is None:
+        obj.auto_reply = {"AutoReplyState": "Disabled", "ExternalAudience": "All",
+                          "InternalMessage": "", "ExternalMessage": "", "StartTime": None,
+                          "EndTime": None}
+    config = obj.auto_reply
+    for prop, choices in (("AutoReplyState", ("Enabled", "Disabled", "Scheduled")),
+                          ("ExternalAudience", ("None", "Known", "All"))):
+        if _present(params, prop):
+            config[prop] = next(c for c in choices if _lower(c) == _lower(params[prop]))
+    for prop in ("InternalMessage", "ExternalMessage"):
+        if _present(params, prop):
+            config[prop] = _wrap_html(params[prop])
+    for prop in ("StartTime", "EndTime"):
+        if _present(params, prop):
+            value = params[prop]
+            config[prop] = None if value is None else _iso_time(str(value))
+    start, end = config.get("StartTime"), config.get("EndTime")
+    if config["AutoReplyState"] == "Scheduled" and start and end and end <= start:
+        raise BadParameter("The end time must be later than the start time.", cmdlet=cmdlet,
+                           exception_type="InvalidParameterException")
+    return CmdletResult()
+
+
+def _iso_time(text: str) -> str:
+    from reconciler.emulator.tenant import _parse_time
+
+    return _iso(_parse_time(text))
+
+
+# --- distribution groups ----------------------------------------------------------------------
+
+
+@handler("Get-DistributionGroup", "Identity", "ResultSize", "RecipientTypeDetails")
+def get_distribution_group(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
+    objects = _mailbox_objects(em, params, GROUP, cmdlet)
+    return em._limited([_copy_row(o.row or {}) for o in objects], params)
+
+
+@handler("New-DistributionGroup", "Name", "Alias", "DisplayName", "PrimarySmtpAddress",
+         "ManagedBy", "Members", "Type", "Notes", "Description")
+def new_distribution_group(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
+    name = str(params["Name"])
+    alias = str(_get(params, "Alias") or _derive_alias(name))
+    address = str(_get(params, "PrimarySmtpAddress") or f"{alias}@{em._default_domain()}")
+    em._check_name(name, cmdlet)
+    address = em._check_address(address, cmdlet)
+    # Without -ManagedBy the caller becomes the owner: for an app, the app itself.
+    managed = (em._update_multi([], params["ManagedBy"], cmdlet)
+               if _get(params, "ManagedBy") else [CALLER_NAME])
+    members = em._update_multi([], _get(params, "Members"), cmdlet)
+    security = _lower(_get(params, "Type") or "distribution") == "security"
+    obj = em._new_object(
+        "group", name=name, alias=alias, display_name=str(_get(params, "DisplayName") or name),
+        address=address,
+        type_details="MailUniversalSecurityGroup" if security else
+        "MailUniversalDistributionGroup",
+        row_extra={"ManagedBy": managed, "GrantSendOnBehalfTo": []})
+    obj.members = members
+    obj.recipient_permissions = []
+    return CmdletResult(value=[_copy_row(obj.row or {})])
+
+
+@handler("Set-DistributionGroup", "Identity", "ManagedBy", "GrantSendOnBehalfTo", "DisplayName",
+         "Name", "Alias")
+def set_distribution_group(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
+    obj = em._require(params["Identity"], GROUP, cmdlet, read=False)
+    row = obj.row
+    assert row is not None
+    before = _copy_row(row)
+    for prop in ("ManagedBy", "GrantSendOnBehalfTo"):
+        if _present(params, prop):
+            row[prop] = em._update_multi(list(row.get(prop) or []), params[prop], cmdlet)
+    if _present(params, "DisplayName"):
+        row["DisplayName"] = obj.recipient["DisplayName"] = str(params["DisplayName"] or "")
+    if _present(params, "Alias"):
+        row["Alias"] = obj.recipient["Alias"] = str(params["Alias"])
+    if _present(params, "Name"):
+        _rename(em, obj, str(params["Name"]), cmdlet)
+    em._reindex(obj)
+    if row == before:
+        return CmdletResult(warnings=[_no_change_warning(obj.identity)])
+    return CmdletResult()
+
+
+@handler("Remove-DistributionGroup", "Identity")
+def remove_distribution_group(em: Emulator, cmdlet: str, params: dict[str, Any]
+                              ) -> CmdletResult:
+    obj = em._require(params["Identity"], GROUP, cmdlet, read=False)
+    em._objects.remove(obj)
+    em._unindex(obj)
+    em._forget_removed(obj)
+    # Groups are not soft-deleted; memberships of the group in other groups go with it.
+    for other in em._objects:
+        if other.kind == "group" and other.members:
+            other.members = [m for m in other.members if not em._same_principal(m, obj)]
+    return CmdletResult()
+
+
+@handler("Get-DistributionGroupMember", "Identity", "ResultSize")
+def get_distribution_group_member(em: Emulator, cmdlet: str, params: dict[str, Any]
+                                  ) -> CmdletResult:
+    obj = em._require(params["Identity"], GROUP, cmdlet, read=True)
+    now = em._clock()
+    rows = []
+    members = list(obj.members) + [r["Member"] for t, r in obj.ghosts.get("members", [])
+                                   if now < t]
+    for member in members:
+        target = em._resolve(member)
+        rows.append(_recipient_row(target) if target is not None
+                    else {"Identity": member, "Name": member})
+    return em._limited(rows, params)
+
+
+def _member_target(em: Emulator, params: dict[str, Any], cmdlet: str) -> _Object:
+    member = _get(params, "Member")
+    if not member:
+        raise BadParameter("Cannot process command because of one or more missing mandatory "
+                           "parameters: Member.", cmdlet=cmdlet,
+                           exception_type="ParameterBindingException")
+    return em._principal(member, cmdlet)
+
+
+@handler("Add-DistributionGroupMember", "Identity", "Member")
+def add_distribution_group_member(em: Emulator, cmdlet: str, params: dict[str, Any]
+                                  ) -> CmdletResult:
+    obj = em._require(params["Identity"], GROUP, cmdlet, read=False)
+    target = _member_target(em, params, cmdlet)
+    if any(em._same_principal(m, target) for m in obj.members):
+        raise AlreadyExists(
+            f"The recipient \"{params['Member']}\" is already a member of the group "
+            f"\"{obj.identity}\".", cmdlet=cmdlet, exception_type="MemberAlreadyExistsException")
+    obj.members.append(target.name)
+    return CmdletResult()
+
+
+@handler("Remove-DistributionGroupMember", "Identity", "Member")
+def remove_distribution_group_member(em: Emulator, cmdlet: str, params: dict[str, Any]
+                                     ) -> CmdletResult:
+    obj = em._require(params["Identity"], GROUP, cmdlet, read=False)
+    target = _member_target(em, params, cmdlet)
+    for member in obj.members:
+        if em._same_principal(member, target):
+            obj.members.remove(member)
+            _ghost_member(em, obj, member)
+            return CmdletResult()
+    raise NotPresent(
+        f"The recipient \"{params['Member']}\" isn't a member of the group \"{obj.identity}\".",
+        cmdlet=cmdlet, exception_type="MemberNotFoundException")
+
+
+def _ghost_member(em: Emulator, obj: _Object, member: str) -> None:
+    if em.lag_seconds > 0:
+        now = em._clock()
+        ghosts = [(t, r) for t, r in obj.ghosts.get("members", []) if now < t]
+        ghosts.append((now + em.lag_seconds, {"Member": member}))
+        obj.ghosts["members"] = ghosts
+
+
+@handler("Update-DistributionGroupMember", "Identity", "Members")
+def update_distribution_group_member(em: Emulator, cmdlet: str, params: dict[str, Any]
+                                     ) -> CmdletResult:
+    obj = em._require(params["Identity"], GROUP, cmdlet, read=False)
+    value = _get(params, "Members")
+    if is_hashtable(value):
+        raise BadParameter("Update-DistributionGroupMember -Members replaces the whole list; "
+                           "use Add-/Remove-DistributionGroupMember to change one member.",
+                           cmdlet=cmdlet, exception_type="ParameterBindingException")
+    new = em._update_multi([], value, cmdlet)
+    for member in obj.members:
+        if not any(em._same_principal(member, em._principal(n, cmdlet)) for n in new):
+            _ghost_member(em, obj, member)
+    # Members already present keep the form they were stored in.
+    kept = [m for m in obj.members
+            if any(em._same_principal(m, em._principal(n, cmdlet)) for n in new)]
+    added = [n for n in new if not any(em._same_principal(m, em._principal(n, cmdlet))
+                                       for m in kept)]
+    obj.members = kept + added
+    return CmdletResult()
+
+
+# --- tenant configuration ---------------------------------------------------------------------
+
+
+@handler("Get-AcceptedDomain", "Identity", "ResultSize")
+def get_accepted_domain(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
+    default = _lower(em._default_domain())
+    domains = list(dict.fromkeys([*em._tenant["accepted_domains"], em.initial_domain]))
+    rows = [{"Identity": d, "Name": d, "DomainName": d, "DomainType": "Authoritative",
+             "Default": _lower(d) == default, "InitialDomain": _lower(d) == _lower(
+                 em.initial_domain)} for d in domains]
+    identity = _get(params, "Identity")
+    if identity:
+        rows = [r for r in rows if _lower(r["Name"]) == _lower(identity)]
+        if not rows:
+            raise not_found(identity, cmdlet)
+    return CmdletResult(value=rows)
+
+
+@handler("Get-RetentionPolicy", "Identity")
+def get_retention_policy(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
+    rows = [{"Identity": p, "Name": p, "IsDefault": p == "Default MRM Policy"}
+            for p in em._tenant.get("retention_policies") or []]
+    identity = _get(params, "Identity")
+    if identity:
+        rows = [r for r in rows if _lower(r["Name"]) == _lower(identity)]
+        if not rows:
+            raise not_found(identity, cmdlet)
+    return CmdletResult(value=rows)
+

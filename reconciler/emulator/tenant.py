@@ -1,0 +1,685 @@
+"""The emulated tenant: Exchange Online's cmdlets over a snapshot, with Exchange's behaviour.
+
+Each call is first checked against the official cmdlet reference (:mod:`.reference`), then run
+against an in-memory tenant indexed so that every per-identity call costs a dictionary lookup.
+What the emulator reproduces, and which of it nobody has confirmed on a live tenant, is listed in
+``docs/emulator.md``; the points a reader of this code needs:
+
+- Rows are kept as Exchange returns them and returned as stored: a principal written into the
+  snapshot as a GUID, a Name or a display name comes back in that form. Entries written by an
+  ``Add-*`` store the recipient's ``Name`` (calendar entries its display name, as
+  Get-MailboxFolderPermission shows them).
+- Identities given to a cmdlet resolve through every recipient: Name, Identity, Guid,
+  ExternalDirectoryObjectId, UserPrincipalName, primary or proxy address, Alias, and last the
+  display name (two recipients with one display name make that an ambiguous identity).
+- Read-after-write lag (``lag_seconds``): a created object stays invisible to ``Get-*`` and a
+  removed entry or object stays listed until the lag has passed on the injected clock. Writes see
+  the truth, unless ``lag_applies_to_writes`` asks for the harsher behaviour.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from reconciler.emulator.reference import canonical_parameters, is_hashtable
+from reconciler.emulator.snapshot_schema import SNAPSHOT_FORMAT, SnapshotError, validate_snapshot
+from reconciler.live.backend import (
+    AlreadyExists,
+    BadParameter,
+    CmdletResult,
+    ExchangeError,
+    NotFound,
+    is_write,
+)
+
+SOFT_DELETE_RETENTION = timedelta(days=30)
+DEFAULT_RESULT_SIZE = 1000
+MAX_MAILBOX_PERMISSION_ENTRIES = 500
+# Exchange names the domain controller that answered in its not-found messages.
+_SERVER = "AM0PR01A001DC01.EURPR01A001.prod.outlook.com"
+SELF = "NT AUTHORITY\\SELF"
+# Present, inherited and denied, on every mailbox of a real tenant.
+INHERITED_DENY_ADMIN = "NAMPR01A001\\Administrator"
+CALENDAR_BUILTINS = ("Default", "Anonymous")
+# Who owns a group created without -ManagedBy: the calling application.
+CALLER_NAME = "Reconciler App"
+UUID_NAMESPACE = uuid.UUID("3c1f6a52-5d5e-4c8e-9a39-7b0d35b6e0a1")
+
+MAILBOX_TYPES = ("UserMailbox", "SharedMailbox", "RoomMailbox", "EquipmentMailbox")
+USER_TYPES = (*MAILBOX_TYPES, "User", "MailUser", "GuestMailUser", "DisabledUser")
+GROUP_TYPES = ("MailUniversalDistributionGroup", "MailUniversalSecurityGroup",
+               "MailNonUniversalGroup", "RoomList")
+_CONVERSION = {"regular": "UserMailbox", "shared": "SharedMailbox", "room": "RoomMailbox",
+               "equipment": "EquipmentMailbox"}
+_RECIPIENT_COPY = ("Name", "Guid", "ExternalDirectoryObjectId", "UserPrincipalName",
+                   "PrimarySmtpAddress", "Alias", "DisplayName", "RecipientTypeDetails", "Office")
+_STRONG_KEYS = ("Identity", "Name", "Guid", "ExternalDirectoryObjectId", "UserPrincipalName",
+                "PrimarySmtpAddress", "Alias")
+_ALIAS_DROP = re.compile(r"[^A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]")
+_HTML_WRAPPED = re.compile(r"^\s*<html", re.IGNORECASE)
+
+# Parameters a handler may ignore: they change nothing the emulator models.
+_IGNORED = frozenset(p.lower() for p in (
+    "Confirm", "Force", "BypassSecurityGroupManagerCheck", "InheritanceType", "ErrorAction",
+    "WarningAction", "Verbose", "Debug", "ReadFromDomainController", "UseCustomRouting",
+    "IncludeInactiveMailbox", "SendNotificationToUser", "IgnoreDefaultScope", "Properties",
+    "PropertySet", "IncludeUserWithDisplayName", "IncludeUnresolvedPermissions",
+    "IncludeTrusteeWithPrimarySmtpAddress", "IncludeSoftDeletedObjects",
+))
+
+
+def _now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def _lower(value: Any) -> str:
+    return str(value).strip().lower()
+
+
+def _strip_prefix(value: str) -> str:
+    return value[5:] if value[:5].lower() == "smtp:" else value
+
+
+def _new_guid(*parts: str) -> str:
+    return str(uuid.uuid5(UUID_NAMESPACE, "/".join(parts)))
+
+
+def _copy_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, list) else v) for k, v in row.items()}
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("$true", "true")
+    return bool(value)
+
+
+def _wrap_html(message: str | None) -> str:
+    # Exchange stores auto-reply texts as HTML and returns them wrapped, even if sent as text.
+    if not message:
+        return ""
+    if _HTML_WRAPPED.match(message):
+        return message
+    return f"<html><body>{message}</body></html>"
+
+
+def not_found(identity: Any, cmdlet: str | None = None) -> NotFound:
+    return NotFound(
+        f"The operation couldn't be performed because object '{identity}' couldn't be found on "
+        f"'{_SERVER}'.",
+        cmdlet=cmdlet,
+        exception_type="ManagementObjectNotFoundException",
+        error_id="6F2B7E2A",
+    )
+
+
+@dataclass(eq=False)
+class _Object:
+    """One recipient, with what hangs off it. ``row`` is its Get-Mailbox or
+    Get-DistributionGroup row (None for a recipient that is neither)."""
+
+    kind: str  # "mailbox" | "group" | "recipient"
+    recipient: dict[str, Any]
+    row: dict[str, Any] | None = None
+    visible_from: float = float("-inf")
+    mailbox_permissions: list[dict[str, Any]] = field(default_factory=list)
+    recipient_permissions: list[dict[str, Any]] = field(default_factory=list)
+    calendar_folder: str = "Calendar"
+    folder_permissions: list[dict[str, Any]] = field(default_factory=list)
+    auto_reply: dict[str, Any] | None = None
+    members: list[str] = field(default_factory=list)
+    # container name -> removed rows still listed until the time given
+    ghosts: dict[str, list[tuple[float, dict[str, Any]]]] = field(default_factory=dict)
+    ghost_until: float = float("-inf")  # a removed object still listed until then
+    index_keys: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def identity(self) -> str:
+        source = self.row if self.row is not None else self.recipient
+        return str(source.get("Identity") or source.get("Name") or
+                   source.get("PrimarySmtpAddress"))
+
+    @property
+    def name(self) -> str:
+        return str(self.recipient.get("Name") or self.identity)
+
+    @property
+    def address(self) -> str:
+        source = self.row if self.row is not None else self.recipient
+        return str(source.get("PrimarySmtpAddress") or "")
+
+    @property
+    def sort_key(self) -> tuple[str, str]:
+        return (self.address.lower(), self.identity.lower())
+
+    def identity_keys(self) -> Iterator[tuple[str, str]]:
+        """(strength, lower-cased key) for every form of identity this object answers to."""
+        for source in (self.recipient, self.row or {}):
+            for prop in _STRONG_KEYS:
+                value = source.get(prop)
+                if value:
+                    yield "strong", _lower(_strip_prefix(str(value)))
+            for proxy in source.get("EmailAddresses") or ():
+                yield "strong", _lower(_strip_prefix(str(proxy)))
+            if source.get("DisplayName"):
+                yield "weak", _lower(source["DisplayName"])
+
+    def live_rows(self, container: str, now: float) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = getattr(self, container)
+        ghosts = self.ghosts.get(container)
+        if not ghosts:
+            return rows
+        return rows + [row for until, row in ghosts if now < until]
+
+
+class Emulator:
+    """An Exchange Online tenant in memory, answering cmdlets as the real service does.
+
+    ``snapshot`` is a tenant snapshot (FORMAT.md §9), validated against its schema
+    (:class:`SnapshotError` if invalid); the emulator copies it and never mutates the caller's
+    dict. ``lag_seconds`` > 0 emulates read-after-write lag on ``clock`` (monotonic seconds;
+    inject one in tests instead of sleeping). ``wall_clock`` dates soft deletions (30 days).
+
+    Thread-safe: every call holds one lock, so the HTTP service may call from many threads.
+    """
+
+    read_only = False
+
+    def __init__(
+        self,
+        snapshot: Mapping[str, Any],
+        *,
+        lag_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = _now_utc,
+        lag_applies_to_writes: bool = False,
+        validate: bool = True,
+    ) -> None:
+        if validate:
+            validate_snapshot(snapshot)
+        self.lag_seconds = float(lag_seconds)
+        self.lag_applies_to_writes = lag_applies_to_writes
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._lock = threading.RLock()
+        self.calls: Counter[str] = Counter()
+        self._tenant: dict[str, Any] = copy.deepcopy(dict(snapshot["tenant"]))
+        self._objects: list[_Object] = []
+        self._strong: dict[str, list[_Object]] = {}
+        self._weak: dict[str, list[_Object]] = {}
+        self._soft_deleted: list[_Object] = []
+        self._removed: list[_Object] = []  # recently removed, still listed while lag lasts
+        self._serial = 0
+        self._load(snapshot)
+
+    # --- public API ---------------------------------------------------------------------
+
+    @property
+    def tenant_id(self) -> str:
+        return str(self._tenant["id"])
+
+    @property
+    def initial_domain(self) -> str:
+        return str(self._tenant["initial_domain"])
+
+    def invoke(
+        self,
+        cmdlet: str,
+        parameters: Mapping[str, Any] | None = None,
+        select: Sequence[str] | None = None,
+    ) -> CmdletResult:
+        """Run one cmdlet. Raises the typed errors of :mod:`reconciler.live.backend`:
+        BadParameter / Forbidden for what the reference rejects, NotFound (exception_type
+        ``ManagementObjectNotFoundException``), AlreadyExists, NotPresent, BadParameter for
+        what Exchange refuses on the tenant's state. ``select`` keeps only those properties."""
+        with self._lock:
+            self.calls[self._count_name(cmdlet)] += 1
+            params = canonical_parameters(cmdlet, parameters)
+            name = self._count_name(cmdlet)
+            handler = _HANDLERS.get(name)
+            if handler is None:
+                raise BadParameter(
+                    f"{name} is in the Exchange reference but not implemented by the emulator.",
+                    cmdlet=name, exception_type="CmdletNotImplemented")
+            method, supported = handler
+            for given in params:
+                low = given.lower()
+                if low not in supported and low not in _IGNORED and low != "whatif":
+                    raise BadParameter(
+                        f"The emulator does not implement -{given} of {name}.",
+                        cmdlet=name, exception_type="ParameterNotImplemented")
+            if is_write(name) and _as_bool(_get(params, "WhatIf", False)):
+                return CmdletResult()
+            result: CmdletResult = method(self, name, params)
+            if select:
+                wanted = list(select)
+                result.value = [{k: row[k] for k in wanted if k in row} for row in result.value]
+            return result
+
+    def close(self) -> None:
+        """Nothing to release; present so an Emulator can stand in for a Backend."""
+
+    def to_snapshot(self) -> dict[str, Any]:
+        """The tenant as it now is (lag aside), in the snapshot format, sorted so that the same
+        tenant always serialises to the same bytes."""
+        with self._lock:
+            self._purge_soft_deleted()
+            objects = sorted(self._objects, key=lambda o: o.sort_key)
+            mailboxes = [o for o in objects if o.kind == "mailbox"]
+            groups = [o for o in objects if o.kind == "group"]
+            snap: dict[str, Any] = {
+                "format": SNAPSHOT_FORMAT,
+                "tenant": copy.deepcopy(self._tenant),
+                "recipients": [_copy_row(o.recipient) for o in objects],
+                "mailboxes": [_copy_row(o.row or {}) for o in mailboxes],
+            }
+            if self._soft_deleted:
+                snap["soft_deleted_mailboxes"] = [
+                    _copy_row(o.row or {}) for o in sorted(self._soft_deleted,
+                                                           key=lambda o: o.sort_key)]
+            snap["mailbox_permissions"] = [
+                self._perm_out(o, r) for o in mailboxes
+                for r in sorted(o.mailbox_permissions, key=_row_sort_key)]
+            snap["recipient_permissions"] = [
+                self._perm_out(o, r) for o in objects
+                for r in sorted(o.recipient_permissions, key=_row_sort_key)]
+            snap["mailbox_folder_permissions"] = [
+                self._folder_out(o, r) for o in mailboxes
+                for r in sorted(o.folder_permissions, key=_folder_sort_key)]
+            snap["auto_reply_configurations"] = [
+                {"Identity": o.identity, **_copy_row(o.auto_reply)}
+                for o in mailboxes if o.auto_reply is not None]
+            snap["distribution_groups"] = [_copy_row(o.row or {}) for o in groups]
+            snap["distribution_group_members"] = [
+                {"Group": o.identity, "Member": m}
+                for o in groups for m in sorted(o.members, key=str.lower)]
+            return snap
+
+    # --- loading --------------------------------------------------------------------------
+
+    def _load(self, snapshot: Mapping[str, Any]) -> None:
+        snap = copy.deepcopy(dict(snapshot))
+        by_address: dict[str, _Object] = {}
+        for rec in snap.get("recipients", []):
+            obj = _Object(kind="recipient", recipient=rec)
+            self._objects.append(obj)
+            by_address.setdefault(_lower(rec["PrimarySmtpAddress"]), obj)
+
+        def attach(row: dict[str, Any], kind: str) -> _Object:
+            obj = by_address.get(_lower(row["PrimarySmtpAddress"]))
+            if obj is None or obj.row is not None:
+                obj = _Object(kind=kind, recipient=self._recipient_from(row))
+                self._objects.append(obj)
+                by_address[_lower(row["PrimarySmtpAddress"])] = obj
+            obj.kind = kind
+            obj.row = row
+            return obj
+
+        for row in snap.get("mailboxes", []):
+            obj = attach(row, "mailbox")
+            obj.auto_reply = None
+        for row in snap.get("distribution_groups", []):
+            row.setdefault("ManagedBy", [])
+            row.setdefault("RecipientTypeDetails", "MailUniversalDistributionGroup")
+            attach(row, "group")
+        for obj in self._objects:
+            self._index(obj)
+        for row in snap.get("soft_deleted_mailboxes", []):
+            self._soft_deleted.append(_Object(kind="mailbox", recipient=self._recipient_from(row),
+                                              row=row))
+
+        def owner(identity: str, kinds: tuple[str, ...], what: str) -> _Object:
+            obj = self._resolve(identity, kinds)
+            if obj is None:
+                raise SnapshotError(f"snapshot: {what} entry names '{identity}', which is no "
+                                    f"{' or '.join(kinds)} of the tenant")
+            return obj
+
+        for row in snap.get("mailbox_permissions", []):
+            owner(row.pop("Identity"), ("mailbox",), "mailbox_permissions") \
+                .mailbox_permissions.append(row)
+        for row in snap.get("recipient_permissions", []):
+            owner(row.pop("Identity"), ("mailbox", "group", "recipient"),
+                  "recipient_permissions").recipient_permissions.append(row)
+        for row in snap.get("mailbox_folder_permissions", []):
+            mailbox_part, _, folder = row.pop("Identity").rpartition(":\\")
+            obj = owner(mailbox_part, ("mailbox",), "mailbox_folder_permissions")
+            obj.calendar_folder = folder or "Calendar"
+            obj.folder_permissions.append(row)
+        for row in snap.get("auto_reply_configurations", []):
+            owner(row.pop("Identity"), ("mailbox",), "auto_reply_configurations").auto_reply = row
+        for row in snap.get("distribution_group_members", []):
+            owner(row["Group"], ("group",), "distribution_group_members").members.append(
+                row["Member"])
+
+    @staticmethod
+    def _recipient_from(row: Mapping[str, Any]) -> dict[str, Any]:
+        rec = {k: row[k] for k in _RECIPIENT_COPY if k in row}
+        rec.setdefault("Name", row.get("Identity"))
+        return rec
+
+    # --- the identity index ---------------------------------------------------------------
+
+    def _index(self, obj: _Object) -> None:
+        keys = tuple(dict.fromkeys(obj.identity_keys()))
+        obj.index_keys = keys
+        for strength, key in keys:
+            table = self._strong if strength == "strong" else self._weak
+            bucket = table.setdefault(key, [])
+            if obj not in bucket:
+                bucket.append(obj)
+
+    def _unindex(self, obj: _Object) -> None:
+        for strength, key in obj.index_keys:
+            table = self._strong if strength == "strong" else self._weak
+            bucket = table.get(key)
+            if bucket and obj in bucket:
+                bucket.remove(obj)
+                if not bucket:
+                    del table[key]
+        obj.index_keys = ()
+
+    def _reindex(self, obj: _Object) -> None:
+        self._unindex(obj)
+        self._index(obj)
+
+    def _resolve(self, identity: Any, kinds: Iterable[str] | None = None,
+                 *, read: bool = False, cmdlet: str | None = None) -> _Object | None:
+        """The one object ``identity`` names, or None. Display names are tried only when no
+        stronger key matches; two matches are an ambiguity, as Exchange reports it."""
+        if identity is None:
+            return None
+        key = _lower(_strip_prefix(str(identity)))
+        wanted = tuple(kinds) if kinds is not None else None
+        now = self._clock()
+        for table in (self._strong, self._weak):
+            hits = [o for o in table.get(key, ()) if wanted is None or o.kind in wanted]
+            if read or self.lag_applies_to_writes:
+                hits = [o for o in hits if o.visible_from <= now]
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                raise BadParameter(
+                    f"The operation couldn't be performed because '{identity}' matches multiple "
+                    f"entries.", cmdlet=cmdlet,
+                    exception_type="ManagementObjectAmbiguousException")
+        if read:
+            for obj in self._removed:
+                if now < obj.ghost_until and (wanted is None or obj.kind in wanted) and any(
+                        k == key for _, k in dict.fromkeys(obj.identity_keys())):
+                    return obj
+        return None
+
+    def _require(self, identity: Any, kinds: Iterable[str], cmdlet: str,
+                 *, read: bool) -> _Object:
+        obj = self._resolve(identity, kinds, read=read, cmdlet=cmdlet)
+        if obj is None:
+            raise not_found(identity, cmdlet)
+        return obj
+
+    def _principal(self, value: Any, cmdlet: str) -> _Object:
+        obj = self._resolve(value, None, cmdlet=cmdlet)
+        if obj is None:
+            raise NotFound(
+                f"User or group \"{value}\" wasn't found. Please make sure you've typed it "
+                f"correctly.", cmdlet=cmdlet,
+                exception_type="ManagementObjectNotFoundException")
+        return obj
+
+    def _same_principal(self, stored: Any, target: _Object) -> bool:
+        try:
+            found = self._resolve(stored)
+        except ExchangeError:
+            return False
+        return found is target
+
+    # --- helpers shared by handlers ----------------------------------------------------------
+
+    def _lagged(self) -> float:
+        return self._clock() + self.lag_seconds
+
+    def _visible(self, obj: _Object, now: float) -> bool:
+        return obj.visible_from <= now
+
+    def _listing(self, kinds: tuple[str, ...], now: float) -> list[_Object]:
+        live = [o for o in self._objects if o.kind in kinds and o.visible_from <= now]
+        live += [o for o in self._removed if o.kind in kinds and now < o.ghost_until]
+        return sorted(live, key=lambda o: o.sort_key)
+
+    def _forget_removed(self, obj: _Object) -> None:
+        now = self._clock()
+        self._removed = [o for o in self._removed if now < o.ghost_until]
+        if self.lag_seconds > 0:
+            obj.ghost_until = now + self.lag_seconds
+            self._removed.append(obj)
+
+    def _remove_row(self, obj: _Object, container: str, row: dict[str, Any]) -> None:
+        rows: list[dict[str, Any]] = getattr(obj, container)
+        rows.remove(row)
+        if self.lag_seconds > 0:
+            now = self._clock()
+            ghosts = [(t, r) for t, r in obj.ghosts.get(container, []) if now < t]
+            ghosts.append((now + self.lag_seconds, row))
+            obj.ghosts[container] = ghosts
+
+    def _perm_out(self, obj: _Object, row: Mapping[str, Any]) -> dict[str, Any]:
+        return {"Identity": obj.identity, **_copy_row(row)}
+
+    def _folder_out(self, obj: _Object, row: Mapping[str, Any]) -> dict[str, Any]:
+        return {"Identity": f"{obj.identity}:\\{obj.calendar_folder}", **_copy_row(row)}
+
+    def _next_guid(self, *parts: str) -> str:
+        self._serial += 1
+        return _new_guid(self.tenant_id, *parts, str(self._serial))
+
+    def _address_owner(self, address: str) -> _Object | None:
+        key = _lower(_strip_prefix(address))
+        for obj in self._strong.get(key, ()):
+            if obj.kind != "recipient" or _lower(obj.address) == key:
+                return obj
+        return None
+
+    def _soft_deleted_holding(self, address: str) -> _Object | None:
+        self._purge_soft_deleted()
+        key = _lower(address)
+        return next((o for o in self._soft_deleted if _lower(o.address) == key), None)
+
+    def _purge_soft_deleted(self) -> None:
+        cutoff = self._wall_clock() - SOFT_DELETE_RETENTION
+        self._soft_deleted = [o for o in self._soft_deleted
+                              if _parse_time(o.row and o.row.get("WhenSoftDeleted")) > cutoff]
+
+    def _default_domain(self) -> str:
+        return str(self._tenant.get("default_domain") or self._tenant["accepted_domains"][0])
+
+    def _check_address(self, address: str, cmdlet: str) -> str:
+        address = _strip_prefix(address).strip()
+        local, at, domain = address.rpartition("@")
+        if not at or not local:
+            raise BadParameter(f"\"{address}\" isn't a valid SMTP address.", cmdlet=cmdlet,
+                               exception_type="DataValidationException")
+        accepted = {d.lower() for d in self._tenant["accepted_domains"]}
+        accepted.add(self.initial_domain.lower())
+        if domain.lower() not in accepted:
+            raise BadParameter(
+                f"The domain '{domain}' isn't an accepted domain for your organization.",
+                cmdlet=cmdlet, exception_type="DataValidationException")
+        holder = self._address_owner(address)
+        if holder is not None:
+            raise AlreadyExists(
+                f"The proxy address \"SMTP:{address}\" is already being used by the proxy "
+                f"addresses or LegacyExchangeDN of \"{holder.name}\". Please choose another "
+                f"proxy address.", cmdlet=cmdlet, exception_type="ProxyAddressExistsException")
+        if self._soft_deleted_holding(address) is not None:
+            raise AlreadyExists(
+                f"The proxy address \"SMTP:{address}\" is already being used by a soft-deleted "
+                f"mailbox. Recover it with Undo-SoftDeletedMailbox or wait until it is purged.",
+                cmdlet=cmdlet, exception_type="ProxyAddressExistsException")
+        return address
+
+    def _check_name(self, name: str, cmdlet: str) -> None:
+        if any(_lower(o.name) == _lower(name) for o in self._strong.get(_lower(name), ())):
+            raise AlreadyExists(
+                f"The name \"{name}\" is already being used. Please try another name.",
+                cmdlet=cmdlet, exception_type="ADObjectAlreadyExistsException")
+
+    def _new_object(self, kind: str, *, name: str, alias: str, display_name: str, address: str,
+                    type_details: str, row_extra: Mapping[str, Any]) -> _Object:
+        guid = self._next_guid(kind, address)
+        edoid = self._next_guid("entra", address)
+        recipient: dict[str, Any] = {
+            "Name": name, "Guid": guid, "ExternalDirectoryObjectId": edoid,
+            "UserPrincipalName": address if kind == "mailbox" else None,
+            "PrimarySmtpAddress": address, "Alias": alias, "DisplayName": display_name,
+            "RecipientTypeDetails": type_details, "Office": row_extra.get("Office") or "",
+            "City": "", "Department": "", "CountryOrRegion": "", "UsageLocation": "",
+        }
+        row: dict[str, Any] = {
+            "Identity": name, "Name": name, "Guid": guid, "ExternalDirectoryObjectId": edoid,
+            **({"UserPrincipalName": address} if kind == "mailbox" else {}),
+            "Alias": alias, "DisplayName": display_name, "PrimarySmtpAddress": address,
+            "RecipientTypeDetails": type_details, **row_extra,
+        }
+        obj = _Object(kind=kind, recipient=recipient, row=row, visible_from=self._lagged()
+                      if self.lag_seconds > 0 else float("-inf"))
+        self._objects.append(obj)
+        self._index(obj)
+        return obj
+
+    def _system_entries(self, obj: _Object) -> None:
+        obj.mailbox_permissions = [
+            {"User": SELF, "AccessRights": ["FullAccess", "ReadPermission"],
+             "IsInherited": False, "Deny": False},
+            {"User": INHERITED_DENY_ADMIN, "AccessRights": ["FullAccess"], "IsInherited": True,
+             "Deny": True},
+        ]
+        obj.recipient_permissions = [
+            {"Trustee": SELF, "AccessRights": ["SendAs"], "AccessControlType": "Allow",
+             "IsInherited": False},
+        ]
+        obj.folder_permissions = [
+            {"User": "Default", "AccessRights": ["AvailabilityOnly"],
+             "SharingPermissionFlags": "None"},
+            {"User": "Anonymous", "AccessRights": ["None"], "SharingPermissionFlags": "None"},
+        ]
+        obj.auto_reply = {"AutoReplyState": "Disabled", "ExternalAudience": "All",
+                          "InternalMessage": "", "ExternalMessage": "", "StartTime": None,
+                          "EndTime": None}
+
+    def _update_multi(self, current: list[str], value: Any, cmdlet: str) -> list[str]:
+        """A multi-valued principal property after a replace (list) or an add/remove
+        hashtable. New entries store the recipient's Name."""
+        if is_hashtable(value):
+            result = list(current)
+            for item in _as_list(value.get("add", value.get("Add"))):
+                target = self._principal(item, cmdlet)
+                if not any(self._same_principal(s, target) for s in result):
+                    result.append(target.name)
+            for item in _as_list(value.get("remove", value.get("Remove"))):
+                target = self._principal(item, cmdlet)
+                result = [s for s in result if not self._same_principal(s, target)]
+            return result
+        result = []
+        for item in _as_list(value):
+            target = self._principal(item, cmdlet)
+            if not any(self._same_principal(s, target) for s in result):
+                result.append(target.name)
+        return result
+
+    @staticmethod
+    def _result_size(params: Mapping[str, Any]) -> int | None:
+        value = _get(params, "ResultSize", DEFAULT_RESULT_SIZE)
+        if isinstance(value, str):
+            return None if value.lower() == "unlimited" else int(value)
+        return int(value)
+
+    def _limited(self, rows: list[dict[str, Any]], params: Mapping[str, Any]) -> CmdletResult:
+        limit = self._result_size(params)
+        if limit is None or len(rows) <= limit:
+            return CmdletResult(value=rows)
+        warnings = []
+        if _get(params, "ResultSize", None) is None:
+            warnings.append(
+                f"By default only the first {DEFAULT_RESULT_SIZE} items are returned. Use the "
+                f"ResultSize parameter to specify the number of items returned. To return all "
+                f"items, specify \"-ResultSize Unlimited\".")
+        else:
+            warnings.append("There are more results available than are currently displayed. "
+                            "To view them, increase the value for the ResultSize parameter.")
+        return CmdletResult(value=rows[:limit], warnings=warnings)
+
+    @staticmethod
+    def _count_name(cmdlet: str) -> str:
+        from reconciler.emulator.reference import load_reference
+
+        found = load_reference().get(cmdlet.lower())
+        return found.name if found is not None else cmdlet
+
+
+def _get(params: Mapping[str, Any], name: str, default: Any = None) -> Any:
+    for key, value in params.items():
+        if key.lower() == name.lower():
+            return value
+    return default
+
+
+def _present(params: Mapping[str, Any], name: str) -> bool:
+    return any(key.lower() == name.lower() for key in params)
+
+
+def _parse_time(value: Any) -> datetime:
+    if not value:
+        return datetime.max.replace(tzinfo=UTC)
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _row_sort_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    principal = str(row.get("User") or row.get("Trustee") or "")
+    return (bool(row.get("IsInherited")), principal.lower(), bool(row.get("Deny")),
+            tuple(row.get("AccessRights") or ()))
+
+
+def _folder_sort_key(row: Mapping[str, Any]) -> tuple[int, str]:
+    user = str(row.get("User") or "")
+    builtin = CALENDAR_BUILTINS.index(user) if user in CALENDAR_BUILTINS else len(
+        CALENDAR_BUILTINS)
+    return (builtin, user.lower())
+
+
+# The handlers live in a sibling module to keep this one about the tenant's structure; they
+# register themselves in _HANDLERS: canonical cmdlet name -> (function, supported parameters).
+_HANDLERS: dict[str, tuple[Callable[[Emulator, str, dict[str, Any]], CmdletResult],
+                           frozenset[str]]] = {}
+
+
+def handler(cmdlet: str, *supported: str) -> Callable[[Callable[..., CmdletResult]],
+                                                      Callable[..., CmdletResult]]:
+    """Register ``fn`` as the emulation of ``cmdlet``, accepting ``supported`` parameters
+    (and the ignorable ones)."""
+    def register(fn: Callable[..., CmdletResult]) -> Callable[..., CmdletResult]:
+        _HANDLERS[cmdlet] = (fn, frozenset(s.lower() for s in supported))
+        return fn
+    return register
+
+
+from reconciler.emulator import cmdlets as _cmdlets  # noqa: E402,F401  (registers handlers)

@@ -1,0 +1,143 @@
+"""The ``sandbox`` backend: a simulated tenant persisted as ``<directory>/<customer>.json``.
+
+The Exchange emulator answers the cmdlets; after each write that succeeded, the tenant is written
+back atomically (a temporary file in the same directory, flushed and fsynced, then renamed over
+the old one with :func:`os.replace`), so that a crash or a kill mid-write leaves the previous
+tenant intact, never half a file. One process at a time is assumed to write a sandbox.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from reconciler.emulator.snapshot_schema import load_snapshot
+from reconciler.emulator.tenant import Emulator
+from reconciler.errors import ReconcilerError
+from reconciler.live.backend import CmdletResult, is_write
+from reconciler.live.snapshot import snapshot_path
+
+
+def write_snapshot_atomically(path: Path, snapshot: Mapping[str, Any]) -> None:
+    """Replace ``path`` with ``snapshot`` as JSON, all or nothing."""
+    path = Path(path)
+    text = json.dumps(snapshot, indent=1, ensure_ascii=False, sort_keys=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    # The rename itself is durable only once the directory entry is on disk.
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class SandboxBackend:
+    """A read-write :class:`~reconciler.live.backend.Backend` over the emulator, persisted to
+    ``<directory>/<customer_id>.json``. Loaded on the first call; ``lag_seconds`` emulates
+    Exchange's read-after-write lag within this process."""
+
+    read_only = False
+
+    def __init__(self, directory: Path, customer_id: str, *, lag_seconds: float = 0.0) -> None:
+        self.directory = Path(directory)
+        self.customer_id = customer_id
+        self.path = snapshot_path(self.directory, customer_id)
+        self.lag_seconds = lag_seconds
+        self._emulator: Emulator | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Emulator:
+        if self._emulator is None:
+            if not self.path.is_file():
+                raise ReconcilerError(
+                    f"no sandbox tenant for customer '{self.customer_id}': {self.path} does not "
+                    f"exist. Create the sandbox with `reconciler sandbox init` (it copies the "
+                    f"seed snapshots from <repo>/sandbox/).")
+            self._emulator = Emulator(load_snapshot(self.path), lag_seconds=self.lag_seconds,
+                                      validate=False)
+        return self._emulator
+
+    @property
+    def emulator(self) -> Emulator:
+        return self._load()
+
+    def invoke(
+        self,
+        cmdlet: str,
+        parameters: Mapping[str, Any] | None = None,
+        select: Sequence[str] | None = None,
+    ) -> CmdletResult:
+        with self._lock:
+            emulator = self._load()
+            result = emulator.invoke(cmdlet, parameters, select)
+            if is_write(cmdlet):
+                write_snapshot_atomically(self.path, emulator.to_snapshot())
+            return result
+
+    def close(self) -> None:
+        self._emulator = None
+
+
+# --- the sandbox directory of a desired-state repository ----------------------------------------
+
+SEED_DIRECTORY = "sandbox"
+SANDBOX_DIRECTORY = Path(".reconciler") / "sandbox"
+
+
+def seed_directory(repo_root: Path) -> Path:
+    """Where a repository keeps its seed snapshots: ``<repo>/sandbox/<customer>.json``."""
+    return Path(repo_root) / SEED_DIRECTORY
+
+
+def sandbox_directory(repo_root: Path) -> Path:
+    """Where the default sandbox lives: ``<repo>/.reconciler/sandbox/``."""
+    return Path(repo_root) / SANDBOX_DIRECTORY
+
+
+def seed_sandbox(repo_root: Path, *, reset: bool = False,
+                 customers: Sequence[str] | None = None) -> list[tuple[str, str]]:
+    """Copy the repository's seed snapshots into its sandbox directory.
+
+    Existing sandbox tenants are kept unless ``reset``. Each seed is validated before it is
+    copied. Returns ``(customer, what happened)`` pairs, ``what`` being ``created``,
+    ``reset`` or ``kept``."""
+    seeds = seed_directory(repo_root)
+    if not seeds.is_dir():
+        raise ReconcilerError(
+            f"no seed snapshots: {seeds} does not exist (it holds one <customer>.json tenant "
+            f"snapshot per customer, see FORMAT.md §9)")
+    target = sandbox_directory(repo_root)
+    target.mkdir(parents=True, exist_ok=True)
+    done: list[tuple[str, str]] = []
+    for seed in sorted(seeds.glob("*.json")):
+        customer = seed.stem
+        if customers is not None and customer not in customers:
+            continue
+        dest = snapshot_path(target, customer)
+        existed = dest.exists()
+        if existed and not reset:
+            done.append((customer, "kept"))
+            continue
+        write_snapshot_atomically(dest, load_snapshot(seed))
+        done.append((customer, "reset" if existed else "created"))
+    return done

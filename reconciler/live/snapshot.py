@@ -1,0 +1,67 @@
+"""The read-only ``snapshot`` backend: plans against an exported tenant, offline.
+
+``snapshot:DIR`` serves ``DIR/<customer>.json`` (FORMAT.md §9) through the Exchange emulator,
+so the reader parses it exactly as it parses the live service. Writes raise
+:class:`~reconciler.live.backend.ReadOnlyBackend`: a plan made from a snapshot can be shown,
+never applied through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from reconciler.emulator.snapshot_schema import load_snapshot
+from reconciler.emulator.tenant import Emulator
+from reconciler.errors import ReconcilerError
+from reconciler.live.backend import CmdletResult, ReadOnlyBackend, is_write
+
+
+def snapshot_path(directory: Path, customer_id: str) -> Path:
+    """Where a customer's snapshot lives in a sandbox or snapshot directory."""
+    return Path(directory) / f"{customer_id}.json"
+
+
+class SnapshotBackend:
+    """A read-only :class:`~reconciler.live.backend.Backend` over ``<directory>/<customer>.json``.
+
+    The file is read on the first call, so opening a backend for a customer that is never read
+    costs nothing."""
+
+    read_only = True
+
+    def __init__(self, directory: Path, customer_id: str) -> None:
+        self.directory = Path(directory)
+        self.customer_id = customer_id
+        self.path = snapshot_path(self.directory, customer_id)
+        self._emulator: Emulator | None = None
+
+    def _load(self) -> Emulator:
+        if self._emulator is None:
+            if not self.path.is_file():
+                raise ReconcilerError(
+                    f"no tenant snapshot for customer '{self.customer_id}': {self.path} does not "
+                    f"exist (write one with `reconciler export --customer {self.customer_id} "
+                    f"--out {self.path}`)")
+            self._emulator = Emulator(load_snapshot(self.path), validate=False)
+        return self._emulator
+
+    @property
+    def emulator(self) -> Emulator:
+        return self._load()
+
+    def invoke(
+        self,
+        cmdlet: str,
+        parameters: Mapping[str, Any] | None = None,
+        select: Sequence[str] | None = None,
+    ) -> CmdletResult:
+        if is_write(cmdlet):
+            raise ReadOnlyBackend(
+                f"{cmdlet} refused: the snapshot {self.path} is read-only (plan with "
+                f"--live snapshot:DIR, apply against exchange or sandbox).", cmdlet=cmdlet)
+        return self._load().invoke(cmdlet, parameters, select)
+
+    def close(self) -> None:
+        self._emulator = None

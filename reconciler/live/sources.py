@@ -1,0 +1,70 @@
+"""Which backend a customer's live state comes from (``--live SOURCE``, FORMAT.md §10).
+
+``SOURCE`` is ``exchange`` (Exchange Online), ``sandbox`` (the repository's own simulated
+tenants in ``<repo>/.reconciler/sandbox/``, seeded from ``<repo>/sandbox/`` on first use),
+``sandbox:DIR`` (read-write, ``DIR/<customer>.json``) or ``snapshot:DIR`` (read-only, same
+layout). Without ``--live``, the customer's ``tenant.connection`` decides.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from reconciler.errors import ReconcilerError
+from reconciler.live.backend import Backend
+from reconciler.live.sandbox import SandboxBackend, sandbox_directory, seed_directory, seed_sandbox
+from reconciler.live.snapshot import SnapshotBackend, snapshot_path
+from reconciler.model import Customer
+
+SOURCES_HELP = "exchange, sandbox, sandbox:DIR or snapshot:DIR"
+
+
+def parse_source(source: str) -> tuple[str, Path | None]:
+    """``(kind, directory)`` of a SOURCE string; :class:`ReconcilerError` if malformed."""
+    kind, sep, rest = source.strip().partition(":")
+    kind = kind.lower()
+    if kind == "exchange" and not sep:
+        return kind, None
+    if kind == "sandbox":
+        if sep and not rest:
+            raise ReconcilerError("--live sandbox:DIR needs a directory after the colon")
+        return kind, Path(rest) if sep else None
+    if kind == "snapshot":
+        if not rest:
+            raise ReconcilerError(
+                "--live snapshot needs a directory: snapshot:DIR (DIR holds <customer>.json)")
+        return kind, Path(rest)
+    raise ReconcilerError(f"unknown live source '{source}': expected {SOURCES_HELP}")
+
+
+def open_backend(source: str | None, customer: Customer, repo_root: Path) -> Backend:
+    """The backend for ``customer``: ``source`` if given, else ``customer.tenant.connection``.
+
+    ``sandbox`` with no directory uses ``<repo_root>/.reconciler/sandbox`` and seeds a missing
+    tenant from ``<repo_root>/sandbox/<customer>.json``."""
+    kind, directory = parse_source(source if source is not None else customer.tenant.connection)
+    if kind == "exchange":
+        try:
+            connector = importlib.import_module("reconciler.live.exchange")
+        except ModuleNotFoundError as e:
+            if e.name not in ("reconciler.live.exchange",):
+                raise
+            raise ReconcilerError(
+                "the Exchange Online connector is not available in this installation; use "
+                "--live sandbox or --live snapshot:DIR") from e
+        opener = getattr(connector, "open_exchange_backend", None)
+        if opener is None:
+            raise ReconcilerError("the Exchange Online connector is not available in this "
+                                  "installation (no open_exchange_backend)")
+        backend: Backend = opener(customer)
+        return backend
+    if kind == "snapshot":
+        assert directory is not None
+        return SnapshotBackend(directory, customer.id)
+    if directory is None:
+        directory = sandbox_directory(repo_root)
+        if not snapshot_path(directory, customer.id).exists() and snapshot_path(
+                seed_directory(repo_root), customer.id).exists():
+            seed_sandbox(repo_root, customers=[customer.id])
+    return SandboxBackend(directory, customer.id)
