@@ -13,7 +13,7 @@ import sys
 import click
 
 from reconciler import __version__
-from reconciler.errors import ReconcilerError
+from reconciler.errors import InputError, ReconcilerError
 
 # name -> one-line summary (shown by --help without importing every module)
 COMMANDS: dict[str, str] = {
@@ -76,6 +76,23 @@ def cli(verbose: int) -> None:
     )
 
 
+def report_problems(error: InputError) -> None:
+    """Every problem as ``file:line:col: message`` on stderr, paths relative to the current
+    directory; under GitHub Actions also as annotations on the pull request's diff."""
+    from reconciler.cli.output import github_annotation, in_github_actions, relative
+
+    for problem in error.problems:
+        where = problem.source
+        prefix = f"{relative(where.file)}:{where.line}:{where.column}: " if where else ""
+        click.echo(f"{prefix}error: {problem.message}", err=True)
+        if in_github_actions():
+            click.echo(github_annotation(
+                "error", problem.message, relative(where.file) if where else None,
+                where.line if where else None, where.column if where else None))
+    count = len(error.problems)
+    click.echo(f"{count} error{'s' if count != 1 else ''}; nothing was changed.", err=True)
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
@@ -85,6 +102,9 @@ def main() -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(EXIT_ERROR if e.exit_code == 2 else e.exit_code)
+    except InputError as e:
+        report_problems(e)
+        sys.exit(EXIT_ERROR)
     except ReconcilerError as e:
         click.echo(f"Error: {e}", err=True)
         sys.exit(EXIT_ERROR)
@@ -93,5 +113,10 @@ def main() -> None:
         sys.exit(130)
     except SystemExit:
         raise
+    except Exception as e:  # a bug: say so plainly; the traceback is for -vv
+        logging.getLogger("reconciler").debug("unexpected error", exc_info=True)
+        click.echo(f"Error: unexpected {type(e).__name__}: {e} (this is a bug; run with -vv "
+                   f"for the traceback and report it)", err=True)
+        sys.exit(EXIT_ERROR)
     else:
         sys.exit(EXIT_OK)

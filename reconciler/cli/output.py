@@ -34,3 +34,11 @@ def github_annotation(level: str, message: str, file: str | None = None,
         props.append(f"col={col}")
     escaped = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
     return f"::{level} {','.join(props)}::{escaped}" if props else f"::{level}::{escaped}"
+
+
+def relative(path: str) -> str:
+    """``path`` relative to the current directory when it lies below it."""
+    try:
+        return os.path.relpath(path) if not os.path.relpath(path).startswith("..") else path
+    except ValueError:
+        return path

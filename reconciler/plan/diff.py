@@ -125,8 +125,12 @@ def _change(resource: Resource, action: str, before: dict[str, Any] | None,
         notes=notes, source=f"{source.file}:{source.line}" if source else None)
 
 
+# Part of the identity (the address is alias@domain), shown on create but never compared.
+IDENTITY_SETTINGS = frozenset({"alias"})
+
+
 def _compare(wanted: Resource, have: Resource) -> Change | None:
-    keys = [name for name, _ in wanted.managed_settings()]
+    keys = [name for name, _ in wanted.managed_settings() if name not in IDENTITY_SETTINGS]
     projected = project(wanted, have)
     before, after = settings_json(projected, keys), settings_json(wanted, keys)
     moved = wanted.located_at != have.located_at

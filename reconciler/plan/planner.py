@@ -101,9 +101,8 @@ def make_plan(
 ) -> PlanResult:
     """Load the repository at ``root`` and plan it against each customer's live source;
     with ``changed_since``, only what differs from that git ref."""
-    from reconciler.live.sources import open_backend
-
     from reconciler.desired import load
+    from reconciler.live.sources import open_backend
     from reconciler.plan.scope import changed_since as scope_since
 
     root = Path(root)
