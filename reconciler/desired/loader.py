@@ -1,0 +1,632 @@
+"""Loading a desired-state repository (FORMAT.md §1-7) into the model.
+
+Every file is read and checked against its schema, then for meaning; every problem found in any
+file is collected and raised together in one :class:`InputError`, so a pull request's author
+sees all of their mistakes in one run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import gc
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import InputError, Problem
+from reconciler.model import (
+    AccessGrant,
+    AutoReply,
+    CalendarGrant,
+    Customer,
+    CustomerState,
+    DesiredState,
+    DistributionGroup,
+    Forwarding,
+    Location,
+    Policy,
+    Resource,
+    ResourceType,
+    RoomMailbox,
+    SharedMailbox,
+    Site,
+    SourceRef,
+    Tenant,
+    UserMailbox,
+)
+
+from .schema import raw_schemas, schema_problems
+from .yamlfile import YamlDocument, YamlError, read_yaml
+
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+YAML_SUFFIXES = (".yaml", ".yml")
+SETTINGS_FILE = "reconciler.yaml"
+DEFAULT_TEMPLATE = "user_mailbox"
+
+_ALIAS_DROP = re.compile(r"[^a-z0-9._-]+")
+_DASHES = re.compile(r"-{2,}")
+_DOTS = re.compile(r"\.{2,}")
+_ZONE_SPACE = re.compile(r" (?=[Zz+-][0-9:]*$)")
+
+
+def derive_alias(name: str) -> str:
+    """The alias a shared mailbox, room or group gets from its name when it has none.
+
+    Lower case, accents dropped; letters, digits, '.', '_' and '-' kept; every run of other
+    characters (spaces included) becomes one '-'; dots and dashes trimmed from both ends.
+    'Salle Lumière' gives 'salle-lumiere'. The result may be empty (a name of symbols only).
+    """
+    text = unicodedata.normalize("NFKD", name)
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    text = _DOTS.sub(".", _DASHES.sub("-", _ALIAS_DROP.sub("-", text)))
+    return text.strip(".-")
+
+
+def load(path: str | Path) -> DesiredState:
+    """Load and check the repository at ``path``. Raises :class:`InputError` with every problem."""
+    # The loader allocates many small objects and no cycles worth collecting while it runs;
+    # pausing the cyclic collector avoids rescanning everything already loaded, again and again.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _Loader(Path(path)).run()
+    finally:
+        if enabled:
+            gc.enable()
+
+
+# --- files of a repository ----------------------------------------------------------------------
+
+
+@dataclass
+class _CustomerFiles:
+    id: str
+    dir: Path
+    customer_file: Path | None
+    resource_files: list[tuple[str, Path]] = field(default_factory=list)  # (site or "-", file)
+    site_files: dict[str, Path] = field(default_factory=dict)
+
+
+def _yaml_files(directory: Path, skip: str) -> list[Path]:
+    return sorted(
+        p for p in directory.iterdir()
+        if p.suffix in YAML_SUFFIXES and p.is_file() and not p.name.startswith(".")
+        and p.stem != skip
+    )
+
+
+def _named(directory: Path, stem: str) -> Path | None:
+    for suffix in YAML_SUFFIXES:
+        candidate = directory / f"{stem}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class _Loader:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.problems: list[Problem] = []
+        self.state = DesiredState(root=str(root))
+        self.properties = {
+            t: frozenset(raw_schemas()["resources.schema.json"]["$defs"][t.value]["properties"])
+            for t in ResourceType
+        }
+
+    # -- helpers --
+
+    def display(self, path: Path) -> str:
+        return str(path)
+
+    def problem(self, message: str, source: SourceRef | None) -> None:
+        self.problems.append(Problem(message, source))
+
+    def at_file(self, path: Path) -> SourceRef:
+        return SourceRef(self.display(path), 1, 1)
+
+    def read(self, path: Path, kind: str) -> YamlDocument | None:
+        """Parse and schema-check one file; None when it has problems (already recorded)."""
+        try:
+            doc = read_yaml(str(path), self.display(path))
+        except YamlError as e:
+            self.problems.extend(e.problems)
+            return None
+        found = schema_problems(doc, kind)
+        if found:
+            self.problems.extend(found)
+            return None
+        return doc
+
+    # -- the whole repository --
+
+    def run(self) -> DesiredState:
+        root = self.root
+        if not root.exists():
+            raise InputError([Problem(f"{root}: no such directory")])
+        if not root.is_dir():
+            raise InputError([Problem(f"{root}: not a directory; give the repository's root "
+                                      "(the folder that holds customers/)")])
+        settings = self.settings()
+        for files in self.discover():
+            self.customer(files, settings)
+        if self.problems:
+            raise InputError(self.problems)
+        return self.state
+
+    def settings(self) -> dict[str, Any]:
+        path = _named(self.root, "reconciler")
+        if path is None:
+            return {}
+        doc = self.read(path, "reconciler")
+        if doc is None:
+            return {}
+        data = doc.data
+        self.provider_doc = doc
+        return data
+
+    def discover(self) -> Iterator[_CustomerFiles]:
+        customers_dir = self.root / "customers"
+        if not customers_dir.is_dir():
+            self.problem("no customers/ folder here; a repository holds customers/<customer>/"
+                         "customer.yaml for each customer (see examples/desired-state)",
+                         SourceRef(self.display(self.root), 1, 1))
+            return
+        for cdir in sorted(customers_dir.iterdir()):
+            if cdir.name.startswith(".") or not cdir.is_dir():
+                continue
+            if not ID_PATTERN.match(cdir.name):
+                self.problem(f"the folder name '{cdir.name}' is not a valid customer id; use "
+                             "lower-case letters, digits and dashes", self.at_file(cdir))
+                continue
+            files = _CustomerFiles(cdir.name, cdir, _named(cdir, "customer"))
+            if files.customer_file is None:
+                self.problem(f"customer folder '{cdir.name}' has no customer.yaml; create it "
+                             "with 'customer:' and the tenant", self.at_file(cdir))
+            files.resource_files = [("-", p) for p in _yaml_files(cdir, "customer")]
+            sites_dir = cdir / "sites"
+            if sites_dir.is_dir():
+                for sdir in sorted(sites_dir.iterdir()):
+                    if sdir.name.startswith(".") or not sdir.is_dir():
+                        continue
+                    if not ID_PATTERN.match(sdir.name):
+                        self.problem(f"the folder name '{sdir.name}' is not a valid site id; "
+                                     "use lower-case letters, digits and dashes",
+                                     self.at_file(sdir))
+                        continue
+                    site_file = _named(sdir, "site")
+                    if site_file is None:
+                        self.problem(f"site folder '{sdir.name}' has no site.yaml; create it "
+                                     "with 'site:' and a name", self.at_file(sdir))
+                    else:
+                        files.site_files[sdir.name] = site_file
+                    files.resource_files.extend((sdir.name, p) for p in _yaml_files(sdir, "site"))
+            yield files
+
+    # -- one customer --
+
+    def customer(self, files: _CustomerFiles, settings: dict[str, Any]) -> None:
+        cdoc = self.read(files.customer_file, "customer") if files.customer_file else None
+        site_docs = {sid: self.read(p, "site") for sid, p in files.site_files.items()}
+        resource_docs = [(sid, self.read(p, "resources")) for sid, p in files.resource_files]
+        if cdoc is None:
+            return  # nothing at this customer can be checked for meaning without it
+        customer = self.build_customer(files.id, cdoc, settings)
+        sites: dict[str, Site] = {}
+        for sid, sdoc in site_docs.items():
+            if sdoc is not None:
+                sites[sid] = self.build_site(sid, sdoc, customer.tenant)
+        customer = _replace_sites(customer, sites)
+        state = CustomerState(customer)
+        builder = _ResourceBuilder(self, customer, state)
+        for sid, rdoc in resource_docs:
+            if rdoc is None:
+                continue
+            if sid != "-" and sid not in sites:
+                continue  # the site's own problem is already reported
+            builder.file(rdoc, sid)
+        self.state.customers[files.id] = state
+
+    def build_customer(self, cid: str, doc: YamlDocument, settings: dict[str, Any]) -> Customer:
+        body = doc.data["customer"]
+        if "id" in body and body["id"] != cid:
+            self.problem(f"this file says customer '{body['id']}' but sits in the folder of "
+                         f"customer '{cid}'; the folder name is the customer's id",
+                         doc.value_ref(body, "id"))
+        t = body["tenant"]
+        tenant = Tenant(
+            id=t["id"].lower(),
+            initial_domain=t["initial_domain"].lower(),
+            app_id=t.get("app_id"),
+            certificate_thumbprint=t.get("certificate_thumbprint"),
+            certificate=t.get("certificate"),
+            certificate_key=t.get("certificate_key"),
+            certificate_passphrase=t.get("certificate_passphrase"),
+            exchange=t.get("exchange", "enabled") == "enabled",
+            connection=t.get("connection", "exchange"),
+            exchange_url=t.get("exchange_url"),
+            authority_host=t.get("authority_host"),
+            concurrency=t.get("concurrency"),
+        )
+        policy_values = {**settings.get("policy", {}), **body.get("policy", {})}
+        policy = Policy(
+            prune=policy_values.get("prune", False),
+            max_deletes=policy_values.get("max_deletes"),
+            max_change_percent=(float(policy_values["max_change_percent"])
+                                if "max_change_percent" in policy_values else None),
+            cross_site_permissions=policy_values.get("cross_site_permissions", "deny"),
+            protect=frozenset(a.lower() for a in policy_values.get("protect", ())),
+        )
+        templates = {**settings.get("templates", {}), **body.get("templates", {})}
+        self.template_docs: dict[int, YamlDocument] = {}
+        for name, template in templates.items():
+            origin = doc if name in body.get("templates", {}) else self.provider_doc
+            self.template_docs[id(template)] = origin
+        return Customer(
+            id=cid,
+            name=body["name"],
+            tenant=tenant,
+            mail_domains=tuple(d.lower() for d in body["mail_domains"]),
+            policy=policy,
+            templates=templates,
+            owners=tuple(body.get("owners", ())),
+            source=doc.where(body),
+        )
+
+    def build_site(self, sid: str, doc: YamlDocument, tenant: Tenant) -> Site:
+        body = doc.data["site"]
+        if "id" in body and body["id"] != sid:
+            self.problem(f"this file says site '{body['id']}' but sits in the folder of site "
+                         f"'{sid}'; the folder name is the site's id", doc.value_ref(body, "id"))
+        exchange = tenant.exchange
+        if "exchange" in body:
+            exchange = body["exchange"] == "enabled"
+            if exchange and not tenant.exchange:
+                self.problem("exchange is enabled at this site but disabled for the customer's "
+                             "tenant (customer.yaml); enable it there first",
+                             doc.value_ref(body, "exchange"))
+        return Site(
+            id=sid,
+            name=body["name"],
+            exchange=exchange,
+            placement=tuple((k, tuple(v)) for k, v in body.get("placement", {}).items()),
+            owners=tuple(body.get("owners", ())),
+            source=doc.where(body),
+        )
+
+    provider_doc: YamlDocument | None = None
+    template_docs: dict[int, YamlDocument]
+
+
+def _replace_sites(customer: Customer, sites: dict[str, Site]) -> Customer:
+    return replace(customer, sites=sites)
+
+
+# --- resources ----------------------------------------------------------------------------------
+
+_LISTS = tuple((t, t.yaml_key) for t in ResourceType)
+
+
+class _ResourceBuilder:
+    """Builds one customer's resources from its files, checking their meaning as it goes."""
+
+    def __init__(self, loader: _Loader, customer: Customer, state: CustomerState) -> None:
+        self.loader = loader
+        self.customer = customer
+        self.state = state
+        self.problem = loader.problem
+        self.domains = frozenset(customer.mail_domains)
+        self.derived: dict[str, str] = {}  # id -> the name its alias was derived from
+
+    def file(self, doc: YamlDocument, sid: str) -> None:
+        data = doc.data
+        cid = self.customer.id
+        if "customer" in data and data["customer"] != cid:
+            self.problem(f"this file names customer '{data['customer']}' but sits in the folder "
+                         f"of customer '{cid}'; a file declares resources for its own folder "
+                         "only: move it, or fix the name", doc.value_ref(data, "customer"))
+            return
+        if "site" in data:
+            if sid == "-":
+                self.problem(f"this file names site '{data['site']}' but sits at the customer "
+                             f"level; move it into sites/{data['site']}/ or remove 'site:'",
+                             doc.value_ref(data, "site"))
+                return
+            if data["site"] != sid:
+                self.problem(f"this file names site '{data['site']}' but sits in the folder of "
+                             f"site '{sid}'; a file declares resources for its own folder only: "
+                             "move it, or fix the name", doc.value_ref(data, "site"))
+                return
+        location = Location(cid, sid)
+        if sid == "-":
+            exchange = self.customer.tenant.exchange
+            why = "the customer's tenant has exchange: disabled (customer.yaml)"
+        else:
+            exchange = self.customer.sites[sid].exchange
+            why = f"site '{sid}' has exchange: disabled (site.yaml)"
+        for rtype, key in _LISTS:
+            items = data.get(key)
+            if not items:
+                continue
+            if not exchange:
+                self.problem(f"mailboxes cannot be declared here: {why}; enable exchange there "
+                             "or move these entries to a site where it is enabled",
+                             doc.key_ref(data, key))
+                continue
+            for item in items:
+                resource = self.build(rtype, doc, item, location)
+                if resource is not None:
+                    self.add(resource, doc, item)
+
+    def add(self, resource: Resource, doc: YamlDocument, item: dict[str, Any]) -> None:
+        existing = self.state.resources.get(resource.id)
+        if existing is None:
+            self.state.add(resource)
+            return
+        note = ""
+        if resource.id in self.derived:
+            note = (f" (the alias is derived from the name '{self.derived[resource.id]}'; "
+                    "write alias: to choose another)")
+        self.problem(f"{resource.id} is declared twice: here and at {existing.source}{note}; "
+                     "an identity may be declared once (move or merge the entries)",
+                     resource.source)
+
+    # -- one entry --
+
+    def apply_template(self, rtype: ResourceType, doc: YamlDocument, item: dict[str, Any],
+                       ) -> tuple[dict[str, Any], str | None, dict[str, Any],
+                                  YamlDocument | None] | None:
+        name = item.get("template")
+        implicit = name is None and rtype is ResourceType.USER_MAILBOX
+        if implicit:
+            name = DEFAULT_TEMPLATE if DEFAULT_TEMPLATE in self.customer.templates else None
+        if name is None:
+            return item, None, {}, None
+        template = self.customer.templates.get(name)
+        if template is None:
+            known = sorted(self.customer.templates)
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = (f"did you mean '{close[0]}'?" if close else
+                    f"known templates: {', '.join(known)}" if known else
+                    "this customer has no templates (define them under templates: in "
+                    "customer.yaml or reconciler.yaml)")
+            self.problem(f"unknown template '{name}'; {hint}", doc.value_ref(item, "template"))
+            return None
+        allowed = self.loader.properties[rtype]
+        wrong = [k for k in template if k not in allowed]
+        if wrong:
+            self.problem(f"template '{name}' sets {', '.join(wrong)}, which "
+                         f"{rtype.yaml_key.replace('_', ' ')} do not have; use another template",
+                         doc.value_ref(item, "template") if not implicit else doc.where(item))
+            return None
+        merged = {**template, **item}
+        merged.pop("template", None)
+        return merged, name, template, self.loader.template_docs.get(id(template))
+
+    def build(self, rtype: ResourceType, doc: YamlDocument, item: dict[str, Any],
+              location: Location) -> Resource | None:
+        applied = self.apply_template(rtype, doc, item)
+        if applied is None:
+            return None
+        merged, template_name, template, template_doc = applied
+        errors_before = len(self.loader.problems)
+        ctx = _Entry(doc, item, template, template_doc)
+        common: dict[str, Any] = {
+            "located_at": location,
+            "template": template_name,
+            "source": doc.where(item),
+        }
+        if "permissions" in merged:
+            common["permissions"] = self.grants(ctx, merged["permissions"],
+                                                rtype is ResourceType.DISTRIBUTION_GROUP)
+        if rtype is ResourceType.DISTRIBUTION_GROUP:
+            rid = self.identity(ctx, merged)
+            owners, owner_sources = self.principals(ctx, merged, "owners")
+            members, member_sources = self.principals(ctx, merged, "members")
+            resource: Resource = DistributionGroup(
+                id=rid, name=merged["name"], alias=rid.partition("@")[0], owners=owners,
+                members=members, owner_sources=owner_sources, member_sources=member_sources,
+                **common)
+        else:
+            common.update(self.mailbox_settings(ctx, merged))
+            if rtype is ResourceType.USER_MAILBOX:
+                rid = merged["user"].lower()
+                resource = UserMailbox(id=rid, display_name=merged.get("display_name"),
+                                       convert_to=merged.get("convert_to"), **common)
+            elif rtype is ResourceType.SHARED_MAILBOX:
+                rid = self.identity(ctx, merged)
+                resource = SharedMailbox(id=rid, name=merged["name"], alias=rid.partition("@")[0],
+                                         **common)
+            else:
+                rid = self.identity(ctx, merged)
+                resource = RoomMailbox(id=rid, name=merged["name"], alias=rid.partition("@")[0],
+                                       location=merged.get("location"),
+                                       capacity=merged.get("capacity"), **common)
+        if len(self.loader.problems) != errors_before:
+            return None
+        return resource
+
+    def identity(self, ctx: _Entry, item: dict[str, Any]) -> str:
+        alias = item.get("alias")
+        if alias is None:
+            alias = derive_alias(item["name"])
+            if not alias:
+                self.problem(f"no alias can be derived from the name '{item['name']}'; "
+                             "write alias: with letters, digits, '.', '_' or '-'",
+                             ctx.ref("name"))
+                alias = "?"
+            else:
+                self.derived[f"{alias}@{self.default_domain(ctx, item)}".lower()] = item["name"]
+        return f"{alias}@{self.default_domain(ctx, item)}".lower()
+
+    def default_domain(self, ctx: _Entry, item: dict[str, Any]) -> str:
+        domain = item.get("domain")
+        if domain is None:
+            return self.customer.default_domain
+        if domain.lower() not in self.domains:
+            self.problem(f"the domain '{domain}' is not one of customer "
+                         f"'{self.customer.id}''s mail_domains ({', '.join(self.domains)}); use "
+                         "one of those or add it to mail_domains in customer.yaml",
+                         ctx.ref("domain"))
+            self.domains = self.domains | {domain.lower()}  # report it once per domain
+        return domain
+
+    def principals(self, ctx: _Entry, item: dict[str, Any], key: str,
+                   ) -> tuple[tuple[str, ...] | None, tuple[SourceRef | None, ...]]:
+        values = item.get(key)
+        if values is None:
+            return None, ()
+        doc = ctx.doc_of(key)
+        sources = tuple(doc.item_ref(values, i) for i in range(len(values)))
+        seen: dict[str, int] = {}
+        for i, value in enumerate(values):
+            low = value.lower()
+            if low in seen:
+                self.problem(f"{value} is listed twice in {key}; list each once", sources[i])
+            seen[low] = i
+        return tuple(values), sources
+
+    def grants(self, ctx: _Entry, items: list[dict[str, Any]], group: bool,
+               ) -> tuple[AccessGrant, ...]:
+        doc = ctx.doc_of("permissions")
+        grants = []
+        seen: set[str] = set()
+        for i, g in enumerate(items):
+            source = doc.item_ref(items, i)
+            access = frozenset(g["access"])
+            user = g["user"]
+            if user.lower() in seen:
+                self.problem(f"{user} appears twice in permissions; give one entry with every "
+                             "access right", source)
+            seen.add(user.lower())
+            if group and "FullAccess" in access:
+                self.problem("FullAccess does not exist on a distribution group; groups take "
+                             "SendAs and SendOnBehalf only", source)
+            automapping = g.get("automapping")
+            if automapping is not None and "FullAccess" not in access:
+                self.problem("automapping applies to FullAccess only; add FullAccess to access "
+                             "or remove automapping", source)
+            grants.append(AccessGrant(user=user, access=access, automapping=automapping,
+                                      source=source))
+        return tuple(grants)
+
+    def calendar(self, ctx: _Entry, items: list[dict[str, Any]]) -> tuple[CalendarGrant, ...]:
+        doc = ctx.doc_of("calendar_permissions")
+        grants = []
+        seen: set[str] = set()
+        for i, g in enumerate(items):
+            source = doc.item_ref(items, i)
+            user = g["user"]
+            role = g.get("role")
+            rights = g.get("rights")
+            delegate = g.get("delegate", False)
+            private = g.get("private_items", False)
+            if user.lower() in seen:
+                self.problem(f"{user} appears twice in calendar_permissions; keep one entry",
+                             source)
+            seen.add(user.lower())
+            if role is not None and rights is not None:
+                self.problem("give either a role or rights, not both (a role is a named set of "
+                             "rights); remove one", source)
+            elif role is None and rights is None:
+                self.problem("a calendar entry needs a role (such as Reviewer or Editor) or "
+                             "rights; add one", source)
+            if delegate and role != "Editor":
+                self.problem(f"delegate applies only to the Editor role, not "
+                             f"{role or 'individual rights'}; use role: Editor or remove delegate",
+                             source)
+            if private and not delegate:
+                self.problem("private_items needs delegate: true (only delegates may see "
+                             "private items); add delegate: true or remove private_items", source)
+            grants.append(CalendarGrant(
+                user=user, role=role, rights=frozenset(rights) if rights is not None else None,
+                delegate=delegate, private_items=private, source=source))
+        return tuple(grants)
+
+    def mailbox_settings(self, ctx: _Entry, item: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if "retention_policy" in item:
+            out["retention_policy"] = item["retention_policy"]
+        if "archive" in item:
+            out["archive"] = item["archive"]
+        if "forwarding" in item:
+            out["forwarding"] = self.forwarding(ctx, item["forwarding"], ctx.ref("forwarding"))
+        if "auto_reply" in item:
+            out["auto_reply"] = self.auto_reply(ctx, item["auto_reply"],
+                                                ctx.ref("auto_reply"))
+        if "custom_attributes" in item:
+            out["custom_attributes"] = tuple(
+                sorted((int(k), v) for k, v in item["custom_attributes"].items()))
+        if "calendar_permissions" in item:
+            out["calendar_permissions"] = self.calendar(ctx, item["calendar_permissions"])
+        return out
+
+    def forwarding(self, ctx: _Entry, value: str | dict[str, Any],
+                   source: SourceRef | None) -> Forwarding:
+        if isinstance(value, str):
+            return Forwarding(source=source)
+        internal, external = value.get("internal"), value.get("external")
+        if internal is not None and external is not None:
+            self.problem("forwarding has both internal and external; mail goes to one place: "
+                         "keep one of them", source)
+        elif internal is None and external is None:
+            self.problem("forwarding needs internal (a recipient of the tenant) or external "
+                         "(any address); write forwarding: none to remove forwarding", source)
+        return Forwarding(internal=internal, external=external,
+                          deliver_to_mailbox=value.get("deliver_to_mailbox", False), source=source)
+
+    def auto_reply(self, ctx: _Entry, value: dict[str, Any],
+                   source: SourceRef | None) -> AutoReply:
+        start = _utc(value.get("start"))
+        end = _utc(value.get("end"))
+        if value["state"] == "Scheduled" and (start is None or end is None):
+            self.problem("a Scheduled auto_reply needs start and end (e.g. start: "
+                         "2026-12-20T00:00:00Z); add them, or use state: Enabled", source)
+        if start is not None and end is not None and start >= end:
+            self.problem(f"auto_reply ends ({end}) before it starts ({start}); swap them",
+                         source)
+        return AutoReply(
+            state=value["state"], start=start, end=end,
+            internal_message=value.get("internal_message"),
+            external_audience=value.get("external_audience"),
+            external_message=value.get("external_message"), source=source)
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One YAML entry being built, and where its template (if any) was written."""
+
+    doc: YamlDocument
+    item: dict[str, Any]
+    template: dict[str, Any]
+    template_doc: YamlDocument | None
+
+    def doc_of(self, key: str) -> YamlDocument:
+        """The document that wrote ``key``: the entry's own, else its template's."""
+        if key in self.item or self.template_doc is None:
+            return self.doc
+        return self.template_doc
+
+    def ref(self, key: str) -> SourceRef | None:
+        """The position of ``key``'s value, in the entry or in its template."""
+        if key in self.item or self.template_doc is None:
+            return self.doc.value_ref(self.item, key)
+        return self.template_doc.value_ref(self.template, key)
+
+
+def _utc(value: str | None) -> str | None:
+    """ISO-8601 text with a time zone -> 'YYYY-MM-DDTHH:MM:SSZ' in UTC."""
+    if value is None:
+        return None
+    text = _ZONE_SPACE.sub("", value.replace(" ", "T", 1)).replace("z", "Z").replace("t", "T")
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return value
+    if parsed.tzinfo is None:  # pragma: no cover - the schema requires a zone
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+

@@ -1,0 +1,301 @@
+"""Reading one YAML file into plain data while remembering where every value came from.
+
+The C parser composes the document into nodes (which carry positions); a small walker turns
+the nodes into plain dicts, lists and scalars, the shape JSON Schema validates. Positions are
+kept in a side table keyed by the identity of each dict and list, so the data itself stays plain
+and cheap, and any value can still be traced back to its file, line and column.
+
+Only the YAML core types are accepted (no tags that build objects), and the input is bounded:
+a size limit on the file, a depth limit, and a limit on how many nodes aliases may expand to
+(a "billion laughs" document fails with a clear error instead of exhausting memory).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from reconciler.errors import Problem
+from reconciler.model import SourceRef
+
+try:  # the C parser is much faster; the pure-Python one gives the same nodes
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+MAX_FILE_BYTES = 32 * 1024 * 1024
+MAX_DEPTH = 64
+# A node reached through an alias counts again each time: this bounds what a file may expand to
+# regardless of how it is written. Ten times the file's own size leaves real files far below it.
+MIN_NODE_BUDGET = 100_000
+
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_SCALAR_TAGS = {
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:timestamp",
+}
+_constructor = yaml.SafeLoader("")  # only its scalar constructors are used
+
+
+class YamlError(Exception):
+    """A file that is not acceptable YAML; carries the problems found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(map(str, problems)))
+        self.problems = problems
+
+
+@dataclass
+class YamlDocument:
+    """A file's plain data plus the positions of its dicts and lists."""
+
+    file: str  # as it should appear in messages
+    data: Any
+    nodes: dict[int, Node] = field(default_factory=dict)  # id(dict or list) -> its node
+
+    def ref(self, node: Node) -> SourceRef:
+        mark = node.start_mark
+        return SourceRef(self.file, mark.line + 1, mark.column + 1)
+
+    def where(self, value: Any) -> SourceRef | None:
+        """The position of a dict or list of this document."""
+        node = self.nodes.get(id(value))
+        return self.ref(node) if node is not None else None
+
+    def key_ref(self, mapping: dict[str, Any], key: str) -> SourceRef | None:
+        """The position of ``key`` in ``mapping`` (of the mapping when not found)."""
+        node = self.nodes.get(id(mapping))
+        if node is None:
+            return None
+        for k, _ in node.value:
+            if k.value == key:
+                return self.ref(k)
+        return self.ref(node)
+
+    def value_ref(self, mapping: dict[str, Any], key: str) -> SourceRef | None:
+        """The position of the value under ``key`` in ``mapping``."""
+        node = self.nodes.get(id(mapping))
+        if node is None:
+            return None
+        for k, v in node.value:
+            if k.value == key:
+                return self.ref(v)
+        return self.ref(node)
+
+    def item_ref(self, sequence: list[Any], index: int) -> SourceRef | None:
+        """The position of item ``index`` of ``sequence``."""
+        node = self.nodes.get(id(sequence))
+        if node is None:
+            return None
+        if 0 <= index < len(node.value):
+            return self.ref(node.value[index])
+        return self.ref(node)
+
+    def path_ref(self, path: list[str | int] | tuple[str | int, ...]) -> SourceRef:
+        """The position of the value at ``path`` (keys and indexes), as near as it exists."""
+        value: Any = self.data
+        best = self.where(value) or SourceRef(self.file, 1, 1)
+        for step in path:
+            if isinstance(value, dict) and isinstance(step, str) and step in value:
+                best = self.value_ref(value, step) or best
+                value = value[step]
+            elif isinstance(value, list) and isinstance(step, int) and 0 <= step < len(value):
+                best = self.item_ref(value, step) or best
+                value = value[step]
+            else:
+                break
+        return best
+
+
+def read_yaml(path: str, display: str) -> YamlDocument:
+    """Read ``path`` (named ``display`` in messages) into a :class:`YamlDocument`.
+
+    Raises :class:`YamlError` for anything that is not a single, plain YAML document.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise YamlError([Problem(f"cannot read the file: {e.strerror or e}",
+                                 SourceRef(display, 1, 1))]) from None
+    return parse_yaml(raw, display)
+
+
+def parse_yaml(raw: bytes, display: str) -> YamlDocument:
+    """Parse the bytes of a file named ``display``; see :func:`read_yaml`."""
+    if len(raw) > MAX_FILE_BYTES:
+        raise _error(display, 1, 1,
+                     f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; "
+                     "split it into several files")
+    text = _decode(raw, display)
+    if "\t" in text:
+        _check_tabs(text, display)
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise _error(display, line, col, _yaml_message(e)) from None
+    except yaml.YAMLError as e:
+        raise _error(display, 1, 1, f"not valid YAML: {e}") from None
+    except RecursionError:
+        raise _error(display, 1, 1, "the YAML is nested too deeply") from None
+    if root is None:
+        raise _error(display, 1, 1, "the file is empty (it holds no YAML document)")
+    doc = YamlDocument(display, None)
+    walker = _Walker(doc, max(MIN_NODE_BUDGET, 10 * len(raw)))
+    doc.data = walker.value(root, 0)
+    if walker.problems:
+        raise YamlError(walker.problems)
+    return doc
+
+
+def _decode(raw: bytes, display: str) -> str:
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise _error(display, 1, 1, "the file is UTF-16; save it as UTF-8")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        before = raw[: e.start]
+        line = before.count(b"\n") + 1
+        col = e.start - (before.rfind(b"\n") + 1) + 1
+        raise _error(display, line, col,
+                     f"the file is not UTF-8 (byte 0x{raw[e.start]:02x} cannot be read); "
+                     "save it as UTF-8") from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise _error(display, line, 1, "the file holds a NUL character; is it a binary file?")
+    return text
+
+
+def _check_tabs(text: str, display: str) -> None:
+    """YAML forbids tabs for indentation; name the first such line plainly."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        stripped = line.lstrip(" ")
+        if stripped.startswith("\t"):
+            raise _error(display, number, len(line) - len(stripped) + 1,
+                         "a tab is used for indentation; YAML allows only spaces there "
+                         "(set your editor to insert spaces)")
+
+
+def _yaml_message(e: yaml.MarkedYAMLError) -> str:
+    problem = (e.problem or "").strip()
+    context = (e.context or "").strip()
+    if "found character '\\t'" in problem:
+        return "a tab character where YAML does not allow one; use spaces"
+    if "expected a single document" in context or "but found another document" in problem:
+        return "the file holds more than one YAML document ('---'); keep one per file"
+    if "mapping values are not allowed" in problem:
+        return ("a ':' where a value was expected; put quotes around text that contains ': ' "
+                "or check the indentation of this line")
+    if "could not find expected ':'" in problem:
+        return "a key without ':' after it; write 'key: value' (check the indentation)"
+    text = f"{context}, {problem}" if context and problem else context or problem
+    return f"not valid YAML: {text or e}"
+
+
+def _error(display: str, line: int, col: int, message: str) -> YamlError:
+    return YamlError([Problem(message, SourceRef(display, line, col))])
+
+
+class _Walker:
+    """Turns composed nodes into plain data, recording positions and limiting expansion."""
+
+    def __init__(self, doc: YamlDocument, budget: int) -> None:
+        self.doc = doc
+        self.nodes = doc.nodes
+        self.budget = budget
+        self.active: set[int] = set()  # containers being walked: an alias to one is a cycle
+        self.problems: list[Problem] = []
+
+    def fail(self, node: Node, message: str) -> None:
+        self.problems.append(Problem(message, self.doc.ref(node)))
+
+    def value(self, node: Node, depth: int) -> Any:
+        self.budget -= 1
+        cls = node.__class__
+        if cls is ScalarNode:
+            if node.tag == _STR:
+                return node.value
+            return self.scalar(node)
+        if self.budget < 0:
+            if self.budget == -1:
+                self.fail(node, "the document expands to too many values (aliases repeated "
+                                "over and over?); write it out plainly")
+            return None
+        if depth >= MAX_DEPTH:
+            self.fail(node, f"the YAML is nested more than {MAX_DEPTH} levels deep")
+            return None
+        key = id(node)
+        if key in self.active:
+            self.fail(node, "an alias refers to the mapping or list that contains it")
+            return None
+        self.active.add(key)
+        try:
+            if cls is MappingNode:
+                return self.mapping(node, depth)
+            if cls is SequenceNode:
+                if node.tag != _SEQ:
+                    self.fail(node, f"the tag {node.tag} is not allowed; write a plain list")
+                items = [self.value(item, depth + 1) for item in node.value]
+                self.nodes[id(items)] = node
+                return items
+        finally:
+            self.active.discard(key)
+        self.fail(node, "unexpected YAML node")  # pragma: no cover - only three node kinds
+        return None
+
+    def mapping(self, node: MappingNode, depth: int) -> dict[str, Any]:
+        if node.tag != _MAP:
+            self.fail(node, f"the tag {node.tag} is not allowed; write a plain mapping")
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.__class__ is not ScalarNode:
+                self.fail(key_node, "a key must be plain text, not a list or mapping")
+                continue
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                self.fail(key_node, "merge keys ('<<') are not supported; "
+                                    "use a template for shared settings")
+                continue
+            key = key_node.value
+            if key in result:
+                first = next(k for k, _ in node.value if k.value == key)
+                self.fail(key_node, f"the key '{key}' appears twice in this mapping "
+                                    f"(first at line {first.start_mark.line + 1}); keep one")
+                continue
+            result[key] = self.value(value_node, depth + 1)
+        self.nodes[id(result)] = node
+        return result
+
+    def scalar(self, node: ScalarNode) -> Any:
+        tag = node.tag
+        if tag not in _SCALAR_TAGS:
+            self.fail(node, f"the tag {tag} is not allowed; write plain values")
+            return None
+        if tag == "tag:yaml.org,2002:timestamp":
+            return _timestamp(node)
+        try:
+            return _constructor.yaml_constructors[tag](_constructor, node)
+        except (ValueError, yaml.YAMLError):
+            return node.value
+
+
+def _timestamp(node: ScalarNode) -> str:
+    """A timestamp with a time zone becomes ISO-8601 UTC text; anything else stays as written
+    (so that the schema can say what is expected)."""
+    try:
+        value = _constructor.construct_yaml_timestamp(node)
+    except (ValueError, yaml.YAMLError):
+        return str(node.value)
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(node.value)
