@@ -45,6 +45,25 @@ class _LazyGroup(click.Group):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
+    def invoke(self, ctx: click.Context) -> object:
+        """Errors a user can act on are printed plainly and exit 1; no traceback."""
+        try:
+            return super().invoke(ctx)
+        except InputError as e:
+            report_problems(e)
+        except ReconcilerError as e:
+            click.echo(f"Error: {e}", err=True)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as e:  # a bug: say so plainly; the traceback is for -vv
+            logging.getLogger("reconciler").debug("unexpected error", exc_info=True)
+            click.echo(f"Error: unexpected {type(e).__name__}: {e} (this is a bug; run with "
+                       f"-vv for the traceback and report it)", err=True)
+        ctx.exit(EXIT_ERROR)
+
     @staticmethod
     def _load(name: str) -> click.Command | None:
         if name not in COMMANDS:
@@ -94,29 +113,13 @@ def report_problems(error: InputError) -> None:
 
 
 def main() -> None:
+    # Not click's standalone mode: it exits 2 on a usage error, and 2 means "changes" here.
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(prog_name="reconciler", standalone_mode=False)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(EXIT_ERROR)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(EXIT_ERROR)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(EXIT_ERROR if e.exit_code == 2 else e.exit_code)
-    except InputError as e:
-        report_problems(e)
-        sys.exit(EXIT_ERROR)
-    except ReconcilerError as e:
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(EXIT_ERROR)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as e:  # a bug: say so plainly; the traceback is for -vv
-        logging.getLogger("reconciler").debug("unexpected error", exc_info=True)
-        click.echo(f"Error: unexpected {type(e).__name__}: {e} (this is a bug; run with -vv "
-                   f"for the traceback and report it)", err=True)
-        sys.exit(EXIT_ERROR)
-    else:
-        sys.exit(EXIT_OK)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

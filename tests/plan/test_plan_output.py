@@ -1,0 +1,203 @@
+"""The plan as a product surface: JSON schema, renderers, the `plan` command's flags and exit
+codes, and --changed-since."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from reconciler.cli import cli
+from reconciler.plan.plan import Change, Operation, Plan
+from reconciler.render.markdown import GITHUB_COMMENT_LIMIT, render_markdown
+from reconciler.render.text import render_text
+from tests.plan.conftest import Scenario
+
+SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "plan.schema.json").read_text())
+LONDON = "sites/london/mailboxes.yaml"
+
+
+def _rich(scenario: Scenario) -> Scenario:
+    scenario.live("New-Mailbox", Shared=True, Name="Support", Alias="support",
+                  PrimarySmtpAddress="support@contoso.com")
+    scenario.live("Set-Mailbox", Identity="support@contoso.com", Office="Paris")
+    scenario.live("New-Mailbox", Room=True, Name="Old Room", Alias="old-room",
+                  PrimarySmtpAddress="old-room@contoso.com")
+    return scenario.yaml(LONDON, """\
+        shared_mailboxes:
+          - name: Support
+            permissions:
+              - {user: bob@contoso.com, access: [FullAccess]}
+          - name: Sales
+        user_mailboxes:
+          - user: alice@contoso.com
+            retention_policy: Contoso 2y
+        """)
+
+
+def _snapshot_dir(scenario: Scenario, tmp_path: Path) -> Path:
+    live = tmp_path / "live"
+    live.mkdir(exist_ok=True)
+    (live / "contoso.json").write_text(json.dumps(scenario.emulator.to_snapshot()))
+    return live
+
+
+def test_plan_json_validates_against_the_published_schema(scenario: Scenario) -> None:
+    plan = _rich(scenario).plan()
+    data = json.loads(plan.to_json())
+    jsonschema.validate(data, SCHEMA)
+    assert data["format_version"] == "1.0"
+    assert data["summary"] == {"create": 1, "update": 2, "delete": 0, "move": 0,
+                               "unmanaged": 1}
+    restored = [Change.from_dict(c) for c in data["changes"]]
+    assert Plan(changes=restored).checksum == data["checksum"]
+
+
+def test_text_says_no_changes_first_and_closes_with_the_summary(scenario: Scenario) -> None:
+    scenario.yaml(LONDON, "user_mailboxes:\n  - user: alice@contoso.com\n")
+    text = render_text(scenario.plan())
+    assert text.startswith("No changes.")
+    assert text.rstrip().endswith(
+        "Plan: 0 to add, 0 to change, 0 to destroy, 0 to move; 0 unmanaged.")
+    assert "\x1b[" not in text
+
+
+def test_text_marks_each_action_and_colour_is_optional(scenario: Scenario) -> None:
+    plan = _rich(scenario).plan()
+    plain = render_text(plan)
+    assert "  + shared_mailbox sales@contoso.com" in plain
+    assert "  ~ shared_mailbox support@contoso.com" in plain
+    assert "  ? room_mailbox old-room@contoso.com" in plain
+    assert "(moved from contoso/paris)" in plain
+    assert "\x1b[32m" in render_text(plan, colour=True)
+
+
+def _big_plan(n: int) -> Plan:
+    changes = [Change(customer="contoso", site="london", type="shared_mailbox",
+                      id=f"box{i:05}@contoso.com", action="create", before=None,
+                      after={"name": f"Box {i}", "permissions": [
+                          {"user": "bob@contoso.com", "access": ["FullAccess"]}]},
+                      operations=(Operation("New-Mailbox", {
+                          "Shared": True, "Name": f"Box {i}",
+                          "PrimarySmtpAddress": f"box{i:05}@contoso.com"}),))
+               for i in range(n)]
+    return Plan(changes=changes)
+
+
+def test_markdown_of_a_huge_plan_stays_under_the_comment_limit() -> None:
+    plan = _big_plan(5000)
+    text = render_markdown(plan)
+    assert len(text) < GITHUB_COMMENT_LIMIT
+    assert "| **total** | | **5000** |" in text
+    assert "box00000@contoso.com" in text  # the first changes are kept
+    assert "more change(s) not shown" in text and "5000 create" not in text
+
+
+def test_text_of_a_large_plan_is_one_line_per_change() -> None:
+    text = render_text(_big_plan(60))
+    assert text.count("New-Mailbox") == 0 and text.count("will be created") == 60
+
+
+def test_plan_command_exit_codes_and_saved_plan(scenario: Scenario, tmp_path: Path) -> None:
+    repo = _rich(scenario).write()
+    live = _snapshot_dir(scenario, tmp_path)
+    runner = CliRunner()
+    out = tmp_path / "plan.json"
+    args = ["plan", str(repo), "--live", f"snapshot:{live}"]
+    result = runner.invoke(cli, [*args, "--detailed-exitcode", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    saved = json.loads(out.read_text())
+    assert saved["summary"]["create"] == 1
+    assert runner.invoke(cli, args).exit_code == 0
+    as_json = runner.invoke(cli, [*args, "--format", "json"])
+    assert json.loads(as_json.stdout) == saved  # deterministic, byte for byte the same data
+    markdown = runner.invoke(cli, [*args, "--format", "markdown"])
+    assert markdown.stdout.startswith("### Reconciler plan")
+
+
+def test_plan_over_the_safety_limit_is_refused(scenario: Scenario, tmp_path: Path) -> None:
+    scenario.live("New-Mailbox", Shared=True, Name="Old", Alias="old",
+                  PrimarySmtpAddress="old@contoso.com")
+    scenario.policy("prune: true\nmax_deletes: 0\n")
+    scenario.yaml(LONDON, "shared_mailboxes: []\n")
+    repo = scenario.write()
+    live = _snapshot_dir(scenario, tmp_path)
+    out = tmp_path / "plan.json"
+    args = ["plan", str(repo), "--live", f"snapshot:{live}", "--out", str(out)]
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 1
+    assert "1 deletes exceed max_deletes 0" in refused.stderr and not out.exists()
+    allowed = CliRunner().invoke(cli, [*args, "--allow-large-changes"])
+    assert allowed.exit_code == 0 and out.exists()
+
+
+def test_unknown_customer_is_a_clear_error(scenario: Scenario, tmp_path: Path) -> None:
+    repo = _rich(scenario).write()
+    result = CliRunner().invoke(cli, ["plan", str(repo), "--customer", "fabrikam",
+                                      "--live", f"snapshot:{_snapshot_dir(scenario, tmp_path)}"])
+    assert result.exit_code == 1
+    assert "unknown customer 'fabrikam'" in result.stderr
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
+                   cwd=repo, check=True, capture_output=True)
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every cmdlet the planner's backends are asked for."""
+    from reconciler.emulator import Emulator
+
+    calls: list[str] = []
+    original = Emulator.invoke
+
+    def invoke(self: Emulator, cmdlet: str, *args: object, **kw: object) -> object:
+        calls.append(cmdlet)
+        return original(self, cmdlet, *args, **kw)
+
+    monkeypatch.setattr(Emulator, "invoke", invoke)
+    return calls
+
+
+def test_changed_since_plans_only_what_the_change_touches(
+        scenario: Scenario, tmp_path: Path, counted: list[str]) -> None:
+    boxes = "".join(f"  - name: Box {n}\n    permissions:\n"
+                    f"      - {{user: bob@contoso.com, access: [FullAccess]}}\n"
+                    for n in range(30))
+    scenario.yaml(LONDON, "shared_mailboxes:\n" + boxes)
+    for n in range(30):
+        scenario.live("New-Mailbox", Shared=True, Name=f"Box {n}", Alias=f"box-{n}",
+                      PrimarySmtpAddress=f"box-{n}@contoso.com")
+        scenario.live("Add-MailboxPermission", Identity=f"box-{n}@contoso.com", User="bob",
+                      AccessRights=["FullAccess"], InheritanceType="All")
+    repo = scenario.write()
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "base")
+    # The pull request: one mailbox edited, one added, one moved to Paris.
+    text = (repo / "customers/contoso" / LONDON).read_text()
+    text = text.replace("  - name: Box 3\n", "  - name: Box 3\n    archive: true\n")
+    text = text.replace("  - name: Box 7\n    permissions:\n"
+                        "      - {user: bob@contoso.com, access: [FullAccess]}\n", "")
+    (repo / "customers/contoso" / LONDON).write_text(text + "  - name: New Box\n")
+    (repo / "customers/contoso" / "sites/paris/mailboxes.yaml").write_text(
+        "shared_mailboxes:\n  - name: Box 7\n")
+    live = _snapshot_dir(scenario, tmp_path)  # every Box exists live, none of the edits
+
+    counted.clear()
+    result = CliRunner().invoke(cli, ["plan", str(repo), "--live", f"snapshot:{live}",
+                                      "--changed-since", "HEAD", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    got = {(c["action"], c["address"]) for c in plan["changes"]}
+    assert ("create", "contoso/london/shared_mailbox/new-box@contoso.com") in got
+    assert ("update", "contoso/london/shared_mailbox/box-3@contoso.com") in got
+    moved = [c for c in plan["changes"] if c["id"] == "box-7@contoso.com"]
+    assert moved and moved[0]["moved_from"] == "contoso/london"
+    assert len(got) == 3
+    assert counted.count("Get-MailboxPermission") <= 2 and len(counted) <= 20, counted
