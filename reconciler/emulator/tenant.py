@@ -271,6 +271,13 @@ class Emulator:
                 result.value = [{k: row[k] for k in wanted if k in row} for row in result.value]
             return result
 
+    def calendar_identity(self, identity: str) -> str:
+        """``<mailbox>:\\<calendar folder>`` for a mailbox: the folder's name may be localised
+        (``Kalender``, ``Agenda``). An emulator convenience; Exchange has no such cmdlet."""
+        with self._lock:
+            obj = self._require(identity, ("mailbox",), "Get-MailboxFolderPermission", read=True)
+            return f"{obj.identity}:\\{obj.calendar_folder}"
+
     def close(self) -> None:
         """Nothing to release; present so an Emulator can stand in for a Backend."""
 
