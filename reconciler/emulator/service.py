@@ -1,0 +1,527 @@
+"""A fake Exchange Online admin REST gateway, served over real sockets.
+
+It puts the InvokeCommand protocol in front of any emulator-like object (anything with
+``invoke(cmdlet, parameters, select) -> CmdletResult`` raising the typed errors of
+``reconciler.live.backend``), so the connector's real msal and httpx code paths can be tested
+without a tenant. What it reproduces, because the connector must cope with each:
+
+- ``POST /adminapi/beta/{tenant}/InvokeCommand`` with a Bearer token issued by the fake identity
+  endpoint (served on the same port) and an ``X-AnchorMailbox`` header, both required;
+- ``Prefer: odata.maxpagesize=N`` paging; the next page is a POST of the same body to
+  ``@odata.nextLink``, whose opaque ``$skiptoken`` refers to the result computed by the first page;
+- ``?$select=``, ``@adminapi.warnings``, and Exchange's error bodies, including not-found both as
+  404 and as 400 with ``ManagementObjectNotFoundException``, the empty 403 wrongly labelled gzip
+  for an unknown cmdlet, and the 403 whose reason is only in ``x-ms-diagnostics``;
+- faults from a seeded schedule (see ``faults.py``) and a fixed latency per request.
+
+Counters: ``calls`` (POSTs per cmdlet, pages and faulted ones included), ``commits`` (writes that
+changed the tenant, per cmdlet) and ``commits_by_request`` (per ``client-request-id``), so tests
+can prove a write never ran twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import secrets
+import ssl
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from reconciler.emulator.faults import Fault, FaultConfig, FaultKind, FaultSchedule, Phase
+from reconciler.emulator.identity import FakeIdentity, Reply
+from reconciler.live.backend import (
+    AlreadyExists,
+    BadParameter,
+    CmdletResult,
+    ExchangeError,
+    Forbidden,
+    NotFound,
+    NotPresent,
+    Throttled,
+    TransientError,
+    is_write,
+)
+
+log = logging.getLogger(__name__)
+
+INVOKE_PATH = "InvokeCommand"
+DEFAULT_PAGE_SIZE = 1000
+# Cmdlets whose not-found answer is a plain 404; the rest answer 400 with
+# ManagementObjectNotFoundException. Exchange does both, and the connector must map both.
+NOT_FOUND_AS_404 = frozenset({
+    "Get-Mailbox", "Get-Recipient", "Get-User", "Get-DistributionGroup", "Get-EXOMailbox",
+    "Get-MailboxAutoReplyConfiguration",
+})
+_DEFAULT_TYPES: dict[type[ExchangeError], str] = {
+    NotFound: "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException",
+    AlreadyExists: "Microsoft.Exchange.Management.Tasks.MemberAlreadyExistsException",
+    NotPresent: "Microsoft.Exchange.Management.Tasks.MemberNotFoundException",
+    BadParameter: "System.Management.Automation.ParameterBindingException",
+    Forbidden: "Microsoft.Exchange.Configuration.Authorization.AccessDeniedException",
+}
+
+
+class EmulatorLike(Protocol):
+    def invoke(
+        self,
+        cmdlet: str,
+        parameters: Mapping[str, Any] | None = None,
+        select: Sequence[str] | None = None,
+    ) -> CmdletResult: ...
+
+
+def known_cmdlets() -> frozenset[str]:
+    """The cmdlets of the official reference extract shipped with the product."""
+    path = Path(__file__).resolve().parent.parent / "data" / "exchange-cmdlets.json"
+    return frozenset(json.loads(path.read_text(encoding="utf-8"))["cmdlets"])
+
+
+@dataclass
+class _Pages:
+    body_digest: str
+    value: list[dict[str, Any]]
+    created: float
+
+
+@dataclass
+class _Tenant:
+    id: str
+    emulator: EmulatorLike
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class FakeExchangeService:
+    """The fake gateway and identity endpoint for one or more tenants, on one port.
+
+    ``tenants`` maps a tenant id to its emulator. ``identity`` issues and checks the tokens; with
+    none given a fresh one is made (register apps on ``service.identity``).
+    """
+
+    def __init__(
+        self,
+        tenants: Mapping[str, EmulatorLike],
+        *,
+        identity: FakeIdentity | None = None,
+        faults: FaultConfig | None = None,
+        aliases: Mapping[str, str] | None = None,
+        max_page_size: int = DEFAULT_PAGE_SIZE,
+        not_found_as_404: Iterable[str] = NOT_FOUND_AS_404,
+        cmdlets: Iterable[str] | None = None,
+        denied_cmdlets: Iterable[str] = (),
+        next_link_origin: str | None = None,
+        page_ttl_seconds: float = 600.0,
+        lag_seconds: float | None = None,
+    ) -> None:
+        self.identity = identity or FakeIdentity()
+        self.schedule = FaultSchedule(faults or FaultConfig())
+        self.max_page_size = max_page_size
+        self.not_found_as_404 = frozenset(not_found_as_404)
+        self.cmdlets = frozenset(c.lower() for c in (cmdlets if cmdlets is not None
+                                                     else known_cmdlets()))
+        self.denied_cmdlets = set(denied_cmdlets)
+        self.next_link_origin = next_link_origin  # tests: a link pointing elsewhere
+        self.page_ttl_seconds = page_ttl_seconds
+        self.calls: Counter[str] = Counter()
+        self.commits: Counter[str] = Counter()
+        self.commits_by_request: Counter[str] = Counter()
+        self._tenants: dict[str, _Tenant] = {}
+        self._pages: OrderedDict[str, _Pages] = OrderedDict()
+        self._lock = threading.Lock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._scheme = "http"
+        self._in_flight = 0
+        self._idle = threading.Condition(self._lock)
+        self.lag_seconds = lag_seconds
+        for tenant_id, emulator in tenants.items():
+            self.add_tenant(tenant_id, emulator)
+        for alias, tenant_id in (aliases or {}).items():
+            self._tenants[alias.lower()] = self._tenants[tenant_id.lower()]
+            self.identity.add_tenant(tenant_id, [alias])
+
+    @property
+    def faults(self) -> FaultConfig:
+        return self.schedule.config
+
+    def add_tenant(self, tenant_id: str, emulator: EmulatorLike,
+                   aliases: Iterable[str] = ()) -> None:
+        if self.lag_seconds is not None and hasattr(emulator, "lag_seconds"):
+            # Read-after-write lag is the emulator's own behaviour; the service only sets it.
+            emulator.lag_seconds = self.lag_seconds
+        tenant = _Tenant(tenant_id, emulator)
+        for name in (tenant_id, *aliases):
+            self._tenants[name.lower()] = tenant
+        self.identity.add_tenant(tenant_id, aliases)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self, host: str = "127.0.0.1", port: int = 0,
+              ssl_context: ssl.SSLContext | None = None) -> FakeExchangeService:
+        server = _Server((host, port), _Handler)
+        server.service = self
+        if ssl_context is not None:
+            # The handshake happens lazily in the connection's own thread, so a slow client
+            # cannot hold up the accept loop.
+            server.socket = ssl_context.wrap_socket(
+                server.socket, server_side=True, do_handshake_on_connect=False)
+            self._scheme = "https"
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="fake-exchange",
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> FakeExchangeService:
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "the service is not started"
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        """The origin to configure as both the Exchange URL and the authority host."""
+        return f"{self._scheme}://127.0.0.1:{self.port}"
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no request is being handled (a slow answer may still commit a write after
+        its client gave up). False if requests are still running after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(remaining)
+        return True
+
+    def _enter(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+
+    def _leave(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            self._idle.notify_all()
+
+    # --- request handling ----------------------------------------------------------------------
+
+    def handle(self, request: _Handler) -> Reply | None:
+        """Answer one request. ``None`` means: drop the connection without an answer."""
+        url = urlsplit(request.path)
+        origin = f"{self._scheme}://{request.headers.get('Host', '127.0.0.1')}"
+        identity_reply = self.identity.handle(request.command, url.path, url.query,
+                                              request.body, origin)
+        if identity_reply is not None:
+            return identity_reply
+        parts = [p for p in url.path.split("/") if p]
+        if (request.command != "POST" or len(parts) != 4 or parts[:2] != ["adminapi", "beta"]
+                or parts[3] != INVOKE_PATH):
+            return _error(404, "NotFound", f"No route for {request.command} {url.path}.")
+        tenant = self._tenants.get(parts[2].lower())
+        if tenant is None:
+            return _error(404, "NotFound", f"Tenant '{parts[2]}' not found.")
+        denied = self._authorize(request, tenant, origin)
+        if denied is not None:
+            return denied
+        if not request.headers.get("X-AnchorMailbox"):
+            return _error(400, "BadRequest", "The X-AnchorMailbox header is required.")
+        try:
+            envelope = json.loads(request.body or b"{}")
+            cmdlet_input = envelope["CmdletInput"]
+            cmdlet = cmdlet_input["CmdletName"]
+            parameters = cmdlet_input.get("Parameters") or {}
+            if not isinstance(cmdlet, str) or not isinstance(parameters, dict):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return _error(400, "BadRequest", "The request body is not a CmdletInput.")
+        with self._lock:
+            self.calls[cmdlet] += 1
+        if cmdlet.lower() not in self.cmdlets:
+            return _UNKNOWN_CMDLET
+        token = self.identity.validate(_bearer(request.headers.get("Authorization")) or "")
+        if cmdlet in self.denied_cmdlets or (token is not None and not token.exchange_role):
+            return 403, {"x-ms-diagnostics": (
+                f'2000005;reason="The user or application is not assigned a role that allows '
+                f'running {cmdlet}.";error_category="insufficient_permissions"'),
+                "Content-Type": "application/json"}, b""
+        write = is_write(cmdlet)
+        fault = self.schedule.next(cmdlet, write=write)
+        if self.faults.latency_seconds:
+            time.sleep(self.faults.latency_seconds)
+        if fault is not None and fault.phase is Phase.BEFORE:
+            reply = self._fault_reply(fault)
+            if reply is not _PROCEED:
+                return reply  # type: ignore[return-value]
+        query = parse_qs(url.query)
+        skiptoken = query.get("$skiptoken", [None])[0]
+        page_size = _page_size(request.headers.get("Prefer"), self.max_page_size)
+        digest = hashlib.sha256(request.body).hexdigest()
+        warnings: list[str] = []
+        if skiptoken is not None:
+            pages, offset, refusal = self._continuation(skiptoken, digest)
+            if pages is None:
+                return refusal
+            value, key = pages.value, skiptoken.partition("~")[0]
+        else:
+            select = _select(query)
+            try:
+                with tenant.lock:
+                    result = tenant.emulator.invoke(cmdlet, parameters, select)
+            except ExchangeError as e:
+                if e.exception_type and e.exception_type.endswith("CommandNotFoundException"):
+                    return _UNKNOWN_CMDLET
+                return self._exchange_error(cmdlet, e)
+            except Exception as e:  # an emulator bug: answer as Exchange's own 500 would
+                log.exception("emulator failed on %s", cmdlet)
+                return _error(500, "InternalServerError", f"{type(e).__name__}: {e}")
+            if write:
+                with self._lock:
+                    self.commits[cmdlet] += 1
+                    self.commits_by_request[request.headers.get("client-request-id", "")] += 1
+            value, warnings, offset = list(result.value), list(result.warnings), 0
+            key = None
+            if len(value) > page_size:
+                key = self._remember(digest, value)
+        if fault is not None and fault.phase is Phase.AFTER:
+            reply = self._fault_reply(fault)
+            if reply is not _PROCEED:
+                return reply  # type: ignore[return-value]
+        page = value[offset: offset + page_size]
+        payload: dict[str, Any] = {
+            "@odata.context": f"{origin}/adminapi/beta/{tenant.id}/$metadata"
+                              "#Collection(Exchange.GenericHashTable)",
+            "value": page,
+        }
+        if key is not None and offset + page_size < len(value):
+            link_query = {k: v[0] for k, v in query.items() if k != "$skiptoken"}
+            link_query["$skiptoken"] = _encode_skiptoken(key, offset + page_size)
+            link_origin = self.next_link_origin or origin
+            payload["@odata.nextLink"] = (f"{link_origin}{url.path}?"
+                                          f"{urlencode(link_query, safe='$,')}")
+        if warnings:
+            payload["@adminapi.warnings"] = warnings
+        body = json.dumps(payload, default=str, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json; odata.metadata=minimal; charset=utf-8"}
+        if request.headers.get("Prefer"):
+            headers["Preference-Applied"] = f"odata.maxpagesize={page_size}"
+        return 200, headers, body
+
+    def _authorize(self, request: _Handler, tenant: _Tenant, origin: str) -> Reply | None:
+        token = _bearer(request.headers.get("Authorization"))
+        issued = self.identity.validate(token) if token else None
+        problem = None
+        if issued is None:
+            problem = "The access token is missing, expired or not issued for this service."
+        elif issued.tenant_id != tenant.id:
+            problem = "The access token was issued for another tenant."
+        elif issued.audience.lower() != origin.lower():
+            problem = f"The access token's audience '{issued.audience}' is not this service."
+        elif not issued.roles:
+            problem = "The access token carries no Exchange.ManageAsApp role."
+        if problem is None:
+            return None
+        status, headers, body = _error(401, "Unauthorized", problem)
+        headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        return status, headers, body
+
+    def _fault_reply(self, fault: Fault) -> Reply | object | None:
+        if fault.kind is FaultKind.THROTTLE:
+            status, headers, body = _error(
+                429, "TooManyRequests",
+                "The request was throttled: the maximum number of concurrent requests per "
+                "tenant was exceeded.")
+            headers["Retry-After"] = fault.retry_after or "1"
+            return status, headers, body
+        if fault.kind is FaultKind.SERVER_ERROR:
+            return _error(500, "InternalServerError", "An internal server error occurred.")
+        if fault.kind is FaultKind.UNAVAILABLE:
+            return _error(503, "ServiceUnavailable", "The service is temporarily unavailable.")
+        if fault.kind is FaultKind.DROP:
+            return None
+        time.sleep(self.faults.slow_seconds)  # SLOW: answer normally, late
+        return _PROCEED
+
+    def _exchange_error(self, cmdlet: str, e: ExchangeError) -> Reply:
+        exception_type = e.exception_type or next(
+            (name for cls, name in _DEFAULT_TYPES.items() if isinstance(e, cls)),
+            "System.InvalidOperationException")
+        status = 400
+        code = "BadRequest"
+        if isinstance(e, NotFound) and cmdlet in self.not_found_as_404:
+            status, code = 404, "NotFound"
+        elif isinstance(e, Forbidden):
+            status, code = 403, "Forbidden"
+        elif isinstance(e, Throttled):
+            reply = _error(429, "TooManyRequests", e.message, exception_type, e.error_id)
+            reply[1]["Retry-After"] = f"{e.retry_after or 1:g}"
+            return reply
+        elif isinstance(e, TransientError):
+            status, code = 503, "ServiceUnavailable"
+        return _error(status, code, e.message, exception_type, e.error_id)
+
+    def _remember(self, digest: str, value: list[dict[str, Any]]) -> str:
+        key = secrets.token_urlsafe(12)
+        now = time.monotonic()
+        with self._lock:
+            self._pages[key] = _Pages(digest, value, now)
+            while self._pages and (len(self._pages) > 256 or next(
+                    iter(self._pages.values())).created + self.page_ttl_seconds < now):
+                self._pages.popitem(last=False)
+        return key
+
+    def _continuation(self, skiptoken: str,
+                      digest: str) -> tuple[_Pages | None, int, Reply | None]:
+        decoded = _decode_skiptoken(skiptoken)
+        with self._lock:
+            entry = self._pages.get(decoded[0]) if decoded else None
+        if decoded is None or entry is None or (
+                entry.created + self.page_ttl_seconds < time.monotonic()):
+            return None, 0, _error(400, "BadRequest",
+                                   "The continuation token is invalid or has expired.")
+        if entry.body_digest != digest:
+            return None, 0, _error(
+                400, "BadRequest",
+                "The continuation request's body differs from the first request's.")
+        return entry, decoded[1], None
+
+
+_PROCEED = object()
+# Exchange answers an unknown cmdlet with an empty body labelled as gzip.
+_UNKNOWN_CMDLET: Reply = (403, {"Content-Encoding": "gzip"}, b"")
+
+
+def _bearer(header: str | None) -> str | None:
+    if header and header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    return None
+
+
+def _page_size(prefer: str | None, limit: int) -> int:
+    for item in (prefer or "").split(","):
+        name, _, value = item.strip().partition("=")
+        if name.strip().lower() == "odata.maxpagesize":
+            with contextlib.suppress(ValueError):
+                return max(1, min(limit, int(value)))
+    return limit
+
+
+def _select(query: Mapping[str, list[str]]) -> list[str] | None:
+    raw = query.get("$select")
+    if not raw:
+        return None
+    return [name.strip() for name in raw[0].split(",") if name.strip()]
+
+
+def _encode_skiptoken(key: str, offset: int) -> str:
+    return f"{key}~{offset}"
+
+
+def _decode_skiptoken(token: str) -> tuple[str, int] | None:
+    key, _, offset = token.partition("~")
+    try:
+        return key, int(offset)
+    except ValueError:
+        return None
+
+
+def _error(status: int, code: str, message: str, exception_type: str | None = None,
+           error_id: str | None = None) -> Reply:
+    exception_type = exception_type or "Microsoft.Exchange.Management.Tasks.TaskException"
+    error_id = error_id or hashlib.sha1(exception_type.encode()).hexdigest()[:8].upper()
+    body = json.dumps({"error": {
+        "code": code,
+        "message": message,
+        "details": [{"code": "Context", "target": "",
+                     "message": f"{error_id}|{exception_type}|{message}"}],
+        "innererror": {"message": message, "type": exception_type},
+    }}).encode()
+    return status, {"Content-Type": "application/json; charset=utf-8"}, body
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    service: FakeExchangeService
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that time out or vanish mid-answer are part of the fault schedule.
+        log.debug("connection from %s ended abruptly", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as Exchange's gateway
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
+    server: _Server
+    body: bytes = b""
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.body = self.rfile.read(length) if length else b""
+        service = self.server.service
+        service._enter()
+        try:
+            reply = service.handle(self)
+        finally:
+            service._leave()
+        if reply is None:
+            self.close_connection = True  # dropped: no status line, no body
+            return
+        status, headers, body = reply
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("request-id", secrets.token_hex(16))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("fake exchange: " + format, *args)
+
+
+@contextlib.contextmanager
+def serve(
+    tenants: Mapping[str, EmulatorLike],
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    port: int = 0,
+    **options: Any,
+) -> Iterator[FakeExchangeService]:
+    """Run a FakeExchangeService on 127.0.0.1 (a free port unless given) for the block."""
+    service = FakeExchangeService(tenants, **options)
+    service.start(port=port, ssl_context=ssl_context)
+    try:
+        yield service
+    finally:
+        service.stop()
