@@ -37,7 +37,7 @@ def _customer_yaml(customer: str, index: int, domain: str) -> str:
     id: 00000000-0000-4000-8000-{index:012d}
     initial_domain: {customer}.onmicrosoft.com
     app_id: 11111111-0000-4000-8000-{index:012d}
-    certificate_thumbprint: {index:040X}
+    certificate_thumbprint: AB{index:038X}
     certificate_key: env:EXO_KEY_{index}
     exchange: enabled
     connection: sandbox

@@ -211,24 +211,22 @@ class _Loader:
     def customer(self, files: _CustomerFiles, settings: dict[str, Any]) -> None:
         cdoc = self.read(files.customer_file, "customer") if files.customer_file else None
         site_docs = {sid: self.read(p, "site") for sid, p in files.site_files.items()}
-        resource_docs = [(sid, self.read(p, "resources")) for sid, p in files.resource_files]
-        if cdoc is None:
-            return  # nothing at this customer can be checked for meaning without it
-        customer = self.build_customer(files.id, cdoc, settings)
-        sites: dict[str, Site] = {}
-        for sid, sdoc in site_docs.items():
-            if sdoc is not None:
-                sites[sid] = self.build_site(sid, sdoc, customer.tenant)
-        customer = _replace_sites(customer, sites)
-        state = CustomerState(customer)
-        builder = _ResourceBuilder(self, customer, state)
-        for sid, rdoc in resource_docs:
-            if rdoc is None:
-                continue
-            if sid != "-" and sid not in sites:
-                continue  # the site's own problem is already reported
-            builder.file(rdoc, sid)
-        self.state.customers[files.id] = state
+        builder = None
+        if cdoc is not None:
+            customer = self.build_customer(files.id, cdoc, settings)
+            sites = {sid: self.build_site(sid, sdoc, customer.tenant)
+                     for sid, sdoc in site_docs.items() if sdoc is not None}
+            state = CustomerState(_replace_sites(customer, sites))
+            builder = _ResourceBuilder(self, state.customer, state)
+            self.state.customers[files.id] = state
+        # One file at a time: a file's nodes and plain data are dropped once its resources are
+        # built, so memory holds the model, not every parsed file.
+        for sid, path in files.resource_files:
+            rdoc = self.read(path, "resources")
+            # Without a valid customer.yaml (or site.yaml) a file can be checked against its
+            # schema only; the owner's own problem is already reported.
+            if rdoc is not None and builder is not None and (sid == "-" or sid in sites):
+                builder.file(rdoc, sid)
 
     def build_customer(self, cid: str, doc: YamlDocument, settings: dict[str, Any]) -> Customer:
         body = doc.data["customer"]

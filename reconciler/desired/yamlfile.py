@@ -214,6 +214,7 @@ class _Walker:
         self.doc = doc
         self.nodes = doc.nodes
         self.budget = budget
+        self.exhausted = False
         self.active: set[int] = set()  # containers being walked: an alias to one is a cycle
         self.problems: list[Problem] = []
 
@@ -228,7 +229,8 @@ class _Walker:
                 return node.value
             return self.scalar(node)
         if self.budget < 0:
-            if self.budget == -1:
+            if not self.exhausted:
+                self.exhausted = True
                 self.fail(node, "the document expands to too many values (aliases repeated "
                                 "over and over?); write it out plainly")
             return None
