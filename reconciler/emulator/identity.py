@@ -98,6 +98,7 @@ class FakeIdentity:
         self.tokens_issued = 0
         self.rejections: list[str] = []  # "AADSTS<code>" per refused token request
         self.assertions: list[tuple[str, str]] = []  # (alg, "x5t" | "x5t#S256") per accepted
+        self.issued: list[str] = []  # every token handed out (tests search logs for them)
         self._tenants: dict[str, str] = {}  # any alias (id, domain) -> canonical tenant id
         self._apps: dict[tuple[str, str], AppRegistration] = {}
         self._tokens: dict[str, IssuedToken] = {}
@@ -160,6 +161,7 @@ class FakeIdentity:
         token = secrets.token_urlsafe(32)
         with self._lock:
             self._tokens[token] = issued
+            self.issued.append(token)
             self.tokens_issued += 1
         return token
 

@@ -134,6 +134,7 @@ class FakeExchangeService:
         self.calls: Counter[str] = Counter()
         self.commits: Counter[str] = Counter()
         self.commits_by_request: Counter[str] = Counter()
+        self.unauthorized = 0  # requests answered 401 (not counted in ``calls``)
         self._tenants: dict[str, _Tenant] = {}
         self._pages: OrderedDict[str, _Pages] = OrderedDict()
         self._lock = threading.Lock()
@@ -346,6 +347,8 @@ class FakeExchangeService:
             problem = "The access token carries no Exchange.ManageAsApp role."
         if problem is None:
             return None
+        with self._lock:
+            self.unauthorized += 1
         status, headers, body = _error(401, "Unauthorized", problem)
         headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
         return status, headers, body
