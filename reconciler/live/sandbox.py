@@ -18,16 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.emulator.snapshot_schema import load_snapshot
-from reconciler.emulator.tenant import Emulator
 from reconciler.errors import ReconcilerError
 from reconciler.live.backend import CmdletResult, is_write
-from reconciler.live.snapshot import snapshot_path
+from reconciler.live.snapshot import EmulatedBackend, snapshot_path
 
 
 def write_snapshot_atomically(path: Path, snapshot: Mapping[str, Any]) -> None:
     """Replace ``path`` with ``snapshot`` as JSON, all or nothing."""
-    path = Path(path)
-    text = json.dumps(snapshot, indent=1, ensure_ascii=False, sort_keys=False) + "\n"
+    atomic_write_text(Path(path), json.dumps(snapshot, indent=1, ensure_ascii=False) + "\n")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``: a reader, or a crash, sees the old file or the new one,
+    never a mixture."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -51,7 +54,7 @@ def write_snapshot_atomically(path: Path, snapshot: Mapping[str, Any]) -> None:
         os.close(dir_fd)
 
 
-class SandboxBackend:
+class SandboxBackend(EmulatedBackend):
     """A read-write :class:`~reconciler.live.backend.Backend` over the emulator, persisted to
     ``<directory>/<customer_id>.json``. Loaded on the first call; ``lag_seconds`` emulates
     Exchange's read-after-write lag within this process."""
@@ -59,27 +62,15 @@ class SandboxBackend:
     read_only = False
 
     def __init__(self, directory: Path, customer_id: str, *, lag_seconds: float = 0.0) -> None:
-        self.directory = Path(directory)
-        self.customer_id = customer_id
-        self.path = snapshot_path(self.directory, customer_id)
+        super().__init__(directory, customer_id)
         self.lag_seconds = lag_seconds
-        self._emulator: Emulator | None = None
         self._lock = threading.Lock()
 
-    def _load(self) -> Emulator:
-        if self._emulator is None:
-            if not self.path.is_file():
-                raise ReconcilerError(
-                    f"no sandbox tenant for customer '{self.customer_id}': {self.path} does not "
-                    f"exist. Create the sandbox with `reconciler sandbox init` (it copies the "
-                    f"seed snapshots from <repo>/sandbox/).")
-            self._emulator = Emulator(load_snapshot(self.path), lag_seconds=self.lag_seconds,
-                                      validate=False)
-        return self._emulator
-
-    @property
-    def emulator(self) -> Emulator:
-        return self._load()
+    def _missing(self) -> ReconcilerError:
+        return ReconcilerError(
+            f"no sandbox tenant for customer '{self.customer_id}': {self.path} does not exist. "
+            f"Create the sandbox with `reconciler sandbox init` (it copies the seed snapshots "
+            f"from <repo>/sandbox/).")
 
     def invoke(
         self,
@@ -93,9 +84,6 @@ class SandboxBackend:
             if is_write(cmdlet):
                 write_snapshot_atomically(self.path, emulator.to_snapshot())
             return result
-
-    def close(self) -> None:
-        self._emulator = None
 
 
 # --- the sandbox directory of a desired-state repository ----------------------------------------

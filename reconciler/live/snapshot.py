@@ -23,13 +23,14 @@ def snapshot_path(directory: Path, customer_id: str) -> Path:
     return Path(directory) / f"{customer_id}.json"
 
 
-class SnapshotBackend:
-    """A read-only :class:`~reconciler.live.backend.Backend` over ``<directory>/<customer>.json``.
+class EmulatedBackend:
+    """What the snapshot and sandbox backends share: a tenant file served by the emulator.
 
     The file is read on the first call, so opening a backend for a customer that is never read
     costs nothing."""
 
     read_only = True
+    lag_seconds = 0.0
 
     def __init__(self, directory: Path, customer_id: str) -> None:
         self.directory = Path(directory)
@@ -37,19 +38,32 @@ class SnapshotBackend:
         self.path = snapshot_path(self.directory, customer_id)
         self._emulator: Emulator | None = None
 
+    def _missing(self) -> ReconcilerError:
+        return ReconcilerError(
+            f"no tenant snapshot for customer '{self.customer_id}': {self.path} does not exist "
+            f"(write one with `reconciler export --customer {self.customer_id} --out "
+            f"{self.path}`)")
+
     def _load(self) -> Emulator:
         if self._emulator is None:
             if not self.path.is_file():
-                raise ReconcilerError(
-                    f"no tenant snapshot for customer '{self.customer_id}': {self.path} does not "
-                    f"exist (write one with `reconciler export --customer {self.customer_id} "
-                    f"--out {self.path}`)")
-            self._emulator = Emulator(load_snapshot(self.path), validate=False)
+                raise self._missing()
+            self._emulator = Emulator(load_snapshot(self.path), lag_seconds=self.lag_seconds,
+                                      validate=False)
         return self._emulator
 
     @property
     def emulator(self) -> Emulator:
+        """The emulator serving this tenant (loading it if need be)."""
         return self._load()
+
+    def close(self) -> None:
+        self._emulator = None
+
+
+class SnapshotBackend(EmulatedBackend):
+    """A read-only :class:`~reconciler.live.backend.Backend` over ``<directory>/<customer>.json``;
+    writes raise :class:`~reconciler.live.backend.ReadOnlyBackend`."""
 
     def invoke(
         self,
@@ -62,6 +76,3 @@ class SnapshotBackend:
                 f"{cmdlet} refused: the snapshot {self.path} is read-only (plan with "
                 f"--live snapshot:DIR, apply against exchange or sandbox).", cmdlet=cmdlet)
         return self._load().invoke(cmdlet, parameters, select)
-
-    def close(self) -> None:
-        self._emulator = None
