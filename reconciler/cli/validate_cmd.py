@@ -48,7 +48,8 @@ def command(path: Path, fmt: str) -> None:
     line and column and what to write instead.
 
     Exit status: 0 valid, 1 invalid. Under GitHub Actions (GITHUB_ACTIONS=true) each problem is
-    also printed as an ::error annotation, which shows inline on the pull request.
+    also printed as an ::error annotation, which shows inline on the pull request (on stdout;
+    on stderr with --format json, so that stdout stays JSON).
 
     \b
     Examples:
@@ -82,9 +83,12 @@ def command(path: Path, fmt: str) -> None:
                        f"{'s' if len(state.customers) != 1 else ''}, {n} resource"
                        f"{'s' if n != 1 else ''}).", err=True)
     if in_github_actions():
+        # GitHub reads workflow commands from both streams; keep stdout pure JSON when asked.
         for p in problems:
-            where = _as_dict(p)
-            click.echo(github_annotation("error", p.message, where["file"],  # type: ignore[arg-type]
-                                         where["line"], where["column"]))  # type: ignore[arg-type]
+            src = p.source
+            click.echo(github_annotation("error", p.message,
+                                         _display(src.file) if src else None,
+                                         src.line if src else None, src.column if src else None),
+                       err=fmt == "json")
     if problems:
         sys.exit(1)

@@ -3,6 +3,7 @@ right file and line, say what is wrong in words a person acts on, and never show
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,26 @@ def test_directory_without_customers(tmp_path: Path) -> None:
     result = run_validate(tmp_path)
     assert result.exit_code == 1
     assert "customers/" in result.stderr
+
+
+def test_json_output_stays_json_under_github_actions(tmp_path: Path) -> None:
+    root = write_repo(tmp_path / "repo", {HQ: "shared_mailboxes:\n  - name: A\n    bogus: 1\n"})
+    from click.testing import CliRunner
+
+    from reconciler.cli import cli
+
+    result = CliRunner().invoke(cli, ["validate", str(root), "--format", "json"],
+                                env={"GITHUB_ACTIONS": "true"})
+    assert result.exit_code == 1
+    problems = json.loads(result.stdout)
+    assert [(p["line"], p["column"]) for p in problems] == [(3, 5)]
+    assert "::error file=" in result.stderr
+
+
+def test_paths_are_shown_relative_to_the_current_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = write_repo(tmp_path / "repo", {HQ: "shared_mailboxes:\n  - name: A\n    bogus: 1\n"})
+    monkeypatch.chdir(root)
+    result = run_validate(Path("."))
+    assert result.stderr.startswith(f"{Path(HQ)}:3:5: unknown key 'bogus'")
+    assert result.problems[0]["file"] == str(Path(HQ))
