@@ -108,7 +108,17 @@ def make_plan(
     root = Path(root)
     desired = load(root)
     scope = scope_since(root, changed_since, desired) if changed_since else None
-    return plan_desired(
+    # --- applied-state record (reconciler.apply.state), kept out of plan_desired so that it
+    # stays a pure function of its inputs: where apply last put each resource (a move has no
+    # operation to show it live), and writes applied but not yet visible, which this plan shows
+    # as pending propagation instead of planning them again.
+    from reconciler.apply.state import AppliedState
+
+    applied = AppliedState.load(root, select_customers(desired, customers))
+    result = plan_desired(
         desired, lambda state: open_backend(live_source, state.customer, root),
         customers=customers, scope=scope.ids if scope else None,
-        previous_locations=scope.previous_locations if scope else None, progress=progress)
+        previous_locations=applied.previous_locations(
+            scope.previous_locations if scope else None), progress=progress)
+    applied.mark_pending(result.plan)
+    return result

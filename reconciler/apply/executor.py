@@ -1,0 +1,356 @@
+"""Run one customer's operations: in dependency order, in parallel, journaled, exactly once.
+
+Ordering. Operations form a graph: within a change they run one after another in the listed
+order (the planner already put creation first and removals before additions); across changes,
+an operation naming a principal (User, Trustee, Member, Members, ManagedBy, GrantSendOnBehalfTo,
+ForwardingAddress) that another change creates waits for that creation, and a delete waits for
+every other change's operation that names the deleted resource (revoke before delete). Ready
+operations run on a pool as wide as the tenant's concurrency budget, so independent mailboxes
+proceed in parallel and one mailbox is never written by two calls at once.
+
+Exactly once. Each operation is journaled before its call and after it. What the journal says
+is done for this plan is not run again. A write whose outcome is unknown (AmbiguousWriteError,
+TransientError, or in flight when an earlier run died) is confirmed by reading back
+(:mod:`.confirm`) and retried only if its effect is not there. "Already present" on an add and
+"not present" on a remove count as done. Throttling is waited out (it means "not processed").
+Anything else fails the operation, and everything that depends on it is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.apply.confirm import Recipients, can_confirm, confirm
+from reconciler.apply.journal import Journal, JournalView
+from reconciler.apply.state import op_fingerprint
+from reconciler.errors import ReconcilerError
+from reconciler.live.backend import (
+    AlreadyExists,
+    AmbiguousWriteError,
+    Backend,
+    ExchangeError,
+    NotFound,
+    NotPresent,
+    Throttled,
+    TransientError,
+    is_write,
+)
+from reconciler.plan.plan import Change, Operation
+
+log = logging.getLogger(__name__)
+
+PRINCIPAL_PARAMETERS = ("User", "Trustee", "Member", "Members", "ManagedBy",
+                        "GrantSendOnBehalfTo", "ForwardingAddress")
+ADD_VERBS = ("Add-", "New-", "Enable-")
+REMOVE_VERBS = ("Remove-", "Disable-")
+
+SUCCEEDED, FAILED, SKIPPED = "succeeded", "failed", "skipped"
+
+
+@dataclass(frozen=True)
+class ExecutionOptions:
+    """Bounds on retrying. ``sleep`` is injectable so tests never wait."""
+
+    concurrency: int = 4
+    max_attempts: int = 4  # calls of one write whose outcome was ambiguous
+    max_throttled: int = 20  # throttled answers tolerated for one operation
+    max_retry_after: float = 60.0  # longest single wait Exchange may ask for
+    backoff: float = 1.0  # first wait after an ambiguous failure, doubled each time
+    confirm_reads: int = 3  # attempts at the read-back that settles an ambiguous write
+    sleep: Callable[[float], None] = time.sleep
+
+
+@dataclass(frozen=True, slots=True)
+class OpRef:
+    change: Change
+    index: int
+
+    @property
+    def op(self) -> Operation:
+        return self.change.operations[self.index]
+
+    @property
+    def address(self) -> str:
+        return self.change.address
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.change.address, self.index)
+
+    @property
+    def identity(self) -> str:
+        return str(self.op.parameters.get("Identity") or self.op.parameters.get(
+            "PrimarySmtpAddress") or self.change.id)
+
+    def describe(self) -> str:
+        params = self.op.parameters
+        whom = next((str(params[k]) for k in ("User", "Trustee", "Member") if params.get(k)),
+                    None)
+        return f"{self.op.cmdlet} {self.identity}" + (f" ({whom})" if whom else "")
+
+
+@dataclass
+class OpResult:
+    ref: OpRef
+    status: str  # succeeded | failed | skipped
+    detail: str = ""  # how it succeeded ("already present", ...) or why it was skipped
+    message: str | None = None  # Exchange's message when it failed
+    calls: int = 0
+
+
+ProgressCallback = Callable[[OpResult | None, OpRef, int, int], None]
+
+
+def _principals(value: Any) -> Iterable[str]:
+    if isinstance(value, Mapping):
+        for part in ("add", "remove"):
+            yield from (str(v) for v in value.get(part) or ())
+    elif isinstance(value, list | tuple):
+        yield from (str(v) for v in value)
+    elif value:
+        yield str(value)
+
+
+def _added_principals(value: Any) -> Iterable[str]:
+    if isinstance(value, Mapping):
+        yield from (str(v) for v in value.get("add") or ())
+    else:
+        yield from _principals(value)
+
+
+def build_graph(changes: Sequence[Change]) -> tuple[list[OpRef], dict[tuple[str, int],
+                                                                      set[tuple[str, int]]]]:
+    """Every operation and the operations each must wait for."""
+    refs = [OpRef(c, i) for c in changes for i in range(len(c.operations))]
+    preds: dict[tuple[str, int], set[tuple[str, int]]] = {r.key: set() for r in refs}
+    creators: dict[str, tuple[str, int]] = {}
+    deleters: dict[str, tuple[str, int]] = {}
+    for c in changes:
+        if c.action == "create" and c.operations and c.operations[0].cmdlet.startswith("New-"):
+            creators[c.id.lower()] = (c.address, 0)
+        if c.action == "delete" and c.operations:
+            deleters[c.id.lower()] = (c.address, 0)
+    for r in refs:
+        if r.index > 0:
+            preds[r.key].add((r.address, r.index - 1))
+        for name in PRINCIPAL_PARAMETERS:
+            value = r.op.parameters.get(name)
+            for principal in _added_principals(value):
+                creator = creators.get(principal.lower())
+                if creator is not None and creator[0] != r.address:
+                    preds[r.key].add(creator)
+            for principal in _principals(value):
+                deleter = deleters.get(principal.lower())
+                if deleter is not None and deleter[0] != r.address:
+                    preds[deleter].add(r.key)
+    _check_acyclic(preds)
+    return refs, preds
+
+
+def _check_acyclic(preds: Mapping[tuple[str, int], set[tuple[str, int]]]) -> None:
+    state: dict[tuple[str, int], int] = {}
+    for start in preds:
+        stack = [(start, iter(preds[start]))]
+        if state.get(start):
+            continue
+        state[start] = 1
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                raise ReconcilerError(
+                    f"the plan's operations depend on each other in a cycle ({node[0]} and "
+                    f"{nxt[0]}); apply it in two steps")
+            elif not state.get(nxt):
+                state[nxt] = 1
+                stack.append((nxt, iter(preds[nxt])))
+
+
+class Executor:
+    """Carries out one customer's changes against ``backend``."""
+
+    def __init__(self, backend: Backend, journal: Journal, checksum: str,
+                 options: ExecutionOptions, progress: ProgressCallback | None = None) -> None:
+        self.backend = backend
+        self.journal = journal
+        self.checksum = checksum
+        self.options = options
+        self.progress = progress
+        self.recipients = Recipients(backend)
+
+    def run(self, changes: Sequence[Change]) -> list[OpResult]:
+        refs, preds = build_graph(changes)
+        view = self.journal.view(self.checksum)
+        by_key = {r.key: r for r in refs}
+        succs: dict[tuple[str, int], list[tuple[str, int]]] = {k: [] for k in preds}
+        for k, ps in preds.items():
+            for p in ps:
+                succs[p].append(k)
+        results: dict[tuple[str, int], OpResult] = {}
+        waiting = {k: set(ps) for k, ps in preds.items()}
+        total = len(refs)
+
+        def finish(result: OpResult) -> list[tuple[str, int]]:
+            results[result.ref.key] = result
+            if self.progress is not None:
+                self.progress(result, result.ref, len(results), total)
+            ready = []
+            if result.status == SUCCEEDED:
+                for s in succs[result.ref.key]:
+                    waiting[s].discard(result.ref.key)
+                    if not waiting[s] and s not in results:
+                        ready.append(s)
+            else:
+                self._skip_dependants(result, succs, by_key, results, finish)
+            return ready
+
+        ready = [k for k, ps in waiting.items() if not ps]
+        futures: dict[Future[OpResult], tuple[str, int]] = {}
+        with ThreadPoolExecutor(max_workers=max(1, self.options.concurrency),
+                                thread_name_prefix="apply") as pool:
+            while ready or futures:
+                while ready:
+                    key = ready.pop(0)
+                    if key in results:
+                        continue
+                    ref = by_key[key]
+                    if key in view.done:
+                        ready.extend(finish(OpResult(ref, SUCCEEDED,
+                                                     "done in an earlier run (journal)")))
+                        continue
+                    if self.progress is not None:
+                        self.progress(None, ref, len(results), total)
+                    futures[pool.submit(self._run_one, ref, view)] = key
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    futures.pop(fut)
+                    ready.extend(finish(fut.result()))
+        return [results[r.key] for r in refs]
+
+    def _skip_dependants(self, failed: OpResult, succs: Mapping[tuple[str, int],
+                                                               list[tuple[str, int]]],
+                         by_key: Mapping[tuple[str, int], OpRef],
+                         results: dict[tuple[str, int], OpResult],
+                         finish: Callable[[OpResult], list[tuple[str, int]]]) -> None:
+        for s in succs[failed.ref.key]:
+            if s in results:
+                continue
+            ref = by_key[s]
+            cause = failed.ref if failed.status == FAILED else None
+            reason = (f"depends on {cause.describe()} ({cause.address}), which failed"
+                      if cause is not None else failed.detail)
+            self.journal.append("skipped", **self._fields(ref), reason=reason)
+            finish(OpResult(ref, SKIPPED, reason))
+
+    def _fields(self, ref: OpRef) -> dict[str, Any]:
+        return {"plan": self.checksum, "address": ref.address, "op": ref.index,
+                "cmdlet": ref.op.cmdlet, "identity": ref.identity,
+                "fingerprint": op_fingerprint(ref.op)}
+
+    # --- one operation ----------------------------------------------------------------------
+
+    def _run_one(self, ref: OpRef, view: JournalView) -> OpResult:
+        fields = self._fields(ref)
+        self.journal.append("start", **fields)
+        try:
+            result = self._attempt(ref, view, fields["fingerprint"])
+        except Exception as e:  # one operation's crash must not stop the others
+            log.debug("apply: %s raised", ref.describe(), exc_info=True)
+            result = OpResult(ref, FAILED, message=str(e) or type(e).__name__)
+        if result.status == SUCCEEDED:
+            self.journal.append("done", **fields, outcome=result.detail or "done")
+        else:
+            self.journal.append("failed", **fields, error=result.message)
+        return result
+
+    def _attempt(self, ref: OpRef, view: JournalView, fp: str) -> OpResult:
+        op, opts = ref.op, self.options
+        write = is_write(op.cmdlet)
+        calls = 0
+        if write and (ref.key in view.in_flight or fp in view.unresolved):
+            # An earlier run started this write and died before recording its end.
+            answer = self._confirm(ref)
+            if answer is True:
+                return OpResult(ref, SUCCEEDED, "committed by an earlier run (read back)")
+            if answer is None:
+                return OpResult(ref, FAILED, message="an earlier run left this write's outcome "
+                                "unknown and reading it back failed; not replayed")
+        ambiguous = throttled = 0
+        delay = opts.backoff
+        while True:
+            calls += 1
+            try:
+                result = self.backend.invoke(op.cmdlet, dict(op.parameters))
+            except Throttled as e:
+                throttled += 1
+                if throttled > opts.max_throttled:
+                    return OpResult(ref, FAILED, message=f"throttled {throttled} times: "
+                                    f"{e.message}", calls=calls)
+                opts.sleep(min(e.retry_after if e.retry_after is not None else delay,
+                               opts.max_retry_after))
+                continue
+            except AlreadyExists as e:
+                if op.cmdlet.startswith(ADD_VERBS):
+                    return OpResult(ref, SUCCEEDED, "already present", calls=calls)
+                return OpResult(ref, FAILED, message=e.message, calls=calls)
+            except (NotPresent, NotFound) as e:
+                if op.cmdlet.startswith(REMOVE_VERBS):
+                    return OpResult(ref, SUCCEEDED, "not present", calls=calls)
+                return OpResult(ref, FAILED, message=e.message, calls=calls)
+            except (AmbiguousWriteError, TransientError) as e:
+                ambiguous += 1
+                if not write:
+                    if ambiguous >= opts.max_attempts:
+                        return OpResult(ref, FAILED, message=e.message, calls=calls)
+                    opts.sleep(delay)
+                    delay *= 2
+                    continue
+                answer = self._confirm(ref)
+                if answer is True:
+                    return OpResult(ref, SUCCEEDED, "committed despite an ambiguous failure "
+                                    "(read back)", calls=calls)
+                if answer is None:
+                    return OpResult(ref, FAILED, message=f"{e.message}; outcome unknown and "
+                                    f"reading it back failed, so it was not retried",
+                                    calls=calls)
+                if ambiguous >= opts.max_attempts:
+                    return OpResult(ref, FAILED, message=f"{e.message} (not committed after "
+                                    f"{ambiguous} attempts)", calls=calls)
+                opts.sleep(delay)
+                delay *= 2
+                continue
+            except ExchangeError as e:
+                return OpResult(ref, FAILED, message=e.message, calls=calls)
+            detail = "done"
+            if any("already present" in w for w in result.warnings):
+                detail = "already present"
+            elif any("isn't" in w or "not present" in w or "doesn't exist" in w
+                     for w in result.warnings) and op.cmdlet.startswith(REMOVE_VERBS):
+                detail = "not present"
+            return OpResult(ref, SUCCEEDED, detail, calls=calls)
+
+    def _confirm(self, ref: OpRef) -> bool | None:
+        """Whether the write's effect is visible; None when that cannot be learned."""
+        if not can_confirm(ref.op.cmdlet):
+            return None
+        delay = self.options.backoff
+        for attempt in range(self.options.confirm_reads):
+            try:
+                return confirm(ref.op, self.backend, self.recipients)
+            except Throttled as e:
+                self.options.sleep(min(e.retry_after or delay, self.options.max_retry_after))
+            except (TransientError, AmbiguousWriteError):
+                if attempt + 1 < self.options.confirm_reads:
+                    self.options.sleep(delay)
+                    delay *= 2
+            except ExchangeError:
+                return None
+        return None

@@ -1,0 +1,161 @@
+"""Saved plans: read one, and refuse it unless it is still exactly what should be applied.
+
+A saved plan is refused (nothing is changed) when:
+
+- its ``format_version`` has a major number this version does not know;
+- its checksum does not match its own changes (edited or damaged after it was made);
+- the live or desired state it was planned against has moved: the resources it touches are
+  planned again, and any change that now differs from the saved one is listed. Reading live
+  state is fail-closed: a read error refuses the plan.
+
+A plan that an earlier, interrupted apply already partly carried out (the journal records
+operations of this very plan as done) is compared by what remains: every operation not yet
+done must still be called for, and nothing new may be.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler.apply.journal import JournalView
+from reconciler.apply.state import AppliedState, parse_location
+from reconciler.errors import ReconcilerError
+from reconciler.model import DesiredState, Location
+from reconciler.plan.plan import SUPPORTED_MAJOR, Change, Plan, Refusal, checksum_of
+from reconciler.plan.planner import BackendFactory, plan_desired
+
+# Keys that do not change what apply does: where in YAML a resource is declared moves with
+# unrelated edits to the same file.
+IGNORED_KEYS = ("source",)
+
+
+class PlanRefused(ReconcilerError):
+    """The saved plan must not be applied; the message says why."""
+
+
+@dataclass
+class SavedPlan:
+    plan: Plan
+    checksum: str
+    path: Path
+
+
+def load_saved_plan(path: Path) -> SavedPlan:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise PlanRefused(f"cannot read the plan {path}: {e.strerror}") from e
+    except ValueError as e:
+        raise PlanRefused(f"{path} is not a plan: not JSON ({e})") from e
+    if not isinstance(data, dict) or "changes" not in data:
+        raise PlanRefused(f"{path} is not a plan: no changes (write one with "
+                          f"`reconciler plan --out {path}`)")
+    version = str(data.get("format_version", ""))
+    major = version.partition(".")[0]
+    if not major.isdigit() or int(major) != SUPPORTED_MAJOR:
+        raise PlanRefused(f"plan {path} has format_version {version or '(none)'}; this "
+                          f"reconciler applies format {SUPPORTED_MAJOR}.x only. Make the plan "
+                          f"again with this version.")
+    changes = data.get("changes")
+    if not isinstance(changes, list):
+        raise PlanRefused(f"{path} is not a plan: changes is not a list")
+    expected = checksum_of(version, changes)
+    if data.get("checksum") != expected:
+        raise PlanRefused(f"plan {path} does not match its checksum: it was changed after it "
+                          f"was made (tampered or damaged). Make the plan again.")
+    try:
+        plan = Plan(changes=[Change.from_dict(c) for c in changes],
+                    warnings=list(data.get("warnings") or ()),
+                    refusals=[Refusal(str(r["customer"]), str(r["message"]))
+                              for r in data.get("refusals") or ()],
+                    customers=sorted(data.get("customers") or {c.customer for c in
+                                                                 [Change.from_dict(x)
+                                                                  for x in changes]}))
+    except (KeyError, TypeError, AttributeError) as e:
+        raise PlanRefused(f"{path} is not a valid plan: {e}") from e
+    return SavedPlan(plan=plan, checksum=expected, path=Path(path))
+
+
+def _comparable(change: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in change.items() if k not in IGNORED_KEYS}
+
+
+def _what_differs(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    if saved.get("action") != now.get("action"):
+        return f"now {now.get('action')} (the plan says {saved.get('action')})"
+    keys = sorted(k for k in set(saved) | set(now) if k not in IGNORED_KEYS
+                  and saved.get(k) != now.get(k))
+    parts = []
+    before = {k for k in set(saved.get("before") or {}) | set(now.get("before") or {})
+              if (saved.get("before") or {}).get(k) != (now.get("before") or {}).get(k)}
+    after = {k for k in set(saved.get("after") or {}) | set(now.get("after") or {})
+             if (saved.get("after") or {}).get(k) != (now.get("after") or {}).get(k)}
+    if before:
+        parts.append(f"live {', '.join(sorted(before))} changed")
+    if after:
+        parts.append(f"desired {', '.join(sorted(after))} changed")
+    rest = [k for k in keys if k not in ("before", "after")]
+    if rest:
+        parts.append(f"{', '.join(rest)} differ")
+    return "; ".join(parts) or "differs"
+
+
+def _remaining_ok(saved: Change, now: Change | None, done: Collection[int],
+                  in_flight: Collection[int]) -> bool:
+    """For a partly applied change: the operations called for now are the saved ones in
+    order, leaving out only ones already done or in flight, and include all the others."""
+    wanted = [op.to_dict() for op in (now.operations if now is not None else ())]
+    pos = 0
+    for index, op in enumerate(saved.operations):
+        if pos < len(wanted) and wanted[pos] == op.to_dict():
+            pos += 1
+        elif index not in done and index not in in_flight:
+            return False
+    return pos == len(wanted)
+
+
+def stale_differences(
+    saved: Plan,
+    desired: DesiredState,
+    backend_for: BackendFactory,
+    applied: AppliedState,
+    journal: Mapping[str, JournalView],
+) -> list[str]:
+    """Addresses (with what moved) where planning now gives something other than ``saved``.
+    Empty: the plan is current. Raises on any read error (fail closed)."""
+    actionable = [c for c in saved.changes]
+    scope: dict[str, set[str] | None] = {}
+    for c in actionable:
+        scope.setdefault(c.customer, set()).add(c.id)  # type: ignore[union-attr]
+    overrides: dict[str, dict[str, Location]] = {}
+    for c in actionable:
+        if c.moved_from:
+            overrides.setdefault(c.customer, {})[c.id] = parse_location(c.moved_from)
+    result = plan_desired(desired, backend_for, customers=saved.customers, scope=scope,
+                          previous_locations=applied.previous_locations(overrides))
+    applied.mark_pending(result.plan)
+    now_by = {c.address: c for c in result.plan.changes}
+    saved_by = {c.address: c for c in saved.changes}
+    problems: list[str] = []
+    for address in sorted(set(now_by) | set(saved_by)):
+        old, new = saved_by.get(address), now_by.get(address)
+        view = journal.get((old or new).customer)  # type: ignore[union-attr]
+        done = {i for (a, i) in (view.done if view else {}) if a == address}
+        flying = {i for (a, i) in (view.in_flight if view else set()) if a == address}
+        if old is not None and (done or flying):
+            if not _remaining_ok(old, new, done, flying):
+                problems.append(f"{address}: what remains to do differs from the plan")
+            continue
+        if old is None:
+            problems.append(f"{address}: now needs a change the plan does not have "
+                            f"({new.action})")  # type: ignore[union-attr]
+        elif new is None:
+            problems.append(f"{address}: no longer needs the planned {old.action} (live or "
+                            f"desired state already changed)")
+        elif _comparable(old.to_dict()) != _comparable(new.to_dict()):
+            problems.append(f"{address}: {_what_differs(old.to_dict(), new.to_dict())}")
+    return problems

@@ -1,0 +1,195 @@
+"""``reconciler apply``: carry out a saved plan, or plan and apply in one go."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+import click
+
+from reconciler.cli import EXIT_ERROR, EXIT_OK
+from reconciler.cli.output import use_colour
+from reconciler.errors import ReconcilerError
+
+
+def apply_progress(stream: TextIO):  # type: ignore[no-untyped-def]
+    """On a terminal, one line redrawn with done/total and the current resource; elsewhere
+    (CI), one plain log line per finished operation."""
+    tty = hasattr(stream, "isatty") and stream.isatty()
+
+    def show(result, ref, done: int, total: int) -> None:  # type: ignore[no-untyped-def]
+        if tty:
+            end = "\n" if result is not None and done == total else ""
+            stream.write(f"\r\x1b[2KApplying: {done}/{total} {ref.address}: "
+                         f"{ref.op.cmdlet}{end}")
+            stream.flush()
+        elif result is not None:
+            how = f" ({result.detail})" if result.detail and result.detail != "done" else ""
+            why = f": {result.message}" if result.message else ""
+            stream.write(f"apply [{done}/{total}] {result.status} {ref.address}: "
+                         f"{ref.describe()}{how}{why}\n")
+            stream.flush()
+
+    return show
+
+
+def render_report(report) -> str:  # type: ignore[no-untyped-def]
+    """The apply summary: exactly what succeeded, failed and was skipped."""
+    out: list[str] = []
+    succeeded, failed, skipped = report.succeeded, report.failed, report.skipped
+    already = [r for r in succeeded if r.detail in ("already present", "not present")]
+    earlier = [r for r in succeeded if "earlier run" in r.detail]
+    head = f"Apply {'complete' if report.ok else 'incomplete'}: {len(succeeded)} succeeded"
+    extras = []
+    if already:
+        extras.append(f"{len(already)} already in place")
+    if earlier:
+        extras.append(f"{len(earlier)} done by an earlier run")
+    if extras:
+        head += f" ({', '.join(extras)})"
+    head += f", {len(failed)} failed, {len(skipped)} skipped."
+    out.append(head)
+    if succeeded:
+        out.append("")
+        out.append("Succeeded:")
+        for r in succeeded:
+            note = f" ({r.detail})" if r.detail and r.detail != "done" else ""
+            out.append(f"  {r.ref.address}: {r.ref.describe()}{note}")
+    if failed:
+        out.append("")
+        out.append("Failed:")
+        for r in failed:
+            out.append(f"  {r.ref.address}: {r.ref.describe()}: {r.message}")
+    if skipped:
+        out.append("")
+        out.append("Skipped (something they depend on failed):")
+        for r in skipped:
+            out.append(f"  {r.ref.address}: {r.ref.describe()}: {r.detail}")
+    if report.not_visible:
+        out.append("")
+        out.append("Applied, not yet visible (Exchange has not shown these writes yet; a plan "
+                   "made in the next minutes shows them as pending propagation):")
+        for r in report.not_visible:
+            out.append(f"  {r.ref.address}: {r.ref.describe()}")
+    for c in report.customers:
+        for line in c.still_differs:
+            out.append(f"Warning: {line}")
+        if c.verify_error:
+            out.append(f"Warning: {c.customer}: could not read back to verify: {c.verify_error}")
+    if failed or skipped:
+        out.append("")
+        out.append("Run plan again: it shows only what remains to do.")
+    return "\n".join(out) + "\n"
+
+
+@click.command("apply")
+@click.argument("target", type=click.Path(path_type=Path), default=".")
+@click.option("--path", "repo", type=click.Path(file_okay=False, path_type=Path),
+              help="The desired-state repository a saved plan was made from (its customers' "
+                   "tenant settings). Default: the current directory.")
+@click.option("--live", "live_source", metavar="SOURCE",
+              help="Where live state is, for every customer: exchange, sandbox[:DIR] or "
+                   "snapshot:DIR. Default: each customer's tenant.connection.")
+@click.option("--customer", "customers", multiple=True, metavar="ID",
+              help="When planning PATH: only this customer (repeatable).")
+@click.option("--auto-approve", is_flag=True,
+              help="When planning PATH: apply without asking.")
+@click.option("--allow-large-changes", is_flag=True,
+              help="Accept a plan over the max_deletes / max_change_percent limits.")
+@click.option("--journal", "journal_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Directory of the apply journal. Default: REPO/.reconciler/journal.")
+@click.option("--verify-wait", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              metavar="SECONDS",
+              help="How long to keep reading back writes Exchange does not show yet.")
+def command(target: Path, repo: Path | None, live_source: str | None,
+            customers: tuple[str, ...], auto_approve: bool, allow_large_changes: bool,
+            journal_dir: Path | None, verify_wait: float) -> None:
+    """Apply a saved plan (PLAN.json), or plan PATH and apply it (--auto-approve).
+
+    A saved plan is applied exactly as it is, and refused (nothing changed) when its format is
+    unknown, its checksum does not match, or the live or desired state it was made against has
+    moved since. Operations run in dependency order, journaled before and after each call so
+    that an interrupted apply never runs a write twice; the result is read back to verify it.
+
+    Exit codes: 0 applied (or nothing to do); 1 refused or failed (the summary says which
+    operations succeeded, failed and were skipped).
+    """
+    from reconciler.apply.journal import JOURNAL_DIRECTORY, Journal
+    from reconciler.apply.runner import ApplyOptions, apply_plan
+    from reconciler.apply.saved import load_saved_plan, stale_differences
+    from reconciler.apply.state import AppliedState
+    from reconciler.desired import load
+    from reconciler.live.sources import open_backend
+    from reconciler.plan.planner import make_plan
+    from reconciler.render.text import render_text
+
+    saved_mode = target.is_file()
+    if saved_mode:
+        root = repo or Path(".")
+        if customers:
+            raise click.UsageError("--customer selects what to plan; a saved plan is applied "
+                                   "as it is")
+        saved = load_saved_plan(target)
+        plan = saved.plan
+    else:
+        if not target.is_dir():
+            raise ReconcilerError(f"{target} is neither a saved plan nor a desired-state "
+                                  f"directory")
+        root = target
+        plan = make_plan(root, live_source=live_source, customers=customers or None).plan
+        click.echo(render_text(plan, colour=use_colour()), nl=False)
+
+    if plan.refusals and not allow_large_changes:
+        for refusal in plan.refusals:
+            click.echo(f"Error: plan refused: {refusal.message}", err=True)
+        click.echo("Nothing was changed. If the plan is what you want, run again with "
+                   "--allow-large-changes.", err=True)
+        sys.exit(EXIT_ERROR)
+    if not plan.has_changes:
+        if saved_mode:
+            click.echo("No changes. The saved plan has nothing to apply.")
+        sys.exit(EXIT_OK)
+
+    desired = load(root)
+
+    def backend_for(state):  # type: ignore[no-untyped-def]
+        return open_backend(live_source, state.customer, root)
+
+    journals = journal_dir or root / JOURNAL_DIRECTORY
+    if saved_mode:
+        applied = AppliedState.load(root, plan.customers)
+        views = {cid: Journal(journals, cid).view(plan.checksum) for cid in plan.customers}
+        try:
+            moved = stale_differences(plan, desired, backend_for, applied, views)
+        except ReconcilerError as e:
+            raise ReconcilerError(f"plan refused: could not re-read the state it was made "
+                                  f"against, so cannot tell whether it is current: {e}") from e
+        if moved:
+            click.echo(f"Error: plan refused: {target} is stale; the live or desired state it "
+                       f"was made against has changed for:", err=True)
+            for line in moved:
+                click.echo(f"  {line}", err=True)
+            click.echo("Nothing was changed. Make a new plan and review it.", err=True)
+            sys.exit(EXIT_ERROR)
+    else:
+        if not auto_approve:
+            if not sys.stdin.isatty():
+                click.echo("Error: not applying without approval: no terminal to ask on. Use "
+                           "--auto-approve, or save a plan with `reconciler plan --out` and "
+                           "apply that.", err=True)
+                sys.exit(EXIT_ERROR)
+            if not click.confirm("Apply these changes?", default=False):
+                click.echo("Apply cancelled; nothing was changed.", err=True)
+                sys.exit(EXIT_ERROR)
+
+    attempts, delay, waited = 0, 2.0, 0.0
+    while waited + delay <= verify_wait:
+        waited += delay
+        attempts += 1
+        delay = min(delay * 2, 30.0)
+    options = ApplyOptions(journal_dir=journals, verify_attempts=attempts)
+    report = apply_plan(plan, desired, backend_for, root=root, options=options,
+                        progress=apply_progress(sys.stderr))
+    click.echo(render_report(report), nl=False)
+    sys.exit(EXIT_OK if report.ok else EXIT_ERROR)
