@@ -112,6 +112,9 @@ class _Loader:
         self.root = root
         self.problems: list[Problem] = []
         self.state = DesiredState(root=str(root))
+        self.provider_doc: YamlDocument | None = None
+        # id(template mapping) -> the document it was written in, for positions inside it
+        self.template_docs: dict[int, YamlDocument] = {}
         self.properties = {
             t: frozenset(raw_schemas()["resources.schema.json"]["$defs"][t.value]["properties"])
             for t in ResourceType
@@ -212,11 +215,12 @@ class _Loader:
         cdoc = self.read(files.customer_file, "customer") if files.customer_file else None
         site_docs = {sid: self.read(p, "site") for sid, p in files.site_files.items()}
         builder = None
+        sites: dict[str, Site] = {}
         if cdoc is not None:
             customer = self.build_customer(files.id, cdoc, settings)
             sites = {sid: self.build_site(sid, sdoc, customer.tenant)
                      for sid, sdoc in site_docs.items() if sdoc is not None}
-            state = CustomerState(_replace_sites(customer, sites))
+            state = CustomerState(replace(customer, sites=sites))
             builder = _ResourceBuilder(self, state.customer, state)
             self.state.customers[files.id] = state
         # One file at a time: a file's nodes and plain data are dropped once its resources are
@@ -258,11 +262,12 @@ class _Loader:
             cross_site_permissions=policy_values.get("cross_site_permissions", "deny"),
             protect=frozenset(a.lower() for a in policy_values.get("protect", ())),
         )
-        templates = {**settings.get("templates", {}), **body.get("templates", {})}
-        self.template_docs: dict[int, YamlDocument] = {}
+        own_templates = body.get("templates", {})
+        templates = {**settings.get("templates", {}), **own_templates}
         for name, template in templates.items():
-            origin = doc if name in body.get("templates", {}) else self.provider_doc
-            self.template_docs[id(template)] = origin
+            origin = doc if name in own_templates else self.provider_doc
+            if origin is not None:
+                self.template_docs[id(template)] = origin
         return Customer(
             id=cid,
             name=body["name"],
@@ -294,13 +299,6 @@ class _Loader:
             owners=tuple(body.get("owners", ())),
             source=doc.where(body),
         )
-
-    provider_doc: YamlDocument | None = None
-    template_docs: dict[int, YamlDocument]
-
-
-def _replace_sites(customer: Customer, sites: dict[str, Site]) -> Customer:
-    return replace(customer, sites=sites)
 
 
 # --- resources ----------------------------------------------------------------------------------
@@ -357,9 +355,9 @@ class _ResourceBuilder:
             for item in items:
                 resource = self.build(rtype, doc, item, location)
                 if resource is not None:
-                    self.add(resource, doc, item)
+                    self.add(resource)
 
-    def add(self, resource: Resource, doc: YamlDocument, item: dict[str, Any]) -> None:
+    def add(self, resource: Resource) -> None:
         existing = self.state.resources.get(resource.id)
         if existing is None:
             self.state.add(resource)
@@ -448,28 +446,26 @@ class _ResourceBuilder:
         return resource
 
     def identity(self, ctx: _Entry, item: dict[str, Any]) -> str:
+        domain = self.domain(ctx, item)
         alias = item.get("alias")
-        if alias is None:
-            alias = derive_alias(item["name"])
-            if not alias:
-                self.problem(f"no alias can be derived from the name '{item['name']}'; "
-                             "write alias: with letters, digits, '.', '_' or '-'",
-                             ctx.ref("name"))
-                alias = "?"
-            else:
-                self.derived[f"{alias}@{self.default_domain(ctx, item)}".lower()] = item["name"]
-        return f"{alias}@{self.default_domain(ctx, item)}".lower()
+        if alias is not None:
+            return f"{alias}@{domain}".lower()
+        alias = derive_alias(item["name"])
+        if not alias:
+            self.problem(f"no alias can be derived from the name '{item['name']}'; "
+                         "write alias: with letters, digits, '.', '_' or '-'", ctx.ref("name"))
+        identity = f"{alias}@{domain}".lower()
+        self.derived[identity] = item["name"]
+        return identity
 
-    def default_domain(self, ctx: _Entry, item: dict[str, Any]) -> str:
+    def domain(self, ctx: _Entry, item: dict[str, Any]) -> str:
         domain = item.get("domain")
         if domain is None:
             return self.customer.default_domain
         if domain.lower() not in self.domains:
-            self.problem(f"the domain '{domain}' is not one of customer "
-                         f"'{self.customer.id}''s mail_domains ({', '.join(self.domains)}); use "
-                         "one of those or add it to mail_domains in customer.yaml",
-                         ctx.ref("domain"))
-            self.domains = self.domains | {domain.lower()}  # report it once per domain
+            self.problem(f"the domain '{domain}' is not one of customer '{self.customer.id}''s "
+                         f"mail_domains ({', '.join(self.customer.mail_domains)}); use one of "
+                         "those or add it to mail_domains in customer.yaml", ctx.ref("domain"))
         return domain
 
     def principals(self, ctx: _Entry, item: dict[str, Any], key: str,
