@@ -73,22 +73,19 @@ class YamlDocument:
 
     def key_ref(self, mapping: dict[str, Any], key: str) -> SourceRef | None:
         """The position of ``key`` in ``mapping`` (of the mapping when not found)."""
-        node = self.nodes.get(id(mapping))
-        if node is None:
-            return None
-        for k, _ in node.value:
-            if k.value == key:
-                return self.ref(k)
-        return self.ref(node)
+        return self._pair_ref(mapping, key, 0)
 
     def value_ref(self, mapping: dict[str, Any], key: str) -> SourceRef | None:
         """The position of the value under ``key`` in ``mapping``."""
+        return self._pair_ref(mapping, key, 1)
+
+    def _pair_ref(self, mapping: dict[str, Any], key: str, which: int) -> SourceRef | None:
         node = self.nodes.get(id(mapping))
         if node is None:
             return None
-        for k, v in node.value:
-            if k.value == key:
-                return self.ref(v)
+        for pair in node.value:
+            if pair[0].value == key:
+                return self.ref(pair[which])
         return self.ref(node)
 
     def item_ref(self, sequence: list[Any], index: int) -> SourceRef | None:
