@@ -463,9 +463,10 @@ class _ResourceBuilder:
         if domain is None:
             return self.customer.default_domain
         if domain.lower() not in self.domains:
-            self.problem(f"the domain '{domain}' is not one of customer '{self.customer.id}''s "
-                         f"mail_domains ({', '.join(self.customer.mail_domains)}); use one of "
-                         "those or add it to mail_domains in customer.yaml", ctx.ref("domain"))
+            self.problem(f"the domain '{domain}' is not among the mail_domains of customer "
+                         f"'{self.customer.id}' ({', '.join(self.customer.mail_domains)}); use "
+                         "one of those or add it to mail_domains in customer.yaml",
+                         ctx.ref("domain"))
         return domain
 
     def principals(self, ctx: _Entry, item: dict[str, Any], key: str,

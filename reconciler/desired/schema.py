@@ -140,6 +140,22 @@ def _explain(doc: YamlDocument, error: ValidationError) -> list[Problem]:
     secret = key in SECRET_KEYS
     at = doc.path_ref(path)
 
+    container = _value_at(doc.data, path)
+    if (kind in ("enum", "pattern") and isinstance(container, dict) and isinstance(value, str)
+            and value in container and container.get(value) is not value):
+        # a propertyNames failure: jsonschema reports the key itself at the mapping's path
+        allowed = [str(o) for o in error.validator_value] if kind == "enum" else []
+        close = difflib.get_close_matches(value, allowed, n=1)
+        hint = (f"; did you mean '{close[0]}'?" if close else
+                f"; use one of: {', '.join(allowed)}" if allowed else
+                f"; it must be {schema.get('title') or 'lower-case letters, digits, _ and -'}")
+        return [Problem(f"unknown key '{value}' in {name}{hint}",
+                        doc.key_ref(container, value) or at)]
+    if key == "forwarding" and kind in ("type", "pattern"):
+        word = " (YAML reads off, no and false as false: write none)" if value is False else ""
+        return [Problem(f"{name} must be the word none, or a mapping with internal or external"
+                        f"{word}", at)]
+
     if kind == "additionalProperties" and isinstance(value, dict):
         allowed = list((schema.get("properties") or {}).keys())
         patterns = list((schema.get("patternProperties") or {}).keys())
@@ -178,8 +194,6 @@ def _explain(doc: YamlDocument, error: ValidationError) -> list[Problem]:
                             "shown); put it in an environment variable or a file and write "
                             "e.g. env:CONTOSO_EXO_KEY", at)]
         title = schema.get("title") or f"text matching {error.validator_value}"
-        if path and path[-1] == "forwarding":
-            title = "the word none, or a mapping with internal or external"
         return [Problem(f"{name} is {_show(value)}; it must be {title}", at)]
     if kind == "propertyNames":
         return [Problem(f"{name} has a key that is not allowed: {error.message}", at)]
@@ -199,6 +213,15 @@ def _explain(doc: YamlDocument, error: ValidationError) -> list[Problem]:
         bound = "at least" if kind == "minimum" else "at most"
         return [Problem(f"{name} is {value}; it must be {bound} {error.validator_value}", at)]
     return [Problem(f"{name}: {error.message}", at)]
+
+
+def _value_at(data: Any, path: list[str | int]) -> Any:
+    for step in path:
+        try:
+            data = data[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 def _unknown_key(extra: str, path: list[str | int], allowed: list[str],

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import run_validate, write_repo
+from .conftest import CUSTOMER, run_validate, write_repo
 
 HQ = "customers/acme/sites/hq/mailboxes.yaml"
 TOP = "customers/acme/mailboxes.yaml"
@@ -83,7 +83,7 @@ CASES: list[tuple[str, dict[str, str | bytes | None], str, int, list[str]]] = [
      {HQ: "shared_mailboxes:\n  - name: A\n    forwarding: {deliver_to_mailbox: true}\n"},
      HQ, 3, ["internal", "external", "none"]),
     ("forwarding-bad-word", {HQ: "shared_mailboxes:\n  - name: A\n    forwarding: off\n"},
-     HQ, 3, ["forwarding"]),
+     HQ, 3, ["forwarding", "the word none", "off, no and false"]),
     ("role-and-rights",
      {HQ: "shared_mailboxes:\n  - name: A\n    calendar_permissions:\n"
           "      - {user: b@acme.com, role: Reviewer, rights: [ReadItems]}\n"},
@@ -171,7 +171,9 @@ CASES: list[tuple[str, dict[str, str | bytes | None], str, int, list[str]]] = [
     ("placement-unknown-attribute",
      {"customers/acme/sites/hq/site.yaml": "site:\n  name: HQ\n  placement:\n"
                                            "    building: [A]\n"},
-     "customers/acme/sites/hq/site.yaml", 4, ["building", "office"]),
+     "customers/acme/sites/hq/site.yaml", 4, ["unknown key 'building'", "office, city"]),
+    ("bad-template-name", {CUST: CUSTOMER + "    Bad Name: {archive: true}\n"},
+     CUST, 10, ["unknown key 'Bad Name'", "customer.templates"]),
 ]
 
 @pytest.mark.parametrize(("files", "file", "line", "words"),
