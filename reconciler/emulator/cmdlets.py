@@ -86,10 +86,10 @@ def get_mailbox(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResu
             rows = [o for o in rows if any(k == key for _, k in o.identity_keys())]
             if not rows:
                 raise not_found(identity, cmdlet)
-        out = [dict(_copy_row(o.row or {}), IsSoftDeletedByRemove=True) for o in rows]
+        out = [dict(o.row or {}, IsSoftDeletedByRemove=True) for o in rows]
         return em._limited(out, params)
     objects = _mailbox_objects(em, params, MAILBOX, cmdlet)
-    return em._limited([_copy_row(o.row or {}) for o in objects], params)
+    return em._limited([o.row or {} for o in objects], params)
 
 
 @handler("Get-Recipient", "Identity", "ResultSize", "RecipientTypeDetails", "RecipientType")
@@ -119,7 +119,7 @@ def _recipient_type(obj: _Object) -> str:
 
 
 def _recipient_row(obj: _Object) -> dict[str, Any]:
-    row = _copy_row(obj.recipient)
+    row = obj.recipient
     return {"Identity": obj.identity, **row} if "Identity" not in row else row
 
 
@@ -173,7 +173,7 @@ def new_mailbox(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResu
                          display_name=str(_get(params, "DisplayName") or name), address=address,
                          type_details=type_details, row_extra=extra)
     em._system_entries(obj)
-    return CmdletResult(value=[_copy_row(obj.row or {})])
+    return CmdletResult(value=[obj.row or {}])
 
 
 def _derive_alias(name: str) -> str:
@@ -297,7 +297,7 @@ def undo_soft_deleted_mailbox(em: Emulator, cmdlet: str, params: dict[str, Any])
     em._system_entries(obj)
     em._objects.append(obj)
     em._index(obj)
-    return CmdletResult(value=[_copy_row(row)])
+    return CmdletResult(value=[row])
 
 
 @handler("Enable-Mailbox", "Identity", "Archive")
@@ -325,7 +325,7 @@ def _archive(em: Emulator, cmdlet: str, params: dict[str, Any], *, enable: bool)
         raise NotPresent(f"The mailbox \"{obj.identity}\" doesn't have an archive.",
                          cmdlet=cmdlet, exception_type="RecipientTaskException")
     row["ArchiveStatus"] = "Active" if enable else "None"
-    return CmdletResult(value=[_copy_row(row)] if enable else [])
+    return CmdletResult(value=[row] if enable else [])
 
 
 # --- FullAccess -------------------------------------------------------------------------------
@@ -599,7 +599,7 @@ def get_auto_reply(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletR
     config = obj.auto_reply or {"AutoReplyState": "Disabled", "ExternalAudience": "All",
                                 "InternalMessage": "", "ExternalMessage": "",
                                 "StartTime": None, "EndTime": None}
-    return CmdletResult(value=[{"Identity": obj.identity, **_copy_row(config)}])
+    return CmdletResult(value=[{"Identity": obj.identity, **config}])
 
 
 @handler("Set-MailboxAutoReplyConfiguration", "Identity", "AutoReplyState", "ExternalAudience",
@@ -641,7 +641,7 @@ def _iso_time(text: str) -> str:
 @handler("Get-DistributionGroup", "Identity", "ResultSize", "RecipientTypeDetails")
 def get_distribution_group(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
     objects = _mailbox_objects(em, params, GROUP, cmdlet)
-    return em._limited([_copy_row(o.row or {}) for o in objects], params)
+    return em._limited([o.row or {} for o in objects], params)
 
 
 @handler("New-DistributionGroup", "Name", "Alias", "DisplayName", "PrimarySmtpAddress",
@@ -665,7 +665,7 @@ def new_distribution_group(em: Emulator, cmdlet: str, params: dict[str, Any]) ->
         row_extra={"ManagedBy": managed, "GrantSendOnBehalfTo": []})
     obj.members = members
     obj.recipient_permissions = []
-    return CmdletResult(value=[_copy_row(obj.row or {})])
+    return CmdletResult(value=[obj.row or {}])
 
 
 @handler("Set-DistributionGroup", "Identity", "ManagedBy", "GrantSendOnBehalfTo", "DisplayName",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import re
+import sys
 import threading
 import time
 import uuid
@@ -91,6 +92,33 @@ def _strip_prefix(value: str) -> str:
 
 def _new_guid(*parts: str) -> str:
     return str(uuid.uuid5(UUID_NAMESPACE, "/".join(parts)))
+
+
+def _compact(row: Mapping[str, Any], shared: dict[tuple[Any, ...], list[Any]]
+             ) -> dict[str, Any]:
+    """The emulator's own copy of a snapshot row. Tenants of 500,000 entries repeat the same
+    principals and rights lists endlessly: strings are interned and equal string lists shared
+    between rows, so rows' lists must be replaced, never changed in place."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, str):
+            value = sys.intern(value)
+        elif isinstance(value, list):
+            if all(isinstance(v, str) for v in value):
+                frozen = tuple(sys.intern(v) for v in value)
+                value = shared.get(frozen)
+                if value is None:
+                    value = shared[frozen] = list(frozen)
+            else:
+                value = copy.deepcopy(value)
+        elif isinstance(value, dict):
+            value = copy.deepcopy(value)
+        out[key] = value
+    return out
+
+
+def _copy_value(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
 
 
 def _copy_row(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -266,9 +294,13 @@ class Emulator:
             if is_write(name) and _as_bool(_get(params, "WhatIf", False)):
                 return CmdletResult()
             result: CmdletResult = method(self, name, params)
+            # Handlers may return the tenant's own rows: the caller gets copies, never those.
             if select:
                 wanted = list(select)
-                result.value = [{k: row[k] for k in wanted if k in row} for row in result.value]
+                result.value = [{k: _copy_value(row[k]) for k in wanted if k in row}
+                                for row in result.value]
+            else:
+                result.value = [_copy_row(row) for row in result.value]
             return result
 
     def calendar_identity(self, identity: str) -> str:
@@ -300,13 +332,13 @@ class Emulator:
                     _copy_row(o.row or {}) for o in sorted(self._soft_deleted,
                                                            key=lambda o: o.sort_key)]
             snap["mailbox_permissions"] = [
-                self._perm_out(o, r) for o in mailboxes
+                _copy_row(self._perm_out(o, r)) for o in mailboxes
                 for r in sorted(o.mailbox_permissions, key=_row_sort_key)]
             snap["recipient_permissions"] = [
-                self._perm_out(o, r) for o in objects
+                _copy_row(self._perm_out(o, r)) for o in objects
                 for r in sorted(o.recipient_permissions, key=_row_sort_key)]
             snap["mailbox_folder_permissions"] = [
-                self._folder_out(o, r) for o in mailboxes
+                _copy_row(self._folder_out(o, r)) for o in mailboxes
                 for r in sorted(o.folder_permissions, key=_folder_sort_key)]
             snap["auto_reply_configurations"] = [
                 {"Identity": o.identity, **_copy_row(o.auto_reply)}
@@ -320,7 +352,13 @@ class Emulator:
     # --- loading --------------------------------------------------------------------------
 
     def _load(self, snapshot: Mapping[str, Any]) -> None:
-        snap = copy.deepcopy(dict(snapshot))
+        shared: dict[tuple[Any, ...], list[Any]] = {}
+
+        def own(rows: Any) -> list[dict[str, Any]]:
+            return [_compact(row, shared) for row in rows or ()]
+
+        snap = {key: own(value) for key, value in snapshot.items()
+                if key not in ("format", "tenant")}
         by_address: dict[str, _Object] = {}
         for rec in snap.get("recipients", []):
             obj = _Object(kind="recipient", recipient=rec)
@@ -485,10 +523,10 @@ class Emulator:
             obj.ghosts[container] = ghosts
 
     def _perm_out(self, obj: _Object, row: Mapping[str, Any]) -> dict[str, Any]:
-        return {"Identity": obj.identity, **_copy_row(row)}
+        return {"Identity": obj.identity, **row}
 
     def _folder_out(self, obj: _Object, row: Mapping[str, Any]) -> dict[str, Any]:
-        return {"Identity": f"{obj.identity}:\\{obj.calendar_folder}", **_copy_row(row)}
+        return {"Identity": f"{obj.identity}:\\{obj.calendar_folder}", **row}
 
     def _next_guid(self, *parts: str) -> str:
         self._serial += 1

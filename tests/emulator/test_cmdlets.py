@@ -161,6 +161,17 @@ def test_what_if_changes_nothing(em: Emulator) -> None:
 def test_returned_rows_are_copies(em: Emulator) -> None:
     rows(em, "Get-Mailbox", Identity="alice")[0]["Office"] = "Mars"
     assert rows(em, "Get-Mailbox", Identity="alice")[0]["Office"] == "London"
+    for row in rows(em, "Get-MailboxPermission", Identity="finance"):
+        row["AccessRights"].append("ChangeOwner")
+    em.invoke("Get-Mailbox", {"Identity": "bob"}, select=["GrantSendOnBehalfTo"]).value[0][
+        "GrantSendOnBehalfTo"].append("x")
+    for row in em.to_snapshot()["mailbox_permissions"]:
+        row["AccessRights"].append("DeleteItem")
+    snap = em.to_snapshot()
+    assert all(p["AccessRights"] in (["FullAccess"], ["FullAccess", "ReadPermission"])
+               for p in snap["mailbox_permissions"])
+    assert all(m["GrantSendOnBehalfTo"] == [] for m in snap["mailboxes"]
+               if m["Alias"] != "info-berlin")
 
 
 def test_concurrent_writes_are_serialised(em: Emulator) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from reconciler.emulator import Emulator, SnapshotError, load_snapshot
+from reconciler.emulator import Emulator, SnapshotError, load_snapshot, validate_snapshot
 from reconciler.emulator.snapshot_schema import SCHEMA, schema_json
 from tests.emulator.conftest import REPO, SEEDS, seed
 
@@ -85,3 +86,67 @@ def test_export_after_changes_is_deterministic() -> None:
         return json.dumps(em.to_snapshot())
 
     assert run() == run()
+
+
+def _mutations() -> list[tuple[str, Any]]:
+    def set_(path: str, value: Any) -> Any:
+        def apply(snap: dict[str, Any]) -> None:
+            *parents, last = path.split("/")
+            target: Any = snap
+            for part in parents:
+                target = target[int(part)] if part.isdigit() else target[part]
+            if value is _DELETE:
+                del target[int(last) if last.isdigit() else last]
+            else:
+                target[int(last) if last.isdigit() else last] = value
+        return apply
+
+    return [
+        ("format", set_("format", "exchange-snapshot/2")),
+        ("extra top-level key", set_("mailbox_permision", [])),
+        ("tenant id missing", set_("tenant/id", _DELETE)),
+        ("no accepted domain", set_("tenant/accepted_domains", [])),
+        ("recipient without address", set_("recipients/0/PrimarySmtpAddress", _DELETE)),
+        ("archive status", set_("mailboxes/3/ArchiveStatus", "Maybe")),
+        ("capacity negative", set_("mailboxes/3/ResourceCapacity", -1)),
+        ("capacity as bool", set_("mailboxes/3/ResourceCapacity", True)),
+        ("capacity as text", set_("mailboxes/3/ResourceCapacity", "12")),
+        ("custom attribute too long", set_("mailboxes/0/CustomAttribute7", "x" * 1025)),
+        ("rights not a list", set_("mailbox_permissions/0/AccessRights", "FullAccess")),
+        ("deny as string", set_("mailbox_permissions/0/Deny", "false")),
+        ("folder identity without folder", set_("mailbox_folder_permissions/0/Identity",
+                                                "alice")),
+        ("auto-reply state", set_("auto_reply_configurations/0/AutoReplyState", "On")),
+        ("member missing", set_("distribution_group_members/0/Member", _DELETE)),
+        ("row not an object", set_("mailboxes/1", "alice")),
+        ("top level not an object", None),
+    ]
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize("what,mutate", _mutations(), ids=[m[0] for m in _mutations()])
+def test_fast_check_agrees_with_jsonschema(what: str, mutate: Any) -> None:
+    import jsonschema
+
+    from reconciler.emulator.snapshot_schema import _fast_check
+
+    snap: Any = seed()
+    if mutate is None:
+        snap = [snap]
+    else:
+        mutate(snap)
+    assert not jsonschema.Draft202012Validator(SCHEMA).is_valid(snap)
+    assert _fast_check()(snap) is False
+    with pytest.raises(SnapshotError):
+        validate_snapshot(snap)
+
+
+def test_fast_check_accepts_what_jsonschema_accepts() -> None:
+    from reconciler.emulator.snapshot_schema import _fast_check
+
+    for customer in ("contoso", "fabrikam"):
+        assert _fast_check()(seed(customer))
+    for path in CONFORMANCE:
+        assert _fast_check()(json.loads(path.read_text("utf-8")))
