@@ -146,11 +146,16 @@ def _explain(doc: YamlDocument, error: ValidationError) -> list[Problem]:
         # a propertyNames failure: jsonschema reports the key itself at the mapping's path
         allowed = [str(o) for o in error.validator_value] if kind == "enum" else []
         close = difflib.get_close_matches(value, allowed, n=1)
-        hint = (f"; did you mean '{close[0]}'?" if close else
-                f"; use one of: {', '.join(allowed)}" if allowed else
-                f"; it must be {schema.get('title') or 'lower-case letters, digits, _ and -'}")
-        return [Problem(f"unknown key '{value}' in {name}{hint}",
-                        doc.key_ref(container, value) or at)]
+        if kind == "enum":
+            hint = (f"did you mean '{close[0]}'?" if close else
+                    f"use one of: {', '.join(allowed)}")
+            message = f"unknown key '{value}' in {name}; {hint}"
+        else:
+            rule = schema.get("title") or f"text matching {error.validator_value}"
+            if error.validator_value == "^[a-z0-9][a-z0-9_-]*$":
+                rule = "lower-case letters, digits, '_' and '-'"
+            message = f"the key '{value}' in {name} is not a valid name; use {rule}"
+        return [Problem(message, doc.key_ref(container, value) or at)]
     if key == "forwarding" and kind in ("type", "pattern"):
         word = " (YAML reads off, no and false as false: write none)" if value is False else ""
         return [Problem(f"{name} must be the word none, or a mapping with internal or external"

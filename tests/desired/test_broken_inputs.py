@@ -173,7 +173,7 @@ CASES: list[tuple[str, dict[str, str | bytes | None], str, int, list[str]]] = [
                                            "    building: [A]\n"},
      "customers/acme/sites/hq/site.yaml", 4, ["unknown key 'building'", "office, city"]),
     ("bad-template-name", {CUST: CUSTOMER + "    Bad Name: {archive: true}\n"},
-     CUST, 10, ["unknown key 'Bad Name'", "customer.templates"]),
+     CUST, 10, ["'Bad Name'", "customer.templates", "not a valid name", "lower-case"]),
 ]
 
 @pytest.mark.parametrize(("files", "file", "line", "words"),
