@@ -272,3 +272,26 @@ def test_paths_are_shown_relative_to_the_current_directory(
     result = run_validate(Path("."))
     assert result.stderr.startswith(f"{Path(HQ)}:3:5: unknown key 'bogus'")
     assert result.problems[0]["file"] == str(Path(HQ))
+
+
+def test_huge_file_is_refused_before_parsing(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.desired import yamlfile
+
+    monkeypatch.setattr(yamlfile, "MAX_FILE_BYTES", 1024)
+    root = write_repo(tmp_path / "repo", {HQ: "shared_mailboxes:\n" + "  - name: A\n" * 200})
+    result = run_validate(root)
+    assert result.exit_code == 1
+    assert any("larger than" in str(p["message"]) and str(p["file"]).endswith("mailboxes.yaml")
+               for p in result.problems)
+
+
+def test_deep_nesting_is_refused(tmp_path: Path) -> None:
+    deep = "shared_mailboxes:\n" + "".join("  " * i + "- \n" for i in range(1, 80)) + "\n"
+    nested = "shared_mailboxes: " + "[" * 80 + "]" * 80 + "\n"
+    for text in (deep, nested):
+        root = write_repo(tmp_path / f"repo{len(text)}", {HQ: text})
+        result = run_validate(root)
+        assert result.exit_code == 1
+        assert "Traceback" not in result.stderr
+        assert any("nested" in str(p["message"]) for p in result.problems), result.problems
