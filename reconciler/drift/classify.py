@@ -1,0 +1,203 @@
+"""Make a drift report: plan the main branch's desired state against live state, then tell
+each difference's cause apart using the record of the last apply.
+
+The rule, per resource and per setting: if the YAML of that setting differs between the
+applied ref and PATH, the difference is *not yet applied*; if it is the same, live must have
+changed behind git's back (*changed outside git*). A resource declared nowhere is *unmanaged*;
+a write apply carried out within its pending window and not yet visible is *pending
+propagation*. A change whose settings fall in both classes is split in two, so each part shows
+exactly its own attribute-level difference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from reconciler.drift.record import (
+    AppliedRecord,
+    PendingRecord,
+    applied_records,
+    operation_fingerprint,
+    pending_records,
+)
+from reconciler.drift.report import (
+    CHANGED_OUTSIDE_GIT,
+    NOT_YET_APPLIED,
+    PENDING_PROPAGATION,
+    UNMANAGED,
+    DriftItem,
+    DriftReport,
+)
+from reconciler.model import CustomerState, DesiredState, Location, Resource
+from reconciler.plan.plan import Change
+from reconciler.plan.planner import BackendFactory, plan_desired, select_customers
+
+# The plan names the location setting "location"; the model calls it located_at.
+_MODEL_FIELD = {"location": "located_at"}
+
+
+def drift_desired(desired: DesiredState, backend_for: BackendFactory, *,
+                  root: Path, customers: Collection[str] | None = None,
+                  applied_ref: str | None = None, now: datetime | None = None) -> DriftReport:
+    """The drift report of ``desired`` (loaded from ``root``) against each customer's tenant."""
+    selected = select_customers(desired, customers)
+    records = applied_records(root, desired, selected, applied_ref)
+    pending = pending_records(root, selected, now=now)
+    previous = _previous_locations(desired, records, pending)
+    result = plan_desired(desired, backend_for, customers=selected,
+                          previous_locations=previous)
+    report = DriftReport(customers=selected, records=records,
+                         warnings=[w for w in result.plan.warnings])
+    for cid, record in records.items():
+        if record.note:
+            report.warnings.append(f"{cid}: {record.note}")
+    for change in result.plan.changes:
+        record = records[change.customer]
+        current = desired.customers[change.customer]
+        items = classify(change, record, current, pending.get(change.customer))
+        report.items.extend(dataclasses.replace(i, change=_relative(i.change, root))
+                            for i in items)
+    report.sort()
+    return report
+
+
+def make_drift_report(root: str | Path, *, live_source: str | None = None,
+                      customers: Collection[str] | None = None,
+                      applied_ref: str | None = None) -> DriftReport:
+    """Load the repository at ``root`` and report its drift against each customer's source."""
+    from reconciler.desired import load
+    from reconciler.live.sources import open_backend
+
+    root = Path(root)
+    desired = load(root)
+    return drift_desired(desired, lambda state: open_backend(live_source, state.customer, root),
+                         root=root, customers=customers, applied_ref=applied_ref)
+
+
+def _previous_locations(desired: DesiredState, records: Mapping[str, AppliedRecord],
+                        pending: Mapping[str, PendingRecord],
+                        ) -> dict[str, dict[str, Location]]:
+    """Where each resource is live: where apply recorded it, else where the applied ref
+    declared it. Without this a YAML move not yet applied would not show at all."""
+    out: dict[str, dict[str, Location]] = {}
+    for cid, record in records.items():
+        locations: dict[str, Location] = {}
+        if record.state is not None:
+            current = desired.customers[cid].resources
+            for rid, old in record.state.resources.items():
+                new = current.get(rid)
+                # Removed from YAML since: still where it was applied, until apply removes it.
+                if new is None or new.located_at != old.located_at:
+                    locations[rid] = old.located_at
+        if cid in pending:
+            locations.update(pending[cid].locations)
+        out[cid] = locations
+    return out
+
+
+def classify(change: Change, record: AppliedRecord, current: CustomerState,
+             pending: PendingRecord | None) -> list[DriftItem]:
+    """The drift item(s) one plan change is."""
+    applied = record.state
+    if change.action == "unmanaged":
+        return [DriftItem(UNMANAGED, change)]
+    if change.action == "delete":
+        # Only policy prune: true plans deletes; declared at the applied ref means the YAML
+        # entry was removed since, otherwise nobody ever declared it.
+        if applied is not None and change.id in applied.resources:
+            return [DriftItem(NOT_YET_APPLIED, change)]
+        return [DriftItem(UNMANAGED, _noted(change, "policy prune: true: the next apply "
+                                                    "deletes it"))]
+    change, pending_item = _split_pending(change, pending)
+    items = [pending_item] if pending_item is not None else []
+    if change is None:
+        return items
+    if applied is None:
+        return [*items, DriftItem(CHANGED_OUTSIDE_GIT, _noted(
+            change, "no record of the last apply: this may also be YAML not yet applied"))]
+    old = applied.resources.get(change.id)
+    new = current.resources.get(change.id)
+    if old is None or new is None:
+        return [*items, DriftItem(NOT_YET_APPLIED, change)]
+    if change.action == "create":
+        if old != new:
+            return [*items, DriftItem(NOT_YET_APPLIED, change)]
+        return [*items, DriftItem(CHANGED_OUTSIDE_GIT, _noted(
+            change, "declared when last applied, but missing live: deleted outside git?"))]
+    moved_in_yaml = old.located_at != new.located_at
+    if change.action == "move":
+        return [*items, DriftItem(NOT_YET_APPLIED if moved_in_yaml else CHANGED_OUTSIDE_GIT,
+                                  change)]
+    return [*items, *_split_update(change, old, new, moved_in_yaml)]
+
+
+def _split_update(change: Change, old: Resource, new: Resource,
+                  moved_in_yaml: bool) -> list[DriftItem]:
+    yaml_keys = [k for k in change.changed_keys if _setting(old, k) != _setting(new, k)]
+    outside_keys = [k for k in change.changed_keys if k not in yaml_keys]
+    moved = change.moved_from is not None
+    groups = [(drift_class, keys, with_move) for drift_class, keys, with_move in (
+        (NOT_YET_APPLIED, yaml_keys, moved and moved_in_yaml),
+        (CHANGED_OUTSIDE_GIT, outside_keys, moved and not moved_in_yaml)) if keys or with_move]
+    if len(groups) < 2:
+        return [DriftItem(groups[0][0] if groups else CHANGED_OUTSIDE_GIT, change)]
+    return [DriftItem(c, _restricted(change, keys, with_move)) for c, keys, with_move in groups]
+
+
+def _restricted(change: Change, keys: list[str], with_move: bool) -> Change:
+    """The part of an update that concerns ``keys`` (and the move, if ``with_move``). Its
+    operations are left out: one call may serve settings of both parts."""
+    before = {k: (change.before or {}).get(k) for k in keys}
+    after = {k: (change.after or {}).get(k) for k in keys}
+    return dataclasses.replace(change, action="update" if keys else "move", before=before,
+                               after=after, operations=(),
+                               moved_from=change.moved_from if with_move else None)
+
+
+def _setting(resource: Resource, key: str) -> Any:
+    return getattr(resource, _MODEL_FIELD.get(key, key), None)
+
+
+def _split_pending(change: Change, pending: PendingRecord | None,
+                   ) -> tuple[Change | None, DriftItem | None]:
+    """Take out the operations apply already carried out and Exchange does not show yet.
+    Returns what is left of the change (None: nothing) and the pending part."""
+    if pending is None or not pending.pending or not change.operations:
+        return change, None
+    hits = []
+    for op in change.operations:
+        fp = operation_fingerprint(op.cmdlet, dict(op.parameters))
+        if fp is not None and (change.address, fp) in pending.pending:
+            hits.append((op, pending.pending[(change.address, fp)]))
+    if not hits:
+        return change, None
+    latest = max(at for _, at in hits).strftime("%Y-%m-%dT%H:%M:%SZ")
+    note = (f"{len(hits)} operation(s) applied at {latest} "
+            f"({', '.join(sorted({op.cmdlet for op, _ in hits}))}) not yet visible in Exchange")
+    hit_ops = tuple(op for op, _ in hits)
+    if len(hits) == len(change.operations):
+        return None, DriftItem(PENDING_PROPAGATION, _noted(change, note))
+    rest = tuple(op for op in change.operations if op not in hit_ops)
+    pending_part = dataclasses.replace(change, operations=hit_ops, notes=(*change.notes, note))
+    return dataclasses.replace(change, operations=rest), DriftItem(PENDING_PROPAGATION,
+                                                                   pending_part)
+
+
+def _noted(change: Change, note: str) -> Change:
+    return dataclasses.replace(change, notes=(*change.notes, note))
+
+
+def _relative(change: Change, root: Path) -> Change:
+    """Sources relative to the repository, so that reports read the same on every machine."""
+    if change.source is None:
+        return change
+    path, sep, line = change.source.rpartition(":")
+    try:
+        relative = Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return change
+    return dataclasses.replace(change, source=f"{relative}{sep}{line}")

@@ -1,0 +1,105 @@
+"""A drift report as text for a terminal, and as Markdown for an issue.
+
+The attribute-level difference of each item is the plan's own (render/common.attribute_lines):
+``-`` is live only, ``+`` is YAML only, ``a -> b`` is live -> YAML.
+"""
+
+from __future__ import annotations
+
+from reconciler.drift.report import CLASSES, EXPLANATIONS, LABELS, DriftItem, DriftReport
+from reconciler.render.common import attribute_lines
+from reconciler.render.markdown import BUDGET
+
+LEGEND = "Differences read live -> YAML: '-' only live, '+' only in YAML."
+
+
+def _site(site: str) -> str:
+    return "(customer level)" if site == "-" else site
+
+
+def _head(item: DriftItem) -> str:
+    change = item.change
+    text = f"{change.type} {change.id}"
+    if change.moved_from:
+        text += f" (located at {change.moved_from} live)"
+    return text
+
+
+def render_text(report: DriftReport) -> str:
+    out: list[str] = [report.summary_line(), ""]
+    for warning in report.warnings:
+        out.append(f"Warning: {warning}")
+    if report.warnings:
+        out.append("")
+    for cid in sorted(report.records):
+        record = report.records[cid]
+        if record.commit:
+            out.append(f"Last applied ({cid}): {record.ref} at {record.commit[:12]}")
+    if any(r.commit for r in report.records.values()):
+        out.append("")
+    if report.items:
+        out += [LEGEND, ""]
+    for (customer, site), items in report.by_site():
+        out.append(f"# {customer} / {_site(site)}")
+        for item in items:
+            out.append(f"  [{LABELS[item.drift_class]}] {_head(item)}")
+            out.extend(f"      {line.marker} {line.text}"
+                       for line in attribute_lines(item.change))
+            out.extend(f"      # {note}" for note in item.change.notes)
+            if item.change.source:
+                out.append(f"      # declared at {item.change.source}")
+        out.append("")
+    if report.items:
+        out.append(report.summary_line())
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def render_markdown(report: DriftReport, *, title: str = "Drift report",
+                    limit: int = BUDGET) -> str:
+    """Markdown for an issue body: a table per customer and site, then each item collapsed;
+    kept under GitHub's size limit by summarising the tail."""
+    head = [f"### {title}", "", report.summary_line(), ""]
+    head += ["| customer | site | " + " | ".join(LABELS[c] for c in CLASSES) + " |",
+             "|---|---|" + "---:|" * len(CLASSES)]
+    for row in report.site_summary():
+        head.append(f"| {row['customer']} | {row['site']} | "
+                    + " | ".join(str(row[c]) for c in CLASSES) + " |")
+    head.append("")
+    head += [f"- **{LABELS[c]}**: {EXPLANATIONS[c]}" for c in CLASSES]
+    head.append("")
+    for cid in sorted(report.records):
+        record = report.records[cid]
+        if record.commit:
+            head.append(f"Last applied for `{cid}`: `{record.ref}` at `{record.commit[:12]}`")
+    head += [f"> :warning: {_md_escape(w)}" for w in report.warnings]
+    head.append("")
+    text = "\n".join(head)
+    shown = 0
+    for item in report.items:
+        section = _section(item)
+        if len(text) + len(section) > limit - 300:
+            break
+        text += section
+        shown += 1
+    if shown < len(report.items):
+        text += (f"\n\n**{len(report.items) - shown} more difference(s) not shown** to stay "
+                 f"within the size limit; run `reconciler drift --format json` for all.\n")
+    return text + "\n"
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _section(item: DriftItem) -> str:
+    change = item.change
+    summary = (f"<code>{_md_escape(change.address)}</code> "
+               f"<b>{LABELS[item.drift_class]}</b>")
+    body = [f"{line.marker} {line.text}" for line in attribute_lines(change)]
+    body += [f"# {note}" for note in change.notes]
+    if change.moved_from:
+        body.append(f"# located at {change.moved_from} live")
+    out = [f"\n<details><summary>{summary}</summary>\n", "```diff"]
+    out += [line.replace("```", "'''") for line in body]
+    out += ["```", "</details>"]
+    return "\n".join(out)

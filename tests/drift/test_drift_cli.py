@@ -1,0 +1,68 @@
+"""The drift command: exit codes 0 (clean), 2 (drift) and 1 (error), and its formats."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from reconciler.cli import cli
+from tests.drift.conftest import LONDON, SUPPORT_YAML, DriftScenario
+
+
+def _run(s: DriftScenario, tmp_path: Path, *extra: str) -> tuple[int, str, str]:
+    s.write()
+    live = s.save_tenant(tmp_path / "live")
+    result = CliRunner().invoke(cli, ["drift", str(s.root), "--live", f"snapshot:{live}",
+                                      *extra])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _applied(s: DriftScenario) -> DriftScenario:
+    s.yaml(LONDON, SUPPORT_YAML)
+    s.converge()
+    return s.commit().mark_applied()
+
+
+def test_exit_0_when_clean(drift_scenario: DriftScenario, tmp_path: Path) -> None:
+    code, out, _ = _run(_applied(drift_scenario), tmp_path)
+    assert code == 0, out
+    assert out.startswith("No drift")
+
+
+def test_exit_2_on_drift(drift_scenario: DriftScenario, tmp_path: Path) -> None:
+    s = _applied(drift_scenario)
+    s.live("Add-RecipientPermission", Identity="support@contoso.com", Trustee="carol",
+           AccessRights=["SendAs"], Confirm=False)
+    code, out, _ = _run(s, tmp_path)
+    assert code == 2, out
+    assert "[changed outside git] shared_mailbox support@contoso.com" in out
+    assert '+   carol@contoso.com' not in out and '-   carol@contoso.com' in out
+
+
+def test_exit_1_on_error(drift_scenario: DriftScenario, tmp_path: Path) -> None:
+    s = _applied(drift_scenario)
+    code, _, err = _run(s, tmp_path, "--applied-ref", "refs/tags/missing")
+    assert code == 1
+    assert "names no commit" in err
+    s.yaml(LONDON, "shared_mailboxes: [{}]\n")
+    code, _, err = _run(s, tmp_path)
+    assert code == 1 and "error" in err
+
+
+def test_formats_and_out_file(drift_scenario: DriftScenario, tmp_path: Path) -> None:
+    s = _applied(drift_scenario)
+    s.live("New-Mailbox", Shared=True, Name="Old", Alias="old",
+           PrimarySmtpAddress="old@contoso.com")
+    code, out, _ = _run(s, tmp_path, "--format", "json")
+    assert code == 2
+    assert json.loads(out)["summary"]["unmanaged"] == 1
+    code, out, _ = _run(s, tmp_path, "--format", "markdown")
+    assert code == 2 and out.startswith("### Drift report")
+    assert "| contoso | - | 0 | 0 | 0 | 1 |" in out
+    target = tmp_path / "drift.json"
+    code, out, err = _run(s, tmp_path, "--format", "json", "--out", str(target))
+    assert code == 2 and out == ""
+    assert json.loads(target.read_text())["drift"] is True
+    assert "Wrote the drift report" in err
