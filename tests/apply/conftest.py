@@ -68,6 +68,7 @@ class FaultyBackend:
     faults: list[Fault] = field(default_factory=list)
     read_only: bool = False
     writes: Counter[str] = field(default_factory=Counter)  # writes that reached the tenant
+    order: list[str] = field(default_factory=list)  # the same, in the order they arrived
 
     def invoke(self, cmdlet: str, parameters: Mapping[str, Any] | None = None,
                select: Any = None) -> CmdletResult:
@@ -79,6 +80,7 @@ class FaultyBackend:
             raise fault.error()
         if is_write(cmdlet):
             self.writes[key(cmdlet, params)] += 1
+            self.order.append(key(cmdlet, params))
         result = self.emulator.invoke(cmdlet, params, select)
         if fault is not None:
             fault.hits += 1
@@ -104,6 +106,7 @@ class Repo:
             kw["clock"] = clock
         self.backend = FaultyBackend(Emulator(copy.deepcopy(BASE_SNAPSHOT), **kw))
         self.concurrency = 4
+        self.customer_extra = ""  # e.g. a policy block, appended to customer.yaml
         self.files: dict[str, str] = {}
 
     def yaml(self, relative: str, text: str) -> Repo:
@@ -113,7 +116,8 @@ class Repo:
     def write(self) -> Repo:
         base = self.root / "customers" / "contoso"
         (base / "sites").mkdir(parents=True, exist_ok=True)
-        (base / "customer.yaml").write_text(CUSTOMER_YAML.format(concurrency=self.concurrency))
+        (base / "customer.yaml").write_text(
+            CUSTOMER_YAML.format(concurrency=self.concurrency) + self.customer_extra)
         for site, text in SITES.items():
             (base / "sites" / site).mkdir(exist_ok=True)
             (base / "sites" / site / "site.yaml").write_text(text)

@@ -122,9 +122,8 @@ def test_unknown_format_version_is_refused(cli, repo: Repo, tmp_path: Path):
 
 
 def test_plan_over_safety_limits_is_refused_unless_allowed(cli, repo: Repo, tmp_path: Path):
-    text = (repo.root / "customers/contoso/customer.yaml").read_text()
-    (repo.root / "customers/contoso/customer.yaml").write_text(
-        text + "  policy:\n    prune: true\n    max_deletes: 1\n")
+    repo.customer_extra = "  policy:\n    prune: true\n    max_deletes: 1\n"
+    repo.write()
     run = cli("apply", repo.root, "--auto-approve")
     assert run.code == 1 and "refused" in run.err
     assert repo.backend.write_count == 0
