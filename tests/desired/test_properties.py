@@ -44,6 +44,7 @@ def _schema_words() -> list[str]:
 
 
 WORDS = _schema_words()
+_RESOURCE_DEFS = json.loads((SCHEMA_DIR / "resources.schema.json").read_text())["$defs"]
 SCALARS = st.one_of(
     st.sampled_from(WORDS),
     st.sampled_from(["a@acme.com", "B@Acme.com", "x@other.org", "none", "Default", "acme.com",
@@ -125,9 +126,19 @@ def test_arbitrary_yaml_documents(tmp_path_factory: Any, data: Any, where: str) 
 @given(mailboxes=st.lists(st.one_of(ENTRY, st.dictionaries(st.sampled_from(WORDS), DOCUMENTS,
                                                          max_size=6)), max_size=4),
        key=st.sampled_from(["user_mailboxes", "shared_mailboxes", "room_mailboxes",
-                            "distribution_groups"]))
+                            "distribution_groups"]),
+       drop=st.booleans())
 def test_arbitrary_resource_entries(tmp_path_factory: Any, mailboxes: list[Any],
-                                    key: str) -> None:
+                                    key: str, drop: bool) -> None:
+    if drop:
+        # keep only the keys this list's entries may have, so that more reach the meaning checks
+        allowed = set(_RESOURCE_DEFS[key[:-2] if key.endswith("es") else key[:-1]]
+                      ["properties"])
+        mailboxes = [{k: v for k, v in m.items() if k in allowed} if isinstance(m, dict) else m
+                     for m in mailboxes]
+        if key == "user_mailboxes":
+            mailboxes = [{**m, "user": "u@acme.com"} if isinstance(m, dict) else m
+                         for m in mailboxes]
     root = write_repo(tmp_path_factory.mktemp("repo"),
                       {HQ: yaml.safe_dump({key: mailboxes}, allow_unicode=True)})
     _load_or_problems(root)
