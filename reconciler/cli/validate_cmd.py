@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -63,6 +64,11 @@ def command(path: Path, fmt: str) -> None:
         state = load(path)
     except InputError as e:
         problems = e.problems
+    except Exception as e:  # a defect, not the user's input: one line, details with -vv
+        logging.getLogger(__name__).debug("validate failed", exc_info=True)
+        raise click.ClickException(
+            f"internal error while validating {path}: {type(e).__name__}: {e} "
+            "(please report it; run with -vv for details)") from None
     else:
         problems = []
 

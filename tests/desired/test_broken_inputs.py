@@ -295,3 +295,22 @@ def test_deep_nesting_is_refused(tmp_path: Path) -> None:
         assert result.exit_code == 1
         assert "Traceback" not in result.stderr
         assert any("nested" in str(p["message"]) for p in result.problems), result.problems
+
+
+def test_a_defect_is_one_line_not_a_traceback(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.desired import loader
+
+    def broken(self: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(loader._Loader, "run", broken)
+    root = write_repo(tmp_path / "repo", {})
+    from click.testing import CliRunner
+
+    from reconciler.cli import cli
+
+    result = CliRunner().invoke(cli, ["validate", str(root)])
+    assert result.exit_code == 1
+    assert "internal error" in result.stderr and "boom" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
