@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "export": "Write a tenant snapshot (JSON), or a flat CSV/YAML table for auditors.",
     "customers": "List the customers of a repository (for CI fan-out).",
     "sandbox": "Manage the embedded simulated tenant.",
+    "codeowners": "Write CODEOWNERS from the owners of customers and sites.",
 }
 
 EXIT_OK = 0
