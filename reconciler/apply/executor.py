@@ -52,6 +52,11 @@ REMOVE_VERBS = ("Remove-", "Disable-")
 SUCCEEDED, FAILED, SKIPPED = "succeeded", "failed", "skipped"
 
 
+def pause(seconds: float) -> None:
+    """The default wait, looked up when called so that a test can stand in for the clock."""
+    time.sleep(seconds)
+
+
 @dataclass(frozen=True)
 class ExecutionOptions:
     """Bounds on retrying. ``sleep`` is injectable so tests never wait."""
@@ -61,8 +66,10 @@ class ExecutionOptions:
     max_throttled: int = 20  # throttled answers tolerated for one operation
     max_retry_after: float = 60.0  # longest single wait Exchange may ask for
     backoff: float = 1.0  # first wait after an ambiguous failure, doubled each time
-    confirm_reads: int = 3  # attempts at the read-back that settles an ambiguous write
-    sleep: Callable[[float], None] = time.sleep
+    confirm_reads: int = 3  # failed read-backs tolerated while settling an ambiguous write
+    confirm_wait: float = 30.0  # how long a committed write may take to show (lag)
+    max_backoff: float = 8.0
+    sleep: Callable[[float], None] = lambda seconds: pause(seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,19 +345,33 @@ class Executor:
             return OpResult(ref, SUCCEEDED, detail, calls=calls)
 
     def _confirm(self, ref: OpRef) -> bool | None:
-        """Whether the write's effect is visible; None when that cannot be learned."""
+        """Whether the write's effect is visible; None when that cannot be learned.
+
+        A write that committed may not show for a while (Exchange's read-after-write lag), and
+        resending it would run it twice, so an effect not seen is looked for again with backoff
+        for up to ``confirm_wait`` seconds before the write counts as not committed."""
         if not can_confirm(ref.op.cmdlet):
             return None
-        delay = self.options.backoff
-        for attempt in range(self.options.confirm_reads):
+        opts = self.options
+        delay, waited, failures, throttled = opts.backoff, 0.0, 0, 0
+        while True:
             try:
-                return confirm(ref.op, self.backend, self.recipients)
+                if confirm(ref.op, self.backend, self.recipients):
+                    return True
             except Throttled as e:
-                self.options.sleep(min(e.retry_after or delay, self.options.max_retry_after))
+                throttled += 1
+                if throttled > opts.max_throttled:
+                    return None
+                opts.sleep(min(e.retry_after or delay, opts.max_retry_after))
+                continue
             except (TransientError, AmbiguousWriteError):
-                if attempt + 1 < self.options.confirm_reads:
-                    self.options.sleep(delay)
-                    delay *= 2
+                failures += 1
+                if failures >= opts.confirm_reads:
+                    return None
             except ExchangeError:
                 return None
-        return None
+            if waited >= opts.confirm_wait:
+                return False
+            opts.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, opts.max_backoff)

@@ -9,12 +9,12 @@ instead of planning it again.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from reconciler.apply import executor
 from reconciler.apply.executor import (
     FAILED,
     SKIPPED,
@@ -40,7 +40,7 @@ class ApplyOptions:
     verify_attempts: int = 5  # reads of what is not yet visible, after the first
     verify_delay: float = 2.0  # first wait, doubled up to verify_max_delay
     verify_max_delay: float = 30.0
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], None] = lambda seconds: executor.pause(seconds)
     now: Callable[[], datetime] = now_utc
 
 

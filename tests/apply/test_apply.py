@@ -15,6 +15,8 @@ TEAM = """\
         alias: team-a
         permissions:
           - {user: alice@contoso.com, access: [FullAccess, SendAs]}
+      - name: Team B
+        alias: team-b
     distribution_groups:
       - name: London All
         alias: london-all
@@ -149,7 +151,7 @@ def test_partial_failure_reports_and_rerun_applies_only_the_remainder(cli, repo:
            "(team-a@contoso.com)" in skipped
     assert "team-a-friends@contoso.com: New-DistributionGroup" in skipped
     succeeded = out.split("Succeeded:\n")[1].split("\n\n")[0]
-    assert "Add-DistributionGroupMember london-all@contoso.com (carol@contoso.com)" in succeeded
+    assert "contoso/london/shared_mailbox/team-b@contoso.com: New-Mailbox" in succeeded
     assert "Run plan again" in out
     first = set(repo.backend.writes)
 
