@@ -21,6 +21,7 @@ can prove a write never ran twice.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import ipaddress
@@ -291,7 +292,7 @@ class FakeExchangeService:
             pages, offset, refusal = self._continuation(skiptoken, digest)
             if pages is None:
                 return refusal
-            value, key = pages.value, skiptoken.partition("~")[0]
+            value, key = pages.value, (_decode_skiptoken(skiptoken) or ("", 0))[0]
         else:
             select = _select(query)
             try:
@@ -445,14 +446,15 @@ def _select(query: Mapping[str, list[str]]) -> list[str] | None:
 
 
 def _encode_skiptoken(key: str, offset: int) -> str:
-    return f"{key}~{offset}"
+    return base64.urlsafe_b64encode(f"{key}~{offset}".encode()).decode().rstrip("=")
 
 
 def _decode_skiptoken(token: str) -> tuple[str, int] | None:
-    key, _, offset = token.partition("~")
     try:
+        decoded = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        key, _, offset = decoded.partition("~")
         return key, int(offset)
-    except ValueError:
+    except (ValueError, UnicodeDecodeError):
         return None
 
 

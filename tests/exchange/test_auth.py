@@ -233,3 +233,25 @@ def test_a_bare_httpx_client_corrupts_the_assertion_and_the_adapter_does_not(
     bare, adapted = results
     assert "access_token" not in bare and "AADSTS50027" in bare["error_description"]
     assert "access_token" in adapted
+
+
+def test_live_exchange_opens_this_connector(app_cert: AppCertificate, key_env: str,
+                                            tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RECONCILER_EXCHANGE_URL", raising=False)
+    monkeypatch.delenv("RECONCILER_AUTHORITY_HOST", raising=False)
+    from reconciler.live.backend import Backend
+    from reconciler.live.sources import open_backend
+    from reconciler.model import Customer, Tenant
+
+    customer = Customer("contoso", "Contoso", Tenant(
+        TENANT, "contoso.onmicrosoft.com", app_id=APP_ID, certificate_key=key_env,
+        certificate_thumbprint=app_cert.sha1), ())
+    backend = open_backend("exchange", customer, tmp_path)  # no network until the first call
+    try:
+        assert isinstance(backend, ExchangeBackend) and isinstance(backend, Backend)
+        assert backend.settings.exchange_url == "https://outlook.office365.com"
+        assert backend.gateway.endpoint == (
+            f"https://outlook.office365.com/adminapi/beta/{TENANT}/InvokeCommand")
+    finally:
+        backend.close()
