@@ -178,10 +178,12 @@ def generate(mailboxes: int, permissions: int, *, seed: int = 0,
 
 
 def contoso_seed() -> dict[str, Any]:
-    """Contoso as live for examples/desired-state: the first plan shows creates (sales-london,
-    salle-lumiere), updates (support-london gains bob, board-room-3 capacity, ceo-office's
-    stale grant), a move (finance, Paris to London) and unmanaged mailboxes (old-projects,
-    old-room). Principals come in the forms Exchange mixes: Names, GUIDs, display names."""
+    """Contoso as live for examples/desired-state. The first plan shows creates
+    (sales-london, salle-lumiere), updates (support-london gains bob, board-room-3's capacity,
+    ceo-office's stale grant, dave off-boarded, london-all's members and SendAs), a move
+    (finance, Paris to London) and unmanaged mailboxes (old-projects, old-room), within the
+    customer's max_change_percent. Principals come in the forms Exchange mixes: Names, GUIDs,
+    display names, addresses."""
     snap = empty_snapshot("6f1c1f2e-0000-4000-8000-000000000001", "contoso.onmicrosoft.com",
                           ["contoso.com", "contoso.co.uk", "contoso.onmicrosoft.com"],
                           ["Default MRM Policy", "Contoso 2y"])
@@ -189,14 +191,24 @@ def contoso_seed() -> dict[str, Any]:
     paris = {"office": "Paris", "city": "Paris", "country": "FR"}
     remote = {"office": "Remote", "city": "Manchester", "country": "GB"}
     alice = add_mailbox(snap, address="alice@contoso.com", display_name="Alice Smith",
-                        retention_policy="Contoso 2y", archive=True, **london)
-    bob = add_mailbox(snap, address="bob@contoso.com", display_name="Bob Jones", **london)
+                        retention_policy="Contoso 2y", archive=True,
+                        CustomAttribute1="cost-centre-42", **london)
+    grant_calendar(snap, alice, "Bob Jones", ["Editor"], "Delegate,CanViewPrivateItems")
+    bob = add_mailbox(snap, address="bob@contoso.com", display_name="Bob Jones",
+                      retention_policy="Contoso 2y", archive=True, **london)
     add_mailbox(snap, address="carol@contoso.com", display_name="Carol White",
                         **{**london, "office": "London HQ"})
     add_mailbox(snap, address="dave@contoso.com", display_name="Dave Brown", name="guid",
                 **london)
     pierre = add_mailbox(snap, address="pierre@contoso.com", display_name="Pierre Martin",
-                         **paris)
+                         retention_policy="Contoso 2y", archive=True, **paris)
+    # Pierre set his own out-of-office, as the YAML has it: nothing to change there.
+    snap["auto_reply_configurations"][-1].update(
+        AutoReplyState="Scheduled", ExternalAudience="Known",
+        InternalMessage="<html><body>Absent jusqu'au 4 janvier.</body></html>",
+        ExternalMessage="<html><body>Absent jusqu'au 4 janvier. Pour toute urgence, "
+                        "accueil-paris@contoso.com.</body></html>",
+        StartTime="2026-12-20T00:00:00Z", EndTime="2027-01-04T00:00:00Z")
     marie = add_mailbox(snap, address="marie@contoso.com", display_name="Marie Dubois",
                         name="guid", **paris)
     add_mailbox(snap, address="sam@contoso.com", display_name="Sam Taylor", **remote)

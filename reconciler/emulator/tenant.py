@@ -20,6 +20,7 @@ What the emulator reproduces, and which of it nobody has confirmed on a live ten
 from __future__ import annotations
 
 import copy
+import gc
 import re
 import sys
 import threading
@@ -253,7 +254,15 @@ class Emulator:
         self._soft_deleted: list[_Object] = []
         self._removed: list[_Object] = []  # recently removed, still listed while lag lasts
         self._serial = 0
-        self._load(snapshot)
+        # Loading builds hundreds of thousands of small dicts and no cycles: the cyclic
+        # collector would rescan everything already built, over and over, for nothing.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._load(snapshot)
+        finally:
+            if collecting:
+                gc.enable()
 
     # --- public API ---------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,15 @@ from reconciler.live.backend import CmdletResult, is_write
 from reconciler.live.snapshot import EmulatedBackend, snapshot_path
 
 
+def _read_umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+_UMASK = _read_umask()
+
+
 def write_snapshot_atomically(path: Path, snapshot: Mapping[str, Any]) -> None:
     """Replace ``path`` with ``snapshot`` as JSON, all or nothing."""
     atomic_write_text(Path(path), json.dumps(snapshot, indent=1, ensure_ascii=False) + "\n")
@@ -33,6 +43,12 @@ def atomic_write_text(path: Path, text: str) -> None:
     never a mixture."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates the file private (0600); keep the mode the file had, or the usual one.
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            mode = 0o666 & ~_UMASK
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()

@@ -75,6 +75,14 @@ def test_sandbox_write_goes_through_a_temporary_file_and_os_replace(
     assert sorted(p.name for p in tenant_dir.iterdir()) == ["contoso.json"]
 
 
+def test_a_rewritten_tenant_keeps_its_file_mode(tenant_dir: Path) -> None:
+    path = tenant_dir / "contoso.json"
+    path.chmod(0o640)
+    SandboxBackend(tenant_dir, "contoso").invoke("Set-Mailbox", {"Identity": "alice",
+                                                                 "Office": "Leeds"})
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
 def test_a_failing_write_leaves_the_old_tenant_intact(
         tenant_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tenant_dir / "contoso.json"

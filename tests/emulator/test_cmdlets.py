@@ -328,14 +328,14 @@ def test_set_mailbox_refusals_and_no_op_warning(em: Emulator) -> None:
 
 
 def test_archive_enable_and_disable(em: Emulator) -> None:
-    em.invoke("Enable-Mailbox", {"Identity": "bob", "Archive": True})
-    assert rows(em, "Get-Mailbox", Identity="bob")[0]["ArchiveStatus"] == "Active"
+    em.invoke("Enable-Mailbox", {"Identity": "carol", "Archive": True})
+    assert rows(em, "Get-Mailbox", Identity="carol")[0]["ArchiveStatus"] == "Active"
     with pytest.raises(AlreadyExists):
-        em.invoke("Enable-Mailbox", {"Identity": "bob", "Archive": True})
-    em.invoke("Disable-Mailbox", {"Identity": "bob", "Archive": True, "Confirm": False})
-    assert rows(em, "Get-Mailbox", Identity="bob")[0]["ArchiveStatus"] == "None"
+        em.invoke("Enable-Mailbox", {"Identity": "carol", "Archive": True})
+    em.invoke("Disable-Mailbox", {"Identity": "carol", "Archive": True, "Confirm": False})
+    assert rows(em, "Get-Mailbox", Identity="carol")[0]["ArchiveStatus"] == "None"
     with pytest.raises(NotPresent):
-        em.invoke("Disable-Mailbox", {"Identity": "bob", "Archive": True})
+        em.invoke("Disable-Mailbox", {"Identity": "carol", "Archive": True})
 
 
 # --- FullAccess and SendAs ---------------------------------------------------------------------
@@ -543,13 +543,13 @@ def test_member_already_present_and_absent_errors(em: Emulator) -> None:
                                                   "Member": "bob@contoso.com"})
     with pytest.raises(NotPresent, match="isn't a member of the group"):
         em.invoke("Remove-DistributionGroupMember", {"Identity": "london-all",
-                                                     "Member": "carol@contoso.com"})
+                                                     "Member": "dave@contoso.com"})
     em.invoke("Add-DistributionGroupMember", {"Identity": "london-all",
-                                              "Member": "carol@contoso.com",
+                                              "Member": "dave@contoso.com",
                                               "BypassSecurityGroupManagerCheck": True})
     em.invoke("Remove-DistributionGroupMember", {"Identity": "london-all@contoso.com",
                                                  "Member": "Alice Smith", "Confirm": False})
-    assert members(em, "london-all") == ["bob@contoso.com", "carol@contoso.com"]
+    assert members(em, "london-all") == ["bob@contoso.com", "dave@contoso.com"]
 
 
 def test_update_distribution_group_member_replaces(em: Emulator) -> None:
