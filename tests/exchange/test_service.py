@@ -208,3 +208,17 @@ def test_lag_is_passed_to_the_emulator(start_service) -> None:
     emulator = Emulator(synthetic_snapshot(1), validate=False)
     start_service({TENANT_ID: emulator}, lag_seconds=3.0)
     assert emulator.lag_seconds == 3.0
+
+
+def test_serve_context_manager_starts_and_stops_on_a_free_port(pki: Pki) -> None:
+    from reconciler.emulator.service import serve
+
+    emulator = Emulator(synthetic_snapshot(2), validate=False)
+    with serve({TENANT_ID: emulator}, ssl_context=pki.server_context) as service:
+        service.identity.register(TENANT_ID, APP_ID)
+        assert service.url.startswith("https://127.0.0.1:") and service.port > 0
+        response = _error(service, pki, _body("Get-Mailbox", ResultSize="Unlimited"))
+        assert len(response.json()["value"]) == 2
+        url = service.url
+    with pytest.raises(httpx.ConnectError), plain_client(pki) as client:
+        client.get(f"{url}/{TENANT_ID}/v2.0/.well-known/openid-configuration")
