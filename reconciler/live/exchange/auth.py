@@ -299,7 +299,11 @@ class TokenProvider:
                 f"sign-in of app {self.tenant.app_id} to tenant {self.tenant.id} failed: "
                 f"{error}: {description} (hint: {auth_hint(description)})",
                 error_id=error)
-        log.debug("token for tenant %s from %s", self.tenant.id, result.get("token_source"))
+        if result.get("token_source") == "identity_provider":
+            log.info("signed in to tenant %s as app %s (%s)", self.tenant.id,
+                     self.tenant.app_id, self.authority)
+        else:
+            log.debug("token for tenant %s from msal's cache", self.tenant.id)
         return str(result["access_token"])
 
     def refresh(self, rejected: str) -> str:
