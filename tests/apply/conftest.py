@@ -22,6 +22,9 @@ import pytest
 from reconciler.emulator import Emulator
 from reconciler.live.backend import CmdletResult, ExchangeError, is_write
 
+# The fake Exchange Online service's fixtures (TLS, app certificate, service lifecycle).
+from tests.exchange.conftest import app_cert, key_env, pki, start_service  # noqa: F401
+
 # The example repository's seed tenant, as of when these tests were written (a copy, so that
 # changes to the example do not move these tests).
 BASE_SNAPSHOT: dict[str, Any] = json.loads(
