@@ -10,7 +10,7 @@ import click
 from reconciler.cli import EXIT_CHANGES, EXIT_OK
 from reconciler.errors import ReconcilerError
 
-FORMATS = ("text", "markdown", "json")
+FORMATS = ("text", "markdown", "json", "html")
 
 
 @click.command("drift")
