@@ -24,7 +24,8 @@ class CmdletResult:
 
 @runtime_checkable
 class Backend(Protocol):
-    """A connection to one tenant."""
+    """A connection to one tenant. A backend may also say how many calls can usefully run at
+    once (``concurrency``); in-process backends say 1."""
 
     read_only: bool
 

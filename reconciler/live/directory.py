@@ -89,10 +89,24 @@ class Directory:
 
 
 def is_system_principal(principal: str) -> bool:
-    """Entries Exchange adds itself and the reconciler never manages."""
-    upper = principal.upper()
-    return (upper.startswith("NT AUTHORITY\\") or upper.startswith("S-1-5-")
-            or "\\" in principal)
+    """Entries Exchange adds itself and the reconciler never manages: ``NT AUTHORITY\\SELF``
+    and other ``DOMAIN\\account`` entries. A bare SID (a deleted account's leftover grant) is
+    not one: it is an explicit grant nobody declared, so it is shown and removed."""
+    return "\\" in principal
+
+
+def _rules(customer: Customer) -> list[tuple[str, tuple[tuple[str, frozenset[str]], ...]]]:
+    """Each site's placement rules with values lower-cased once, not once per recipient."""
+    cached = _RULES.get(id(customer))
+    if cached is None or cached[0] is not customer:
+        rules = [(site.id, tuple((attribute, frozenset(v.lower() for v in accepted))
+                                 for attribute, accepted in site.placement))
+                 for site in customer.sites.values()]
+        cached = _RULES[id(customer)] = (customer, rules)
+    return cached[1]
+
+
+_RULES: dict[int, tuple[Customer, list[tuple[str, tuple[tuple[str, frozenset[str]], ...]]]]] = {}
 
 
 def placement_site(customer: Customer,
@@ -100,15 +114,14 @@ def placement_site(customer: Customer,
     """The site a live recipient's attributes place it at (FORMAT.md §3), and every site whose
     rules matched (more than one is ambiguous: the recipient stays at customer level)."""
     matched: list[str] = []
-    for site in customer.sites.values():
-        for attribute, accepted in site.placement:
+    for site_id, rules in _rules(customer):
+        for attribute, accepted in rules:
             if attribute == "upn_domain":
-                upn = str(attributes.get("UserPrincipalName") or "")
-                value = upn.rpartition("@")[2]
+                value = str(attributes.get("UserPrincipalName") or "").rpartition("@")[2]
             else:
                 value = str(attributes.get(PLACEMENT_FIELDS[attribute]) or "")
-            if value and value.lower() in {a.lower() for a in accepted}:
-                matched.append(site.id)
+            if value and value.lower() in accepted:
+                matched.append(site_id)
                 break
     return (matched[0] if len(matched) == 1 else None), matched
 

@@ -171,14 +171,25 @@ def read_live(
                          {"Identity": identity, "ResultSize": "Unlimited"})
         return task, value
 
+    # A backend that answers in-process (sandbox, snapshot) says so with concurrency 1:
+    # threads would only contend for its lock.
+    workers = max(1, min(workers, getattr(backend, "concurrency", workers) or workers))
     if tasks:
         done = 0
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for task, value in pool.map(run, tasks):
+        if workers == 1:
+            answers = map(run, tasks)
+        else:
+            pool = ThreadPoolExecutor(max_workers=workers)
+            answers = pool.map(run, tasks)
+        try:
+            for task, value in answers:
                 results[task] = value
                 done += 1
                 if progress is not None:
                     progress(task[0], done, len(tasks))
+        finally:
+            if workers > 1:
+                pool.shutdown(cancel_futures=True)
 
     for rid, (wanted, _kind, raw) in matched.items():
         if bulk_sendas:

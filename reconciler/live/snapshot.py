@@ -30,13 +30,26 @@ class EmulatedBackend:
     costs nothing."""
 
     read_only = True
-    lag_seconds = 0.0
+    # Answers come from this process under one lock: parallel callers would only contend.
+    concurrency = 1
 
     def __init__(self, directory: Path, customer_id: str) -> None:
         self.directory = Path(directory)
         self.customer_id = customer_id
         self.path = snapshot_path(self.directory, customer_id)
         self._emulator: Emulator | None = None
+        self._lag_seconds = 0.0
+
+    @property
+    def lag_seconds(self) -> float:
+        """Read-after-write lag of the emulator; settable before or after it is loaded."""
+        return self._lag_seconds
+
+    @lag_seconds.setter
+    def lag_seconds(self, value: float) -> None:
+        self._lag_seconds = float(value)
+        if self._emulator is not None:
+            self._emulator.lag_seconds = self._lag_seconds
 
     def _missing(self) -> ReconcilerError:
         return ReconcilerError(

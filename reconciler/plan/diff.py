@@ -234,6 +234,7 @@ class _Resolver:
         self.problems = problems
         self.customer = desired.customer
         self.allow_cross_site = self.customer.policy.cross_site_permissions == "allow"
+        self._located: dict[str, Location] = {}
 
     def principal(self, name: str, source: SourceRef | None, owner: Resource,
                   role: str) -> str:
@@ -251,10 +252,13 @@ class _Resolver:
                     source or owner.source))
                 return lowered
             key = recipient.key
-            declared = self.desired.resources.get(key) or self.desired.resources.get(
-                recipient.upn)
-            located = (declared.located_at if declared is not None
-                       else placement_location(self.customer, recipient.attributes))
+            located = self._located.get(key)
+            if located is None:
+                declared = self.desired.resources.get(key) or self.desired.resources.get(
+                    recipient.upn)
+                located = self._located[key] = (
+                    declared.located_at if declared is not None
+                    else placement_location(self.customer, recipient.attributes))
         site = owner.located_at
         if (not self.allow_cross_site and not site.at_customer_level
                 and not located.at_customer_level and located.site != site.site):
