@@ -81,11 +81,17 @@ def init(path: Path) -> None:
 @click.option("--customer", "customers", multiple=True, metavar="ID",
               help="Reset only this customer (repeatable).")
 def reset(path: Path, customers: tuple[str, ...]) -> None:
-    """Overwrite the sandbox tenants with their seeds, discarding every change applied."""
+    """Overwrite the sandbox tenants with their seeds, discarding every change applied.
+
+    What apply remembered about those tenants (applied locations, writes not yet visible) is
+    forgotten too: it described the tenant that was just discarded."""
+    from reconciler.apply.state import state_path
     from reconciler.live.sandbox import sandbox_directory, seed_sandbox
 
-    _report(seed_sandbox(path, reset=True, customers=list(customers) or None),
-            sandbox_directory(path))
+    results = seed_sandbox(path, reset=True, customers=list(customers) or None)
+    for customer, _ in results:
+        state_path(path, customer).unlink(missing_ok=True)
+    _report(results, sandbox_directory(path))
 
 
 @command.command("show")
