@@ -192,6 +192,11 @@ class Executor:
         self.options = options
         self.progress = progress
         self.recipients = Recipients(backend)
+        # A backend that knows its own read-after-write lag (the sandbox, the emulator) says so;
+        # for Exchange it is unknown and the configured allowance applies.
+        lag = getattr(backend, "lag_seconds", None)
+        self.confirm_wait = (float(lag) if isinstance(lag, int | float)
+                             and not isinstance(lag, bool) else options.confirm_wait)
 
     def run(self, changes: Sequence[Change]) -> list[OpResult]:
         refs, preds = build_graph(changes)
@@ -370,7 +375,7 @@ class Executor:
                     return None
             except ExchangeError:
                 return None
-            if waited >= opts.confirm_wait:
+            if waited >= self.confirm_wait:
                 return False
             opts.sleep(delay)
             waited += delay
