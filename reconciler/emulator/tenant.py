@@ -9,9 +9,10 @@ What the emulator reproduces, and which of it nobody has confirmed on a live ten
   snapshot as a GUID, a Name or a display name comes back in that form. Entries written by an
   ``Add-*`` store the recipient's ``Name`` (calendar entries its display name, as
   Get-MailboxFolderPermission shows them).
-- Identities given to a cmdlet resolve through every recipient: Name, Identity, Guid,
-  ExternalDirectoryObjectId, UserPrincipalName, primary or proxy address, Alias, and last the
-  display name (two recipients with one display name make that an ambiguous identity).
+- Identities given to a cmdlet resolve through every recipient, strongest form first: Name,
+  Identity, Guid, ExternalDirectoryObjectId; then primary, proxy or UPN address; then Alias;
+  last the display name (two recipients sharing the first form that matches make the identity
+  ambiguous).
 - Read-after-write lag (``lag_seconds``): a created object stays invisible to ``Get-*`` and a
   removed entry or object stays listed until the lag has passed on the injected clock. Writes see
   the truth, unless ``lag_applies_to_writes`` asks for the harsher behaviour.
@@ -64,8 +65,13 @@ _CONVERSION = {"regular": "UserMailbox", "shared": "SharedMailbox", "room": "Roo
                "equipment": "EquipmentMailbox"}
 _RECIPIENT_COPY = ("Name", "Guid", "ExternalDirectoryObjectId", "UserPrincipalName",
                    "PrimarySmtpAddress", "Alias", "DisplayName", "RecipientTypeDetails", "Office")
-_STRONG_KEYS = ("Identity", "Name", "Guid", "ExternalDirectoryObjectId", "UserPrincipalName",
-                "PrimarySmtpAddress", "Alias")
+# Identity forms, strongest first. Resolution stops at the first tier with a match, so an
+# object's own Name wins over another's alias, and a display name is the last resort.
+_KEY_TIERS = (("Identity", "Name", "Guid", "ExternalDirectoryObjectId"),
+              ("PrimarySmtpAddress", "UserPrincipalName"),
+              ("Alias",),
+              ("DisplayName",))
+_ADDRESS_TIER = 1
 _ALIAS_DROP = re.compile(r"[^A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]")
 _HTML_WRAPPED = re.compile(r"^\s*<html", re.IGNORECASE)
 
@@ -175,7 +181,7 @@ class _Object:
     # container name -> removed rows still listed until the time given
     ghosts: dict[str, list[tuple[float, dict[str, Any]]]] = field(default_factory=dict)
     ghost_until: float = float("-inf")  # a removed object still listed until then
-    index_keys: tuple[tuple[str, str], ...] = ()
+    index_keys: tuple[tuple[int, str], ...] = ()
 
     @property
     def identity(self) -> str:
@@ -196,17 +202,16 @@ class _Object:
     def sort_key(self) -> tuple[str, str]:
         return (self.address.lower(), self.identity.lower())
 
-    def identity_keys(self) -> Iterator[tuple[str, str]]:
-        """(strength, lower-cased key) for every form of identity this object answers to."""
+    def identity_keys(self) -> Iterator[tuple[int, str]]:
+        """(tier, lower-cased key) for every form of identity this object answers to."""
         for source in (self.recipient, self.row or {}):
-            for prop in _STRONG_KEYS:
-                value = source.get(prop)
-                if value:
-                    yield "strong", _lower(_strip_prefix(str(value)))
+            for tier, props in enumerate(_KEY_TIERS):
+                for prop in props:
+                    value = source.get(prop)
+                    if value:
+                        yield tier, _lower(_strip_prefix(str(value)))
             for proxy in source.get("EmailAddresses") or ():
-                yield "strong", _lower(_strip_prefix(str(proxy)))
-            if source.get("DisplayName"):
-                yield "weak", _lower(source["DisplayName"])
+                yield _ADDRESS_TIER, _lower(_strip_prefix(str(proxy)))
 
     def live_rows(self, container: str, now: float) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = getattr(self, container)
@@ -249,8 +254,8 @@ class Emulator:
         self.calls: Counter[str] = Counter()
         self._tenant: dict[str, Any] = copy.deepcopy(dict(snapshot["tenant"]))
         self._objects: list[_Object] = []
-        self._strong: dict[str, list[_Object]] = {}
-        self._weak: dict[str, list[_Object]] = {}
+        # one table per identity tier: lower-cased key -> the objects answering to it
+        self._index_tiers: list[dict[str, list[_Object]]] = [{} for _ in _KEY_TIERS]
         self._soft_deleted: list[_Object] = []
         self._removed: list[_Object] = []  # recently removed, still listed while lag lasts
         self._serial = 0
@@ -432,15 +437,15 @@ class Emulator:
     def _index(self, obj: _Object) -> None:
         keys = tuple(dict.fromkeys(obj.identity_keys()))
         obj.index_keys = keys
-        for strength, key in keys:
-            table = self._strong if strength == "strong" else self._weak
+        for tier, key in keys:
+            table = self._index_tiers[tier]
             bucket = table.setdefault(key, [])
             if obj not in bucket:
                 bucket.append(obj)
 
     def _unindex(self, obj: _Object) -> None:
-        for strength, key in obj.index_keys:
-            table = self._strong if strength == "strong" else self._weak
+        for tier, key in obj.index_keys:
+            table = self._index_tiers[tier]
             bucket = table.get(key)
             if bucket and obj in bucket:
                 bucket.remove(obj)
@@ -454,14 +459,15 @@ class Emulator:
 
     def _resolve(self, identity: Any, kinds: Iterable[str] | None = None,
                  *, read: bool = False, cmdlet: str | None = None) -> _Object | None:
-        """The one object ``identity`` names, or None. Display names are tried only when no
-        stronger key matches; two matches are an ambiguity, as Exchange reports it."""
+        """The one object ``identity`` names, or None. Forms are tried strongest first (Name,
+        Identity, GUIDs; then addresses; then alias; then display name); two matches in the
+        first tier that matches are an ambiguity, as Exchange reports it."""
         if identity is None:
             return None
         key = _lower(_strip_prefix(str(identity)))
         wanted = tuple(kinds) if kinds is not None else None
         now = self._clock()
-        for table in (self._strong, self._weak):
+        for table in self._index_tiers:
             hits = [o for o in table.get(key, ()) if wanted is None or o.kind in wanted]
             if read or self.lag_applies_to_writes:
                 hits = [o for o in hits if o.visible_from <= now]
@@ -543,7 +549,7 @@ class Emulator:
 
     def _address_owner(self, address: str) -> _Object | None:
         key = _lower(_strip_prefix(address))
-        for obj in self._strong.get(key, ()):
+        for obj in self._index_tiers[_ADDRESS_TIER].get(key, ()):
             if obj.kind != "recipient" or _lower(obj.address) == key:
                 return obj
         return None
@@ -587,7 +593,7 @@ class Emulator:
         return address
 
     def _check_name(self, name: str, cmdlet: str) -> None:
-        if any(_lower(o.name) == _lower(name) for o in self._strong.get(_lower(name), ())):
+        if any(_lower(o.name) == _lower(name) for o in self._index_tiers[0].get(_lower(name), ())):
             raise AlreadyExists(
                 f"The name \"{name}\" is already being used. Please try another name.",
                 cmdlet=cmdlet, exception_type="ADObjectAlreadyExistsException")

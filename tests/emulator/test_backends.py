@@ -51,6 +51,16 @@ def test_sandbox_persists_each_write(tenant_dir: Path) -> None:
     assert "bob" in users
 
 
+def test_sandbox_lag_can_be_set_after_loading(tenant_dir: Path) -> None:
+    backend = SandboxBackend(tenant_dir, "contoso")
+    backend.invoke("Get-Mailbox", {"Identity": "alice"})
+    backend.lag_seconds = 60
+    assert backend.emulator.lag_seconds == 60
+    backend.invoke("New-Mailbox", {"Shared": True, "Name": "Late", "Alias": "late"})
+    with pytest.raises(ReconcilerError, match="couldn't be found"):
+        backend.invoke("Get-Mailbox", {"Identity": "late@contoso.com"})
+
+
 def test_sandbox_reads_do_not_rewrite_the_file(tenant_dir: Path) -> None:
     path = tenant_dir / "contoso.json"
     before = path.stat().st_mtime_ns, path.read_bytes()
