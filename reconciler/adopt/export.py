@@ -124,7 +124,8 @@ def _display_name(resource: Resource) -> str:
     return ""
 
 
-def _cell(value: str) -> str:
+def spreadsheet_safe(value: str) -> str:
+    """``value`` for a CSV cell: one that a spreadsheet would run as a formula is quoted."""
     return "'" + value if len(value) > 1 and value.startswith(_FORMULA_START) else value
 
 
@@ -133,7 +134,7 @@ def to_csv(inventory: Inventory) -> str:
     writer = csv.DictWriter(stream, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for row in csv_rows(inventory):
-        writer.writerow({k: _cell(row.get(k, "")) for k in CSV_COLUMNS})
+        writer.writerow({k: spreadsheet_safe(row.get(k, "")) for k in CSV_COLUMNS})
     return stream.getvalue()
 
 

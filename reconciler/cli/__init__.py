@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "drift": "Report what differs live from the desired state, and why.",
     "import": "Adopt live mailboxes of a tenant into YAML.",
     "export": "Write a tenant snapshot (JSON), or a flat CSV/YAML table for auditors.",
+    "access": "Who can reach a mailbox, or what a user can reach (desired or live).",
     "customers": "List the customers of a repository (for CI fan-out).",
     "sandbox": "Manage the embedded simulated tenant.",
     "codeowners": "Write CODEOWNERS from the owners of customers and sites.",
