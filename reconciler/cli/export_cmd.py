@@ -38,12 +38,12 @@ def command(customer: str, path: Path, live_source: str | None, out: Path, fmt: 
         raw = read_raw(backend, workers=state.customer.tenant.concurrency or 4)
     finally:
         backend.close()
+    inventory = inventory_of(state.customer, raw)
+    for warning in inventory.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     if fmt == "json":
         text = json.dumps(snapshot_of(state.customer, raw), indent=1, ensure_ascii=False) + "\n"
     else:
-        inventory = inventory_of(state.customer, raw)
-        for warning in inventory.warnings:
-            click.echo(f"Warning: {warning}", err=True)
         text = to_csv(inventory) if fmt == "csv" else to_yaml(inventory)
     try:
         out.write_text(text, encoding="utf-8", newline="")
