@@ -1,11 +1,13 @@
 """Shared paths and helpers for the GitOps tests: the workflow files, and running a workflow's
-actions/github-script step under node."""
+steps outside GitHub (its github-script steps under node, its run steps under bash)."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,13 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 EXAMPLE = ROOT / "examples" / "desired-state"
 TEMPLATES = EXAMPLE / ".github" / "workflows"
+# The context actions/github-script gives a script, for a run on pull request 7.
+CONTEXT: dict[str, Any] = {
+    "repo": {"owner": "msp", "repo": "desired-state"},
+    "serverUrl": "https://github.com",
+    "runId": 42,
+    "payload": {"pull_request": {"number": 7, "head": {"sha": "0123456789abcdef"}}},
+}
 WORKFLOWS = sorted([*(ROOT / ".github" / "workflows").glob("*.yml"), *TEMPLATES.glob("*.yml")])
 
 
@@ -53,3 +62,30 @@ def run_github_script(script: str, cwd: Path, *, env: dict[str, str],
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
     return result
+
+
+def step_script(workflow: Path, job: str, name: str) -> str:
+    """The `run:` script of the step called ``name`` in ``job``."""
+    steps = load_workflow(workflow)["jobs"][job]["steps"]
+    [script] = [s["run"] for s in steps if s.get("name") == name]
+    assert "${{" not in script, "a script takes expressions through env:, never inline"
+    return str(script)
+
+
+def venv_env() -> dict[str, str]:
+    """The environment with this venv's reconciler and python first on PATH."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return {**os.environ, "PATH": path}
+
+
+def run_step(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a step's script as GitHub's runner does (bash -eo pipefail)."""
+    outputs = cwd.parent / f"{cwd.name}-step-files"
+    outputs.mkdir(exist_ok=True)
+    full = {**{k: v for k, v in venv_env().items() if k != "GITHUB_ACTIONS"},
+            "GITHUB_OUTPUT": str(outputs / "output"),
+            "GITHUB_STEP_SUMMARY": str(outputs / "summary"),
+            **env}
+    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+                          cwd=cwd, env=full, capture_output=True, text=True, timeout=600,
+                          check=False)

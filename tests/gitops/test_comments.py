@@ -10,17 +10,11 @@ from typing import Any
 import pytest
 
 from reconciler.render.markdown import GITHUB_COMMENT_LIMIT, render_markdown
-from tests.gitops.conftest import TEMPLATES, run_github_script, script_of
+from tests.gitops.conftest import CONTEXT, TEMPLATES, run_github_script, script_of
 from tests.plan.test_plan_output import _big_plan
 
 BOT = {"login": "github-actions[bot]", "type": "Bot"}
 HUMAN = {"login": "alice", "type": "User"}
-CONTEXT: dict[str, Any] = {
-    "repo": {"owner": "msp", "repo": "desired-state"},
-    "serverUrl": "https://github.com",
-    "runId": 42,
-    "payload": {"pull_request": {"number": 7, "head": {"sha": "0123456789abcdef"}}},
-}
 
 
 def _comment(tmp_path: Path, customer: str, comments: list[dict[str, Any]],

@@ -97,7 +97,11 @@ def test_least_privilege(path: Path) -> None:
 def test_credentials_only_where_live_state_is_read() -> None:
     holders = {(path.name, name) for path in WORKFLOWS
                for name, job in load_workflow(path)["jobs"].items() if _secret_names(job)}
-    assert holders == {("plan.yml", "plan"), ("apply.yml", "apply"), ("drift.yml", "drift")}
+    assert holders == {("plan.yml", "plan"), ("apply.yml", "review"), ("apply.yml", "apply"),
+                       ("drift.yml", "drift")}
+    # Reading jobs take the key of the read environment; only apply takes the protected one.
+    for name, job in (("plan.yml", "plan"), ("apply.yml", "review"), ("drift.yml", "drift")):
+        assert "exchange-read-" in load_workflow(TEMPLATES / name)["jobs"][job]["environment"]
     plan = load_workflow(TEMPLATES / "plan.yml")["jobs"]["plan"]
     # A fork's pull request names no environment, so it cannot reach a protected key...
     assert "github.event.pull_request.head.repo.full_name == github.repository" in \
@@ -108,13 +112,16 @@ def test_credentials_only_where_live_state_is_read() -> None:
 
 def test_apply_is_protected_and_one_at_a_time_per_customer() -> None:
     apply = load_workflow(TEMPLATES / "apply.yml")
-    assert list(apply["on"]) == ["push"] and apply["on"]["push"]["branches"] == ["main"]
+    assert apply["on"]["push"]["branches"] == ["main"]
+    # Run by hand it still applies main only.
+    assert set(apply["on"]) == {"push", "workflow_dispatch"}
+    assert apply["jobs"]["customers"]["if"] == "github.ref == 'refs/heads/main'"
     job = apply["jobs"]["apply"]
     assert job["environment"] == "exchange-${{ matrix.customer }}"
     assert job["concurrency"] == {"group": "apply-${{ matrix.customer }}",
                                   "cancel-in-progress": False}
     script = str(job["steps"])
-    assert "reconciler apply reviewed/plan.json" in script
+    assert 'reconciler apply "${large[@]}" reviewed/plan.json' in script
     assert "differs from the reviewed plan" in script
 
 
