@@ -73,6 +73,10 @@ def plan_import(state: CustomerState, inventory: Inventory,
         if isinstance(resource, UserMailbox) and not has_non_default_settings(resource,
                                                                              inventory):
             continue
+        reason = _undeclarable(resource, inventory, state)
+        if reason:
+            result.warnings.append(f"{rid} not imported: {reason}")
+            continue
         chosen[rid] = _at_enabled_site(resource, state, result)
     _keep_same_site(state, inventory, chosen, result)
     plans: dict[Location, dict[str, list[dict[str, Any]]]] = {}
@@ -82,6 +86,18 @@ def plan_import(state: CustomerState, inventory: Inventory,
         lists.setdefault(resource.type.yaml_key, []).append(entries.entry(resource))
     result.warnings.extend(entries.warnings)
     return plans, result
+
+
+def _undeclarable(resource: Resource, inventory: Inventory, state: CustomerState) -> str | None:
+    """Why ``resource`` cannot be declared as it is live (the loader would refuse it)."""
+    if isinstance(resource, UserMailbox):
+        return None
+    domain = inventory.addresses.get(resource.id, resource.id).rpartition("@")[2]
+    if domain not in state.customer.mail_domains:
+        return (f"its address is at {domain}, which is not one of the customer's mail_domains "
+                f"({', '.join(state.customer.mail_domains)}); add it there and run import "
+                f"again")
+    return None
 
 
 def _at_enabled_site(resource: Resource, state: CustomerState,

@@ -139,8 +139,8 @@ class Entries:
     def entry(self, resource: Resource) -> dict[str, Any]:
         if isinstance(resource, UserMailbox):
             return self.user_entry(resource)
-        out: dict[str, Any] = {"name": resource.name}  # type: ignore[attr-defined]
         alias, _, domain = self.inventory.addresses.get(resource.id, resource.id).partition("@")
+        out: dict[str, Any] = {"name": resource.name or alias}  # type: ignore[attr-defined]
         out["alias"] = alias
         if domain != self.customer.default_domain:
             out["domain"] = domain
@@ -149,7 +149,12 @@ class Entries:
                                   for p in resource.owners or ()) if o]
             members = [m for m in (self.principal(resource, p, "member")
                                    for p in resource.members or ()) if m]
-            out["owners"] = sorted(owners)
+            if owners:
+                out["owners"] = sorted(owners)
+            else:
+                # The schema wants at least one owner; without any, ownership stays unmanaged.
+                self.warnings.append(f"{resource.id}: the group has no owner live; owners "
+                                     f"left out (unmanaged) until someone is made owner")
             out["members"] = sorted(members)
             out["permissions"] = self.grants(resource, resource.permissions)
             return out

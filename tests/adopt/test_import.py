@@ -165,3 +165,20 @@ def test_unknown_customer_is_an_error(bare_repo: Path) -> None:
     result = run("import", "--customer", "nobody", str(bare_repo))
     assert result.exit_code == 1
     assert "unknown customer 'nobody'" in result.stderr
+
+
+def test_what_the_yaml_cannot_say_is_reported_not_written(tmp_path: Path) -> None:
+    s = Scenario(tmp_path)
+    # An address at the initial domain, which is not one of the customer's mail_domains.
+    s.live("New-Mailbox", Shared=True, Name="Scanner", Alias="scanner",
+           PrimarySmtpAddress="scanner@contoso.onmicrosoft.com")
+    s.live("New-Mailbox", Shared=True, Name="Helpdesk", Alias="helpdesk",
+           PrimarySmtpAddress="helpdesk@contoso.com")
+    root = s.write()
+    result = adopt(root, load(root).customers["contoso"], _Unclosable(s.emulator))
+    assert any(w.startswith("scanner@contoso.onmicrosoft.com not imported: its address is at "
+                            "contoso.onmicrosoft.com") for w in result.warnings)
+    assert [ids for ids in result.added.values()] == [["helpdesk"]]
+    plan = s.plan()
+    assert not plan.has_changes
+    assert [c.id for c in plan.changes] == ["scanner@contoso.onmicrosoft.com"]  # unmanaged
