@@ -161,3 +161,13 @@ def test_the_pull_requests_checks_and_customer_list(repo: Path) -> None:
     done = run_step(step_script(plan, "validate", "Validate"), repo, env)
     assert done.returncode == 1
     assert "::error file=customers/contoso/sites/paris/site.yaml,line=5,col=3::" in done.stdout
+
+
+def test_the_committed_snapshots_serve_a_plan_of_every_customer() -> None:
+    # What a fork's pull request plans against: one valid snapshot per customer.
+    done = subprocess.run(["reconciler", "plan", str(EXAMPLE), "--live",
+                           f"snapshot:{EXAMPLE / 'snapshots'}", "--format", "json",
+                           "--allow-large-changes"], capture_output=True, text=True,
+                          timeout=300, check=False, env=venv_env())
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["customers"] == ["contoso", "fabrikam"]
