@@ -14,6 +14,7 @@ from reconciler.emulator.tenant import (
     _CONVERSION,
     CALENDAR_BUILTINS,
     CALLER_NAME,
+    DEFAULT_AUTO_REPLY,
     GROUP_TYPES,
     MAX_MAILBOX_PERMISSION_ENTRIES,
     USER_TYPES,
@@ -193,13 +194,14 @@ def set_mailbox(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResu
     obj = em._require(params["Identity"], MAILBOX, cmdlet, read=False)
     row = obj.row
     assert row is not None
-    before = _copy_row(row)
+    # Every value is checked before any is stored: a refused Set changes nothing.
+    changes: dict[str, Any] = {}
     for prop in _SET_MAILBOX_SIMPLE:
         if not _present(params, prop):
             continue
         value = _get(params, prop)
         if prop == "DeliverToMailboxAndForward":
-            row[prop] = _as_bool(value)
+            changes[prop] = _as_bool(value)
         elif prop.startswith("CustomAttribute"):
             text = "" if value is None else str(value)
             if len(text) > 1024:
@@ -207,55 +209,61 @@ def set_mailbox(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResu
                     f"The length of the property is too long. The maximum length is 1024 and "
                     f"the length of the value provided is {len(text)}. Property: {prop}",
                     cmdlet=cmdlet, exception_type="DataValidationException")
-            row[prop] = text
+            changes[prop] = text
         else:
-            row[prop] = "" if value is None else str(value)
-            if prop in obj.recipient:
-                obj.recipient[prop] = row[prop]
+            changes[prop] = "" if value is None else str(value)
     if _present(params, "Name"):
-        _rename(em, obj, str(params["Name"]), cmdlet)
+        name = str(params["Name"])
+        if _lower(name) != _lower(obj.name):
+            em._check_name(name, cmdlet)
+        changes["Name"] = name
     if _present(params, "Alias"):
-        row["Alias"] = obj.recipient["Alias"] = str(params["Alias"])
+        changes["Alias"] = str(params["Alias"])
     if _present(params, "ForwardingAddress"):
         value = params["ForwardingAddress"]
-        row["ForwardingAddress"] = None if not value else em._principal(value, cmdlet).name
+        changes["ForwardingAddress"] = None if not value else em._principal(value, cmdlet).name
     if _present(params, "ForwardingSmtpAddress"):
         value = params["ForwardingSmtpAddress"]
         # Exchange returns the external target as a proxy address, with its "smtp:" prefix.
-        row["ForwardingSmtpAddress"] = None if not value else f"smtp:{_strip_prefix(str(value))}"
+        changes["ForwardingSmtpAddress"] = (None if not value
+                                            else f"smtp:{_strip_prefix(str(value))}")
     if _present(params, "GrantSendOnBehalfTo"):
-        row["GrantSendOnBehalfTo"] = em._update_multi(
+        changes["GrantSendOnBehalfTo"] = em._update_multi(
             list(row.get("GrantSendOnBehalfTo") or []), params["GrantSendOnBehalfTo"], cmdlet)
     if _present(params, "RetentionPolicy"):
         policy = params["RetentionPolicy"]
         known = {p.lower(): p for p in em._tenant.get("retention_policies") or []}
         if policy is not None and _lower(policy) not in known:
             raise not_found(policy, cmdlet)
-        row["RetentionPolicy"] = None if policy is None else known[_lower(policy)]
+        changes["RetentionPolicy"] = None if policy is None else known[_lower(policy)]
     if _present(params, "ResourceCapacity"):
         value = params["ResourceCapacity"]
-        row["ResourceCapacity"] = None if value is None else int(value)
+        changes["ResourceCapacity"] = None if value is None else int(value)
     if _present(params, "Type"):
         target = _CONVERSION.get(_lower(params["Type"]))
         if target is None:
             raise BadParameter(f"The emulator does not convert mailboxes to {params['Type']}.",
                                cmdlet=cmdlet, exception_type="ParameterNotImplemented")
-        row["RecipientTypeDetails"] = obj.recipient["RecipientTypeDetails"] = target
-    em._reindex(obj)
-    if row == before:
-        return CmdletResult(warnings=[_no_change_warning(obj.identity)])
-    return CmdletResult()
+        changes["RecipientTypeDetails"] = target
+    return _store(em, obj, changes)
 
 
-def _rename(em: Emulator, obj: _Object, name: str, cmdlet: str) -> None:
-    if _lower(name) == _lower(obj.name):
-        return
-    em._check_name(name, cmdlet)
+def _store(em: Emulator, obj: _Object, changes: dict[str, Any]) -> CmdletResult:
+    """Apply checked changes to an object's row (and its recipient's copy of the same
+    properties); the no-op warning when nothing differs."""
     row = obj.row
     assert row is not None
-    if row.get("Identity") == obj.recipient.get("Name"):
-        row["Identity"] = name
-    row["Name"] = obj.recipient["Name"] = name
+    if all(row.get(k) == v for k, v in changes.items()):
+        return CmdletResult(warnings=[_no_change_warning(obj.identity)])
+    if "Name" in changes and row.get("Identity") == obj.recipient.get("Name"):
+        row["Identity"] = changes["Name"]
+    for key, value in changes.items():
+        row[key] = value
+        if key in obj.recipient or key in ("Name", "Alias", "DisplayName",
+                                           "RecipientTypeDetails"):
+            obj.recipient[key] = value
+    em._reindex(obj)
+    return CmdletResult()
 
 
 @handler("Remove-Mailbox", "Identity")
@@ -596,9 +604,7 @@ def remove_mailbox_folder_permission(em: Emulator, cmdlet: str, params: dict[str
 @handler("Get-MailboxAutoReplyConfiguration", "Identity", "ResultSize")
 def get_auto_reply(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
     obj = em._require(params["Identity"], MAILBOX, cmdlet, read=True)
-    config = obj.auto_reply or {"AutoReplyState": "Disabled", "ExternalAudience": "All",
-                                "InternalMessage": "", "ExternalMessage": "",
-                                "StartTime": None, "EndTime": None}
+    config = obj.auto_reply or DEFAULT_AUTO_REPLY
     return CmdletResult(value=[{"Identity": obj.identity, **config}])
 
 
@@ -606,11 +612,7 @@ def get_auto_reply(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletR
          "InternalMessage", "ExternalMessage", "StartTime", "EndTime")
 def set_auto_reply(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
     obj = em._require(params["Identity"], MAILBOX, cmdlet, read=False)
-    if obj.auto_reply is None:
-        obj.auto_reply = {"AutoReplyState": "Disabled", "ExternalAudience": "All",
-                          "InternalMessage": "", "ExternalMessage": "", "StartTime": None,
-                          "EndTime": None}
-    config = obj.auto_reply
+    config = dict(obj.auto_reply or DEFAULT_AUTO_REPLY)
     for prop, choices in (("AutoReplyState", ("Enabled", "Disabled", "Scheduled")),
                           ("ExternalAudience", ("None", "Known", "All"))):
         if _present(params, prop):
@@ -626,6 +628,7 @@ def set_auto_reply(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletR
     if config["AutoReplyState"] == "Scheduled" and start and end and end <= start:
         raise BadParameter("The end time must be later than the start time.", cmdlet=cmdlet,
                            exception_type="InvalidParameterException")
+    obj.auto_reply = config
     return CmdletResult()
 
 
@@ -674,20 +677,20 @@ def set_distribution_group(em: Emulator, cmdlet: str, params: dict[str, Any]) ->
     obj = em._require(params["Identity"], GROUP, cmdlet, read=False)
     row = obj.row
     assert row is not None
-    before = _copy_row(row)
+    changes: dict[str, Any] = {}
     for prop in ("ManagedBy", "GrantSendOnBehalfTo"):
         if _present(params, prop):
-            row[prop] = em._update_multi(list(row.get(prop) or []), params[prop], cmdlet)
+            changes[prop] = em._update_multi(list(row.get(prop) or []), params[prop], cmdlet)
     if _present(params, "DisplayName"):
-        row["DisplayName"] = obj.recipient["DisplayName"] = str(params["DisplayName"] or "")
+        changes["DisplayName"] = str(params["DisplayName"] or "")
     if _present(params, "Alias"):
-        row["Alias"] = obj.recipient["Alias"] = str(params["Alias"])
+        changes["Alias"] = str(params["Alias"])
     if _present(params, "Name"):
-        _rename(em, obj, str(params["Name"]), cmdlet)
-    em._reindex(obj)
-    if row == before:
-        return CmdletResult(warnings=[_no_change_warning(obj.identity)])
-    return CmdletResult()
+        name = str(params["Name"])
+        if _lower(name) != _lower(obj.name):
+            em._check_name(name, cmdlet)
+        changes["Name"] = name
+    return _store(em, obj, changes)
 
 
 @handler("Remove-DistributionGroup", "Identity")

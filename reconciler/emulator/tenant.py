@@ -53,6 +53,9 @@ SELF = "NT AUTHORITY\\SELF"
 # Present, inherited and denied, on every mailbox of a real tenant.
 INHERITED_DENY_ADMIN = "NAMPR01A001\\Administrator"
 CALENDAR_BUILTINS = ("Default", "Anonymous")
+DEFAULT_AUTO_REPLY: Mapping[str, Any] = {
+    "AutoReplyState": "Disabled", "ExternalAudience": "All", "InternalMessage": "",
+    "ExternalMessage": "", "StartTime": None, "EndTime": None}
 # Who owns a group created without -ManagedBy: the calling application.
 CALLER_NAME = "Reconciler App"
 UUID_NAMESPACE = uuid.UUID("3c1f6a52-5d5e-4c8e-9a39-7b0d35b6e0a1")
@@ -637,9 +640,7 @@ class Emulator:
              "SharingPermissionFlags": "None"},
             {"User": "Anonymous", "AccessRights": ["None"], "SharingPermissionFlags": "None"},
         ]
-        obj.auto_reply = {"AutoReplyState": "Disabled", "ExternalAudience": "All",
-                          "InternalMessage": "", "ExternalMessage": "", "StartTime": None,
-                          "EndTime": None}
+        obj.auto_reply = dict(DEFAULT_AUTO_REPLY)
 
     def _update_multi(self, current: list[str], value: Any, cmdlet: str) -> list[str]:
         """A multi-valued principal property after a replace (list) or an add/remove
