@@ -530,6 +530,12 @@ def spelled_flag(value: Any) -> str:
     return str(value)
 
 
+def _no_entry(kind: type[NotFound] | type[NotPresent], user: Any, cmdlet: str
+              ) -> NotFound | NotPresent:
+    return kind(f"There is no existing permission entry found for user: {user}.", cmdlet=cmdlet,
+                exception_type="UserNotFoundInPermissionEntryException")
+
+
 @handler("Get-MailboxFolderPermission", "Identity", "User", "ResultSize")
 def get_mailbox_folder_permission(em: Emulator, cmdlet: str, params: dict[str, Any]
                                   ) -> CmdletResult:
@@ -538,9 +544,7 @@ def get_mailbox_folder_permission(em: Emulator, cmdlet: str, params: dict[str, A
     if _get(params, "User"):
         row, _ = _folder_entry(em, obj, params["User"], cmdlet)
         if row is None:
-            raise NotFound(f"There is no existing permission entry found for user: "
-                           f"{params['User']}.", cmdlet=cmdlet,
-                           exception_type="UserNotFoundInPermissionEntryException")
+            raise _no_entry(NotFound, params["User"], cmdlet)
         rows = [row]
     return em._limited([em._folder_out(obj, r) for r in rows], params)
 
@@ -568,8 +572,7 @@ def set_mailbox_folder_permission(em: Emulator, cmdlet: str, params: dict[str, A
     obj = _folder_owner(em, params["Identity"], cmdlet, read=False)
     row, shown = _folder_entry(em, obj, params["User"], cmdlet)
     if row is None:
-        raise NotPresent(f"There is no existing permission entry found for user: {shown}.",
-                         cmdlet=cmdlet, exception_type="UserNotFoundInPermissionEntryException")
+        raise _no_entry(NotPresent, shown, cmdlet)
     rights, flags = _folder_rights(params, cmdlet)
     before = _copy_row(row)
     row["AccessRights"] = rights
@@ -592,8 +595,7 @@ def remove_mailbox_folder_permission(em: Emulator, cmdlet: str, params: dict[str
             cmdlet=cmdlet, exception_type="InvalidOperationException")
     row, shown = _folder_entry(em, obj, params["User"], cmdlet)
     if row is None:
-        raise NotPresent(f"There is no existing permission entry found for user: {shown}.",
-                         cmdlet=cmdlet, exception_type="UserNotFoundInPermissionEntryException")
+        raise _no_entry(NotPresent, shown, cmdlet)
     em._remove_row(obj, "folder_permissions", row)
     return CmdletResult()
 
