@@ -122,7 +122,7 @@ def test_customers_and_sites(state) -> None:  # type: ignore[no-untyped-def]
 
 def test_policy_merges_provider_defaults_key_by_key(state) -> None:  # type: ignore[no-untyped-def]
     contoso = state.customers["contoso"].customer.policy
-    assert (contoso.prune, contoso.max_deletes, contoso.max_change_percent) == (False, 5, 50.0)
+    assert (contoso.prune, contoso.max_deletes, contoso.max_change_percent) == (False, 5, 75.0)
     assert contoso.cross_site_permissions == "deny"
     assert contoso.protect == frozenset({"ceo-office@contoso.com"})
     fabrikam = state.customers["fabrikam"].customer.policy
