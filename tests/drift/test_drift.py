@@ -140,8 +140,8 @@ def test_applied_ref_pattern_with_customer(drift_scenario: DriftScenario) -> Non
 
 
 def test_pending_propagation(drift_scenario: DriftScenario) -> None:
-    state = pytest.importorskip("reconciler.apply.state",
-                                reason="pending propagation comes from apply's record")
+    from reconciler.apply import state
+
     s = _applied(drift_scenario)
     s.yaml(LONDON, SUPPORT_YAML.replace("[FullAccess]", "[FullAccess, SendAs]"))
     s.commit("grant SendAs").mark_applied()
@@ -182,3 +182,43 @@ def _change_schema() -> dict[str, object]:
 
     schema = json.loads((Path(__file__).parents[2] / "schemas" / "plan.schema.json").read_text())
     return {**schema["$defs"]["change"], "$defs": schema["$defs"]}
+
+
+def test_pending_propagation_after_a_real_apply_then_clean(drift_scenario: DriftScenario) -> None:
+    """apply revokes a grant Exchange still lists (read-after-write lag): drift right after
+    says pending propagation (not drift); once Exchange catches up, drift is clean."""
+    import copy
+
+    from reconciler.apply.runner import ApplyOptions, apply_plan
+    from reconciler.desired import load
+    from reconciler.emulator import Emulator
+    from tests.plan.conftest import BASE_SNAPSHOT, _Unclosable
+
+    clock = [0.0]
+    s = drift_scenario
+    s.emulator = Emulator(copy.deepcopy(BASE_SNAPSHOT), lag_seconds=60.0,
+                          clock=lambda: clock[0])
+    s.yaml(LONDON, SUPPORT_YAML)
+    s.apply(s.plan())
+    clock[0] += 120  # the first apply has long become visible
+    s.commit("support").mark_applied()
+    assert s.drift().items == []
+
+    # Exchange keeps listing a removed grant for a while.
+    s.yaml(LONDON, SUPPORT_YAML.replace(
+        "    permissions:\n      - {user: alice@contoso.com, access: [FullAccess]}\n",
+        "    permissions: []\n"))
+    s.commit("revoke alice")
+    desired = load(s.root)
+    backend = _Unclosable(s.emulator)
+    plan = s.plan()
+    report = apply_plan(plan, desired, lambda state: backend, root=s.root,
+                        options=ApplyOptions(verify_attempts=0, sleep=lambda seconds: None))
+    assert report.ok and report.not_visible
+    s.mark_applied()  # CI moves the tag after a successful apply
+
+    lagging = s.drift()
+    assert classes(lagging) == {SUPPORT: [PENDING_PROPAGATION]}
+    assert not lagging.has_drift
+    clock[0] += 120
+    assert s.drift().items == []
