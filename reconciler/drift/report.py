@@ -106,6 +106,9 @@ class DriftReport:
         total = sum(s.values())
         if not self.items:
             return "No drift: the live mailboxes match the desired state."
+        if not self.has_drift:
+            return (f"No drift: {total} difference{'s' if total != 1 else ''} applied and not "
+                    f"yet visible in Exchange (pending propagation).")
         parts = ", ".join(f"{s[c]} {LABELS[c]}" for c in CLASSES)
         return f"Drift: {total} difference{'s' if total != 1 else ''} ({parts})."
 

@@ -220,5 +220,6 @@ def test_pending_propagation_after_a_real_apply_then_clean(drift_scenario: Drift
     lagging = s.drift()
     assert classes(lagging) == {SUPPORT: [PENDING_PROPAGATION]}
     assert not lagging.has_drift
+    assert lagging.summary_line().startswith("No drift: 1 difference applied and not yet")
     clock[0] += 120
     assert s.drift().items == []
