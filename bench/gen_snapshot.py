@@ -274,12 +274,17 @@ SEEDS = {"contoso": contoso_seed, "fabrikam": fabrikam_seed}
 
 
 def write_seeds(directory: Path) -> list[Path]:
-    """Write every seed as ``<directory>/<customer>.json``, formatted as the sandbox writes."""
+    """Write every seed as ``<directory>/<customer>.json``, in the order and format the sandbox
+    writes, so that the first write to a sandbox changes only what it changes."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from reconciler.emulator import Emulator
+
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for customer, build in SEEDS.items():
         path = directory / f"{customer}.json"
-        path.write_text(json.dumps(build(), indent=1, ensure_ascii=False) + "\n",
+        canonical = Emulator(build()).to_snapshot()
+        path.write_text(json.dumps(canonical, indent=1, ensure_ascii=False) + "\n",
                         encoding="utf-8")
         written.append(path)
     return written
