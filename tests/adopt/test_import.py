@@ -182,3 +182,54 @@ def test_what_the_yaml_cannot_say_is_reported_not_written(tmp_path: Path) -> Non
     plan = s.plan()
     assert not plan.has_changes
     assert [c.id for c in plan.changes] == ["scanner@contoso.onmicrosoft.com"]  # unmanaged
+
+
+def test_every_kind_of_setting_round_trips_through_import(tmp_path: Path) -> None:
+    """Each setting import can write, shaped live by real cmdlet calls, then imported into an
+    empty repository: the plan that follows has nothing to do."""
+    s = Scenario(tmp_path)
+    s.live("Set-MailboxAutoReplyConfiguration", Identity="pierre@contoso.com",
+           AutoReplyState="Scheduled", StartTime="2026-12-20T00:00:00Z",
+           EndTime="2027-01-04T00:00:00Z", InternalMessage="Absent: back on 4 January.",
+           ExternalAudience="Known", ExternalMessage="<html><body>Absent.</body></html>")
+    s.live("Set-Mailbox", Identity="bob@contoso.com", ForwardingSmtpAddress="bob@partner.example",
+           DeliverToMailboxAndForward=True, GrantSendOnBehalfTo=["alice@contoso.com"])
+    s.live("New-Mailbox", Shared=True, Name="Support", Alias="support",
+           PrimarySmtpAddress="support@contoso.com")
+    s.live("Set-Mailbox", Identity="support@contoso.com", Office="London",
+           ForwardingAddress="carol", CustomAttribute7="ticketing")
+    s.live("Add-MailboxPermission", Identity="support@contoso.com", User="Bob Jones",
+           AccessRights=["FullAccess"], InheritanceType="All", AutoMapping=False)
+    s.live("Add-RecipientPermission", Identity="support@contoso.com", Trustee="alice",
+           AccessRights=["SendAs"], Confirm=False)
+    s.live("Add-MailboxFolderPermission", Identity="support@contoso.com:\\Calendar",
+           User="carol@contoso.com", AccessRights=["ReadItems", "FolderVisible"])
+    s.live("Set-MailboxFolderPermission", Identity="support@contoso.com:\\Calendar",
+           User="Default", AccessRights=["LimitedDetails"])
+    s.live("New-Mailbox", Room=True, Name="Board Room", Alias="board",
+           PrimarySmtpAddress="board@contoso.com", ResourceCapacity=8)
+    s.live("Set-Mailbox", Identity="board@contoso.com", Office="London")
+    s.live("Add-MailboxFolderPermission", Identity="board@contoso.com:\\Calendar",
+           User="alice@contoso.com", AccessRights=["Editor"], SharingPermissionFlags="Delegate")
+    s.live("New-DistributionGroup", Name="Paris Team", Alias="paris-team",
+           PrimarySmtpAddress="paris-team@contoso.com", ManagedBy=["pierre"],
+           Members=["pierre@contoso.com"])
+    s.live("Set-DistributionGroup", Identity="paris-team@contoso.com",
+           GrantSendOnBehalfTo=["pierre@contoso.com"])
+    root = s.write()
+    result = adopt(root, load(root).customers["contoso"], _Unclosable(s.emulator))
+    assert not [w for w in result.warnings if "not imported" in w], result.warnings
+    plan = s.plan()
+    assert not plan.changes, [c.to_dict() for c in plan.changes]
+    london = yaml.safe_load((root / "customers/contoso/sites/london/imported.yaml").read_text())
+    [support] = london["shared_mailboxes"]
+    assert support["forwarding"] == {"internal": "carol@contoso.com", "deliver_to_mailbox": False}
+    assert {"user": "bob@contoso.com", "access": ["FullAccess"], "automapping": False} in (
+        support["permissions"])
+    assert {"user": "Default", "role": "LimitedDetails"} in support["calendar_permissions"]
+    [bob] = [u for u in london["user_mailboxes"] if u["user"] == "bob@contoso.com"]
+    assert bob["forwarding"] == {"external": "bob@partner.example", "deliver_to_mailbox": True}
+    paris = yaml.safe_load((root / "customers/contoso/sites/paris/imported.yaml").read_text())
+    [pierre] = paris["user_mailboxes"]
+    assert pierre["auto_reply"]["state"] == "Scheduled"
+    assert pierre["auto_reply"]["external_message"] == "Absent."
