@@ -14,6 +14,7 @@ Exchange Online.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -172,6 +173,16 @@ def _bad(cmdlet: str, message: str,
     return BadParameter(message, cmdlet=cmdlet, exception_type=exception_type, status=400)
 
 
+_BYTE_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB)\b", re.IGNORECASE)
+
+
+def _is_byte_size(name: str, value: str) -> bool:
+    # The reference types quotas and size limits as "Unlimited" like ResultSize, but they
+    # take byte quantities ("35MB", "49.5 GB (53,150,220,288 bytes)").
+    return name != "ResultSize" and name.endswith(("Size", "Quota")) and bool(
+        _BYTE_SIZE.match(value))
+
+
 def _check_value(cmdlet: Cmdlet, param: Parameter, value: Any) -> None:
     name = param.name
     if is_hashtable(value):
@@ -222,7 +233,8 @@ def _check_scalar(cmdlet: Cmdlet, param: Parameter, value: Any) -> None:
         elif isinstance(value, int):
             ok = value >= 0 or kind == "Int32"
         elif isinstance(value, str):
-            ok = value.strip().isdigit() or (kind == "Unlimited" and value.lower() == "unlimited")
+            ok = value.strip().isdigit() or (kind == "Unlimited" and (
+                value.lower() == "unlimited" or _is_byte_size(name, value)))
         else:
             ok = False
         if not ok:

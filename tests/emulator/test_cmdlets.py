@@ -592,3 +592,55 @@ def test_accepted_domains_and_retention_policies(em: Emulator) -> None:
                                                                    "Contoso 2y"]
     with pytest.raises(NotFound):
         em.invoke("Get-RetentionPolicy", {"Identity": "Nope"})
+
+
+# --- more reads and renames --------------------------------------------------------------------
+
+
+def test_get_user_and_get_recipient_by_identity_and_type(em: Emulator) -> None:
+    user = rows(em, "Get-User", Identity="Pierre Martin")[0]
+    assert (user["UserPrincipalName"], user["Office"], user["CountryOrRegion"]) == (
+        "pierre@contoso.com", "Paris", "FR")
+    with pytest.raises(NotFound):
+        em.invoke("Get-User", {"Identity": "london-all@contoso.com"})
+    groups = rows(em, "Get-Recipient", RecipientType="MailUniversalDistributionGroup",
+                  ResultSize="Unlimited")
+    assert {g["PrimarySmtpAddress"] for g in groups} == {"london-all@contoso.com",
+                                                         "paris-all@contoso.com"}
+    rooms = rows(em, "Get-Recipient", RecipientTypeDetails=["RoomMailbox"],
+                 ResultSize="Unlimited")
+    assert {r["PrimarySmtpAddress"] for r in rooms} == {"board-room-3@contoso.com",
+                                                        "old-room@contoso.com"}
+
+
+def test_rename_moves_the_identity_and_keeps_the_grants(em: Emulator) -> None:
+    em.invoke("Set-Mailbox", {"Identity": "old-projects@contoso.com", "Name": "archive-2019"})
+    row = rows(em, "Get-Mailbox", Identity="archive-2019")[0]
+    assert row["Identity"] == row["Name"] == "archive-2019"
+    perms = rows(em, "Get-MailboxPermission", Identity="archive-2019")
+    assert {p["Identity"] for p in perms} == {"archive-2019"}
+    assert "bob" in {p["User"] for p in perms}
+    with pytest.raises(AlreadyExists):
+        em.invoke("Set-Mailbox", {"Identity": "archive-2019", "Name": "alice"})
+
+
+def test_equipment_mailbox(em: Emulator) -> None:
+    row = em.invoke("New-Mailbox", {"Equipment": True, "Name": "Projector 1",
+                                    "Alias": "projector-1"}).value[0]
+    assert row["RecipientTypeDetails"] == "EquipmentMailbox"
+
+
+def test_refused_group_set_changes_nothing_and_no_op_warns(em: Emulator) -> None:
+    before = em.to_snapshot()
+    with pytest.raises(NotFound):
+        em.invoke("Set-DistributionGroup", {"Identity": "london-all", "DisplayName": "X",
+                                            "ManagedBy": ["nobody@contoso.com"]})
+    assert em.to_snapshot() == before
+    result = em.invoke("Set-DistributionGroup", {"Identity": "london-all",
+                                                 "DisplayName": "London All"})
+    assert "no settings" in result.warnings[0]
+
+
+def test_unmodelled_parameter_is_refused_not_ignored(em: Emulator) -> None:
+    with pytest.raises(BadParameter, match="does not implement -MaxSendSize"):
+        em.invoke("Set-Mailbox", {"Identity": "alice", "MaxSendSize": "35MB"})

@@ -102,6 +102,12 @@ def test_counts_and_dates_are_checked() -> None:
     check_call("Get-Mailbox", {"ResultSize": 500})
     with pytest.raises(BadParameter, match="ResultSize"):
         check_call("Get-Mailbox", {"ResultSize": "all"})
+    with pytest.raises(BadParameter, match="ResultSize"):
+        check_call("Get-Mailbox", {"ResultSize": "35MB"})
+    check_call("Set-Mailbox", {"Identity": "a", "MaxSendSize": "35MB"})
+    check_call("Set-Mailbox", {"Identity": "a", "ProhibitSendQuota": "49.5 GB (53,150,220,288 "
+                                                                   "bytes)"})
+    check_call("Set-Mailbox", {"Identity": "a", "MaxSendSize": "Unlimited"})
     with pytest.raises(BadParameter, match="ResourceCapacity"):
         check_call("Set-Mailbox", {"Identity": "a", "ResourceCapacity": "twelve"})
     check_call("Set-MailboxAutoReplyConfiguration", {"Identity": "a",
