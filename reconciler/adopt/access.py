@@ -17,8 +17,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from reconciler.adopt.export import spreadsheet_safe
+from reconciler.adopt.inventory import inventory_of, read_inventory, read_raw
+from reconciler.live.backend import Backend
 from reconciler.model import (
     CALENDAR_BUILTIN_USERS,
+    Customer,
     DistributionGroup,
     Mailbox,
     Resource,
@@ -35,6 +38,8 @@ RIGHT_LABELS = {
     "ForwardsTo": "Mail forwarded to",
 }
 RIGHT_ORDER = tuple(RIGHT_LABELS)
+# Owning a group, being in it, or its forwarding gives its members nothing.
+_NOT_PASSED_DOWN = ("Member", "Owner", "ForwardsTo")
 # Seen from the user's side, forwarding is mail arriving, not a right over the mailbox.
 USER_LABELS = {**RIGHT_LABELS, "ForwardsTo": "Receives mail forwarded from"}
 CSV_COLUMNS = ("customer", "site", "mailbox", "type", "principal", "right", "detail", "via",
@@ -100,7 +105,7 @@ class AccessIndex:
         itself, which does not pass down)."""
         out = []
         for a in rows:
-            if a.right in ("Member", "Owner", "ForwardsTo") or a.principal not in self.members:
+            if a.right in _NOT_PASSED_DOWN or a.principal not in self.members:
                 continue
             for member in sorted(self.members[a.principal]):
                 out.append(Access(a.customer, a.site, a.mailbox, a.type, member, a.right,
@@ -135,6 +140,29 @@ def _as_written(principal: str) -> str:
 
 def order_key(a: Access) -> tuple[Any, ...]:
     return (RIGHT_ORDER.index(a.right), a.customer, a.site, a.mailbox, a.principal, a.via)
+
+
+def live_index(customer: Customer, backend: Backend, *, mailbox: str | None = None,
+               workers: int = 4) -> AccessIndex:
+    """The grants of a live tenant. For one mailbox, only that mailbox is read (and the groups
+    it grants to, for their members), not the whole tenant."""
+    if mailbox is None:
+        inventory = read_inventory(customer, backend, workers=workers)
+        return AccessIndex(inventory.resources.values(), inventory.directory.canonical)
+    raw = read_raw(backend, workers=workers, only=[mailbox])
+    inventory = inventory_of(customer, raw)
+    index = AccessIndex(inventory.resources.values(), inventory.directory.canonical)
+    groups = set()
+    for a in index.rows:
+        recipient = inventory.directory.resolve(a.principal)
+        if a.right not in _NOT_PASSED_DOWN and recipient is not None \
+                and "Group" in recipient.type_details:
+            groups.add(recipient.key)
+    if groups:
+        inventory = inventory_of(customer, read_raw(backend, workers=workers,
+                                                    only=[mailbox, *groups]))
+        index = AccessIndex(inventory.resources.values(), inventory.directory.canonical)
+    return index
 
 
 # --- rendering ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ imported compares equal to what the planner reads.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,22 +96,37 @@ class RawTenant:
     members: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
-def read_raw(backend: Backend, *, workers: int = 4,
+def read_raw(backend: Backend, *, workers: int = 4, only: Collection[str] | None = None,
              progress: Callable[[str, int, int], None] | None = None) -> RawTenant:
     """Every row the reconciler knows how to read: bulk reads tenant-wide, the rest per object
-    in parallel within ``workers``."""
-    raw = RawTenant(
-        recipients=_get(backend, "Get-Recipient", {"ResultSize": "Unlimited"},
-                        RECIPIENT_PROPERTIES),
-        mailboxes=[m for m in _get(backend, "Get-Mailbox", {"ResultSize": "Unlimited"},
-                                   MAILBOX_PROPERTIES)
-                   if m.get("RecipientTypeDetails") in MAILBOX_KINDS],
-        groups=_get(backend, "Get-DistributionGroup", {"ResultSize": "Unlimited"},
-                    GROUP_PROPERTIES),
-        send_as=_get(backend, "Get-RecipientPermission", {"ResultSize": "Unlimited"}),
-        accepted_domains=_get(backend, "Get-AcceptedDomain", {}),
-        retention_policies=_get(backend, "Get-RetentionPolicy", {}),
-    )
+    in parallel within ``workers``. With ``only`` (addresses), just those mailboxes and groups
+    are read, object by object; recipients are still read in full, to resolve principals."""
+    recipients = _get(backend, "Get-Recipient", {"ResultSize": "Unlimited"},
+                      RECIPIENT_PROPERTIES)
+    if only is None:
+        raw = RawTenant(
+            recipients=recipients,
+            mailboxes=[m for m in _get(backend, "Get-Mailbox", {"ResultSize": "Unlimited"},
+                                       MAILBOX_PROPERTIES)
+                       if m.get("RecipientTypeDetails") in MAILBOX_KINDS],
+            groups=_get(backend, "Get-DistributionGroup", {"ResultSize": "Unlimited"},
+                        GROUP_PROPERTIES),
+            send_as=_get(backend, "Get-RecipientPermission", {"ResultSize": "Unlimited"}),
+            accepted_domains=_get(backend, "Get-AcceptedDomain", {}),
+            retention_policies=_get(backend, "Get-RetentionPolicy", {}),
+        )
+    else:
+        raw = RawTenant(recipients=recipients, mailboxes=[], groups=[], send_as=[],
+                        accepted_domains=[], retention_policies=[])
+        for identity in sorted({i for i in only if i}):
+            raw.mailboxes += [m for m in _get_one(backend, "Get-Mailbox", identity,
+                                                  MAILBOX_PROPERTIES)
+                              if m.get("RecipientTypeDetails") in MAILBOX_KINDS]
+            raw.groups += _get_one(backend, "Get-DistributionGroup", identity,
+                                   GROUP_PROPERTIES)
+        for row in raw.mailboxes + raw.groups:
+            raw.send_as += _get(backend, "Get-RecipientPermission",
+                                {"Identity": primary_address(row)})
     tasks: list[tuple[str, str]] = []
     for m in raw.mailboxes:
         if primary_address(m):
@@ -142,6 +157,14 @@ def read_raw(backend: Backend, *, workers: int = 4,
             if progress is not None:
                 progress(address, done, len(tasks))
     return raw
+
+
+def _get_one(backend: Backend, cmdlet: str, identity: str,
+             select: tuple[str, ...]) -> list[dict[str, Any]]:
+    try:
+        return _get(backend, cmdlet, {"Identity": identity}, select)
+    except NotFound:
+        return []
 
 
 def read_inventory(customer: Customer, backend: Backend, *, workers: int = 4,

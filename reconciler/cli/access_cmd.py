@@ -20,8 +20,8 @@ FORMATS = ("text", "json", "csv")
               help="Look only at this customer (repeatable). Default: every customer.")
 @click.option("--live", "live_source", metavar="SOURCE",
               help="Answer from live state read through SOURCE (exchange, sandbox[:DIR], "
-                   "snapshot:DIR) instead of the desired state. Reads each selected tenant in "
-                   "full: give --customer on large tenants.")
+                   "snapshot:DIR) instead of the desired state. With --user, reads each selected "
+                   "tenant in full: give --customer on large tenants.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 def command(path: Path, mailbox: str | None, user: str | None, customers: tuple[str, ...],
             live_source: str | None, fmt: str) -> None:
@@ -44,17 +44,14 @@ def command(path: Path, mailbox: str | None, user: str | None, customers: tuple[
         if live_source is None:
             indexes.append(access.AccessIndex(state.resources.values()))
             continue
-        from reconciler.adopt.inventory import read_inventory
         from reconciler.live.sources import open_backend
 
         backend = open_backend(live_source, state.customer, path)
         try:
-            inventory = read_inventory(state.customer, backend,
-                                       workers=state.customer.tenant.concurrency or 4)
+            indexes.append(access.live_index(state.customer, backend, mailbox=mailbox,
+                                             workers=state.customer.tenant.concurrency or 4))
         finally:
             backend.close()
-        indexes.append(access.AccessIndex(inventory.resources.values(),
-                                          inventory.directory.canonical))
     origin = "live state" if live_source is not None else "desired state"
     resource = None
     if mailbox is not None:

@@ -78,3 +78,33 @@ def test_exactly_one_question_and_a_known_mailbox() -> None:
     missing = run("access", str(EXAMPLE), "--mailbox", "nobody@contoso.com")
     assert missing.exit_code == 1
     assert "no mailbox or group nobody@contoso.com in the desired state" in missing.stderr
+
+
+def test_live_question_about_one_mailbox_reads_only_that_mailbox(tmp_path: Path) -> None:
+    from reconciler.adopt.access import live_index
+    from reconciler.desired import load
+    from tests.plan.conftest import Scenario, _Unclosable
+
+    s = Scenario(tmp_path)
+    s.live("New-Mailbox", Shared=True, Name="Support", Alias="support",
+           PrimarySmtpAddress="support@contoso.com")
+    s.live("New-Mailbox", Shared=True, Name="Other", Alias="other",
+           PrimarySmtpAddress="other@contoso.com")
+    s.live("New-DistributionGroup", Name="Team", Alias="team",
+           PrimarySmtpAddress="team@contoso.com", ManagedBy=["alice"], Members=["Carol White"])
+    s.live("Add-RecipientPermission", Identity="support@contoso.com", Trustee="team",
+           AccessRights=["SendAs"], Confirm=False)
+    s.live("Add-MailboxPermission", Identity="support@contoso.com", User="bob",
+           AccessRights=["FullAccess"], InheritanceType="All")
+    customer = load(s.write()).customers["contoso"].customer
+    s.emulator.calls.clear()
+    index = live_index(customer, _Unclosable(s.emulator), mailbox="support@contoso.com")
+    got = {(a.right, a.principal, a.via) for a in index.on_mailbox("support@contoso.com")}
+    assert {("FullAccess", "bob@contoso.com", ""), ("SendAs", "team@contoso.com", ""),
+            ("SendAs", "carol@contoso.com", "team@contoso.com")} <= got
+    # One mailbox read, not the tenant: no tenant-wide mailbox or SendAs read, and FullAccess
+    # read for support alone (twice: once more with the group it grants to).
+    assert s.emulator.calls["Get-MailboxPermission"] == 2
+    assert s.emulator.calls["Get-DistributionGroupMember"] == 1
+    mailbox_reads = s.emulator.calls["Get-Mailbox"]
+    assert mailbox_reads == 3  # support, team (not a mailbox), support again
