@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from reconciler.emulator.reference import check_call, load_reference
@@ -149,3 +151,31 @@ def test_issue_cmdlets_are_all_emulated() -> None:
     Get-DistributionGroupMember Add-DistributionGroupMember Remove-DistributionGroupMember
     Update-DistributionGroupMember Get-AcceptedDomain Get-RetentionPolicy""")
     assert sorted(set(wanted) - set(_HANDLERS)) == []
+
+
+def _sample(param: Any) -> Any:
+    if param.is_switch or param.is_boolean:
+        return True
+    kind = param.type.removeprefix("System.")
+    if kind in ("Int32", "Unlimited"):
+        return 1
+    if kind == "DateTime":
+        return "2026-12-20T00:00:00Z"
+    if param.values:
+        return sorted(param.values.values())[0]
+    return ["x"] if param.multi_valued else "x"
+
+
+def test_every_documented_parameter_set_accepts_documented_values() -> None:
+    """No false refusals: each Exchange Online parameter set, with its mandatory parameters
+    and then each optional one, passes with a value of the documented type."""
+    checked = 0
+    for entry in load_reference().values():
+        by_name = {p.name.lower(): p for p in entry.parameters.values()}
+        for pset in entry.parameter_sets:
+            base = {by_name[n].name: _sample(by_name[n]) for n in pset.required}
+            check_call(entry.name, base)
+            for name in sorted(pset.allowed - pset.required):
+                check_call(entry.name, {**base, by_name[name].name: _sample(by_name[name])})
+                checked += 1
+    assert checked > 1000
