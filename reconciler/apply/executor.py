@@ -226,25 +226,34 @@ class Executor:
 
         ready = [k for k, ps in waiting.items() if not ps]
         futures: dict[Future[OpResult], tuple[str, int]] = {}
-        with ThreadPoolExecutor(max_workers=max(1, self.options.concurrency),
-                                thread_name_prefix="apply") as pool:
-            while ready or futures:
-                while ready:
-                    key = ready.pop(0)
-                    if key in results:
+        width = max(1, self.options.concurrency)
+        with ThreadPoolExecutor(max_workers=width, thread_name_prefix="apply") as pool:
+            try:
+                while ready or futures:
+                    # Hand out no more than there are workers: nothing waits in a queue, so an
+                    # interruption stops everything not already on the wire.
+                    while ready and len(futures) < width:
+                        key = ready.pop(0)
+                        if key in results:
+                            continue
+                        ref = by_key[key]
+                        if key in view.done:
+                            ready.extend(finish(OpResult(ref, SUCCEEDED,
+                                                         "done in an earlier run (journal)")))
+                            continue
+                        if self.progress is not None:
+                            self.progress(None, ref, len(results), total)
+                        futures[pool.submit(self._run_one, ref, view)] = key
+                    if not futures:
                         continue
-                    ref = by_key[key]
-                    if key in view.done:
-                        ready.extend(finish(OpResult(ref, SUCCEEDED,
-                                                     "done in an earlier run (journal)")))
-                        continue
-                    if self.progress is not None:
-                        self.progress(None, ref, len(results), total)
-                    futures[pool.submit(self._run_one, ref, view)] = key
-                done, _ = wait(futures, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    futures.pop(fut)
-                    ready.extend(finish(fut.result()))
+                    done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        futures.pop(fut)
+                        ready.extend(finish(fut.result()))
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
         return [results[r.key] for r in refs]
 
     def _skip_dependants(self, failed: OpResult, succs: Mapping[tuple[str, int],
