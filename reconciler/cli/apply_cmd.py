@@ -158,6 +158,11 @@ def command(target: Path, repo: Path | None, live_source: str | None,
 
     journals = journal_dir or root / JOURNAL_DIRECTORY
     if saved_mode:
+        unknown = sorted({c.customer for c in plan.actionable} - set(desired.customers))
+        if unknown:
+            raise ReconcilerError(
+                f"plan refused: it changes customer(s) {', '.join(unknown)}, which {root} does "
+                f"not declare; give the repository it was made from with --path")
         applied = AppliedState.load(root, plan.customers)
         views = {cid: Journal(journals, cid).view(plan.checksum) for cid in plan.customers}
         try:

@@ -3,8 +3,11 @@ partial failure and the re-run that finishes the job."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
+
+import pytest
 
 from reconciler.live.backend import BadParameter
 from tests.apply.conftest import LONDON, Repo
@@ -163,3 +166,29 @@ def test_partial_failure_reports_and_rerun_applies_only_the_remainder(cli, repo:
     assert any(k.startswith("New-Mailbox") for k in second)
     assert any(k.startswith("New-DistributionGroup") for k in second)
     assert "No changes." in cli("plan", repo.root).out
+
+
+def test_saved_plan_for_another_repository_is_refused(cli, repo: Repo, tmp_path: Path):
+    repo.yaml(LONDON, TEAM)
+    out, _ = _save_plan(cli, repo, tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "customers").mkdir(parents=True)
+    run = cli("apply", out, "--path", elsewhere)
+    assert run.code == 1 and "contoso" in run.err and "--path" in run.err
+    assert repo.backend.write_count == 0
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("answer", "applied"), [("yes", True), ("n", False)])
+def test_plan_and_apply_asks_on_a_terminal(cli, repo: Repo, monkeypatch: pytest.MonkeyPatch,
+                                           answer: str, applied: bool):
+    repo.yaml(LONDON, TEAM)
+    monkeypatch.setattr("sys.stdin", _Terminal(answer + "\n"))
+    run = cli("apply", repo.root)
+    assert "Apply these changes?" in run.out
+    assert (run.code == 0) == applied
+    assert (repo.backend.write_count > 0) == applied
