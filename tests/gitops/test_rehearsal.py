@@ -171,3 +171,39 @@ def test_the_committed_snapshots_serve_a_plan_of_every_customer() -> None:
                           timeout=300, check=False, env=venv_env())
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["customers"] == ["contoso", "fabrikam"]
+
+
+def test_the_key_reaches_the_variable_the_customer_names_and_nothing_else(
+        repo: Path, tmp_path: Path) -> None:
+    # A stand-in in front of the real reconciler notes which variables hold the key.
+    real = shutil.which("reconciler", path=venv_env()["PATH"])
+    spy = tmp_path / "spy"
+    spy.mkdir()
+    (spy / "reconciler").write_text(
+        "#!/bin/sh\n"
+        f'env | cut -d= -f1 | sort > "{tmp_path}/variables"\n'
+        f'exec "{real}" "$@"\n')
+    (spy / "reconciler").chmod(0o755)
+    key = "-----BEGIN PRIVATE KEY-----not-a-real-key"
+    done = run_step(step_script(TEMPLATES / "plan.yml", "plan", "Plan"), repo,
+                    {"CUSTOMER": "contoso", "BASE_REF": "main", "EXO_CERTIFICATE_KEY": key,
+                     "PATH": f"{spy}:{venv_env()['PATH']}"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    variables = (tmp_path / "variables").read_text().split()
+    # contoso's customer.yaml says certificate_key: env:CONTOSO_EXO_KEY.
+    assert "CONTOSO_EXO_KEY" in variables and "EXO_CERTIFICATE_KEY" not in variables
+    assert "snapshots" not in done.stdout  # with a key, the live tenant is read
+    kept = [done.stdout, done.stderr, *(p.read_text() for p in (repo / "plan").iterdir())]
+    assert not any("not-a-real-key" in text for text in kept)
+
+
+def test_the_templates_read_the_key_variable_the_same_way() -> None:
+    # The snippet is repeated in each job that signs in; the copies must not drift apart.
+    snippets = []
+    for path in TEMPLATES.glob("*.yml"):
+        text = path.read_text()
+        while "<<'PY'\n" in text:
+            text = text.split("<<'PY'\n", 1)[1]
+            snippet, text = text.split("PY\n", 1)
+            snippets.append(snippet)
+    assert len(snippets) == 4 and len(set(snippets)) == 1  # plan, review, apply, drift
