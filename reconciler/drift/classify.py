@@ -35,6 +35,7 @@ from reconciler.drift.report import (
 from reconciler.model import CustomerState, DesiredState, Location, Resource
 from reconciler.plan.plan import Change
 from reconciler.plan.planner import BackendFactory, plan_desired, select_customers
+from reconciler.plan.serialize import settings_json
 
 # The plan names the location setting "location"; the model calls it located_at.
 _MODEL_FIELD = {"location": "located_at"}
@@ -135,27 +136,100 @@ def classify(change: Change, record: AppliedRecord, current: CustomerState,
     return [*items, *_split_update(change, old, new, moved_in_yaml)]
 
 
+# Settings made of elements (grants by user, owners, members, attributes by number): a YAML
+# edit to one element says nothing about another, so they are classified element by element.
+ELEMENT_KEYS = frozenset({"permissions", "calendar_permissions", "owners", "members",
+                          "custom_attributes"})
+
+_Part = dict[str, tuple[Any, Any]]  # setting -> (live value, YAML value)
+
+
 def _split_update(change: Change, old: Resource, new: Resource,
                   moved_in_yaml: bool) -> list[DriftItem]:
-    yaml_keys = [k for k in change.changed_keys if _setting(old, k) != _setting(new, k)]
-    outside_keys = [k for k in change.changed_keys if k not in yaml_keys]
+    before, after = change.before or {}, change.after or {}
+    yaml_part: _Part = {}
+    outside_part: _Part = {}
+    for key in change.changed_keys:
+        live, wanted = before.get(key), after.get(key)
+        if _setting(old, key) == _setting(new, key):
+            outside_part[key] = (live, wanted)
+            continue
+        split = _split_elements(key, live, wanted, settings_json(old, [key]).get(key))
+        if split is None:
+            yaml_part[key] = (live, wanted)
+            continue
+        in_yaml, outside = split
+        if in_yaml is not None:
+            yaml_part[key] = in_yaml
+        if outside is not None:
+            outside_part[key] = outside
     moved = change.moved_from is not None
-    groups = [(drift_class, keys, with_move) for drift_class, keys, with_move in (
-        (NOT_YET_APPLIED, yaml_keys, moved and moved_in_yaml),
-        (CHANGED_OUTSIDE_GIT, outside_keys, moved and not moved_in_yaml)) if keys or with_move]
-    if len(groups) < 2:
+    groups = [(drift_class, part, with_move) for drift_class, part, with_move in (
+        (NOT_YET_APPLIED, yaml_part, moved and moved_in_yaml),
+        (CHANGED_OUTSIDE_GIT, outside_part, moved and not moved_in_yaml)) if part or with_move]
+    if len(groups) < 2:  # one class covers every changed setting: the change as planned
         return [DriftItem(groups[0][0] if groups else CHANGED_OUTSIDE_GIT, change)]
-    return [DriftItem(c, _restricted(change, keys, with_move)) for c, keys, with_move in groups]
+    return [DriftItem(c, _restricted(change, part, with_move)) for c, part, with_move in groups]
 
 
-def _restricted(change: Change, keys: list[str], with_move: bool) -> Change:
-    """The part of an update that concerns ``keys`` (and the move, if ``with_move``). Its
+def _restricted(change: Change, part: _Part, with_move: bool) -> Change:
+    """The part of an update that concerns ``part`` (and the move, if ``with_move``). Its
     operations are left out: one call may serve settings of both parts."""
-    before = {k: (change.before or {}).get(k) for k in keys}
-    after = {k: (change.after or {}).get(k) for k in keys}
-    return dataclasses.replace(change, action="update" if keys else "move", before=before,
-                               after=after, operations=(),
-                               moved_from=change.moved_from if with_move else None)
+    return dataclasses.replace(
+        change, action="update" if part else "move",
+        before={k: live for k, (live, _) in part.items()},
+        after={k: wanted for k, (_, wanted) in part.items()}, operations=(),
+        moved_from=change.moved_from if with_move else None)
+
+
+def _elements(key: str, value: Any) -> dict[str, Any] | None:
+    """A setting's elements by their key; None when it is not made of elements."""
+    if value is None or value == "none":
+        return {}
+    if key in ("permissions", "calendar_permissions") and isinstance(value, list):
+        if not all(isinstance(i, dict) and "user" in i for i in value):
+            return None
+        return {_principal_key(str(i["user"])): i for i in value}
+    if key in ("owners", "members") and isinstance(value, list):
+        return {_principal_key(str(v)): v for v in value}
+    if key == "custom_attributes" and isinstance(value, dict):
+        return {str(k): v for k, v in value.items()}
+    return None
+
+
+def _principal_key(principal: str) -> str:
+    return principal if principal in ("Default", "Anonymous") else principal.lower()
+
+
+def _body(element: Any) -> Any:
+    """What an element grants, whoever it names (the YAML may spell the name differently)."""
+    if isinstance(element, dict):
+        return {k: v for k, v in element.items() if k != "user"}
+    return element if not isinstance(element, str) else True
+
+
+def _split_elements(key: str, live: Any, wanted: Any, applied: Any,
+                    ) -> tuple[tuple[Any, Any] | None, tuple[Any, Any] | None] | None:
+    """(the YAML-changed part, the changed-outside part) of one setting, each as (live, YAML)
+    values restricted to its elements; None when the setting has no elements."""
+    have, want, was = _elements(key, live), _elements(key, wanted), _elements(key, applied)
+    if have is None or want is None or was is None:
+        return None
+    differing = {e for e in set(have) | set(want)
+                 if (e in have) != (e in want) or _body(have.get(e)) != _body(want.get(e))}
+    in_yaml = {e for e in differing
+               if (e in was) != (e in want) or _body(was.get(e)) != _body(want.get(e))}
+
+    def part(elements: set[str]) -> tuple[Any, Any] | None:
+        if not elements:
+            return None
+        if key == "custom_attributes":
+            return ({e: have[e] for e in sorted(elements) if e in have},
+                    {e: want[e] for e in sorted(elements) if e in want})
+        return ([have[e] for e in sorted(elements) if e in have],
+                [want[e] for e in sorted(elements) if e in want])
+
+    return part(in_yaml), part(differing - in_yaml)
 
 
 def _setting(resource: Resource, key: str) -> Any:

@@ -81,6 +81,45 @@ def test_one_resource_split_between_classes(drift_scenario: DriftScenario) -> No
     assert by_class[NOT_YET_APPLIED].changed_keys == ["permissions"]
 
 
+def test_one_list_split_element_by_element(drift_scenario: DriftScenario) -> None:
+    from reconciler.render.common import attribute_lines
+
+    s = _applied(drift_scenario)
+    # A pull request grants bob SendAs; meanwhile someone gives carol FullAccess in Exchange.
+    s.yaml(LONDON, SUPPORT_YAML.replace(
+        "      - {user: alice@contoso.com, access: [FullAccess]}\n",
+        "      - {user: alice@contoso.com, access: [FullAccess]}\n"
+        "      - {user: bob@contoso.com, access: [SendAs]}\n"))
+    s.live("Add-MailboxPermission", Identity="support@contoso.com", User="carol",
+           AccessRights=["FullAccess"], InheritanceType="All")
+    report = s.drift()
+    assert classes(report) == {SUPPORT: [CHANGED_OUTSIDE_GIT, NOT_YET_APPLIED]}
+    lines = {i.drift_class: [f"{line.marker} {line.text}" for line in
+                             attribute_lines(i.change)] for i in report.items}
+    assert lines[NOT_YET_APPLIED] == ["~ permissions:",
+                                      '+   bob@contoso.com {"access": ["SendAs"]}']
+    assert lines[CHANGED_OUTSIDE_GIT] == ["~ permissions:",
+                                          '-   carol@contoso.com {"access": ["FullAccess"]}']
+
+
+def test_group_members_split_element_by_element(drift_scenario: DriftScenario) -> None:
+    group = """\
+distribution_groups:
+  - name: Team
+    alias: team
+    owners: [alice@contoso.com]
+    members: [alice@contoso.com, bob@contoso.com]
+"""
+    s = _applied(drift_scenario, group)
+    s.yaml(LONDON, group.replace("bob@contoso.com]", "bob@contoso.com, carol@contoso.com]"))
+    s.live("Remove-DistributionGroupMember", Identity="team@contoso.com", Member="bob",
+           BypassSecurityGroupManagerCheck=True, Confirm=False)
+    report = s.drift()
+    parts = {i.drift_class: (i.change.before, i.change.after) for i in report.items}
+    assert parts == {NOT_YET_APPLIED: ({"members": []}, {"members": ["carol@contoso.com"]}),
+                     CHANGED_OUTSIDE_GIT: ({"members": []}, {"members": ["bob@contoso.com"]})}
+
+
 def test_move_in_yaml_not_yet_applied(drift_scenario: DriftScenario) -> None:
     s = _applied(drift_scenario)
     s.files.pop(LONDON)
