@@ -34,6 +34,7 @@ from reconciler.model import (
 )
 
 IMPORT_FILE = "imported.yaml"
+ProgressCallback = Callable[[str, int, int], None]
 HEADER = ("# Adopted from the live tenant by `reconciler import`. Edit freely: running import\n"
           "# again adds only what is still missing and leaves what is here untouched.\n")
 _ORDER = tuple(t for t in ResourceType)
@@ -232,14 +233,14 @@ def customer_state(desired: DesiredState, customer_id: str) -> CustomerState:
     return state
 
 
-def adopt(root: Path, state: CustomerState, backend: Backend, *,
-          dry_run: bool = False) -> ImportResult:
+def adopt(root: Path, state: CustomerState, backend: Backend, *, dry_run: bool = False,
+          progress: ProgressCallback | None = None) -> ImportResult:
     """Import the live tenant of ``state``'s customer, read through ``backend``."""
     from reconciler.desired import load
 
     root = Path(root)
     inventory = read_inventory(state.customer, backend,
-                               workers=state.customer.tenant.concurrency or 4)
+                               workers=state.customer.tenant.concurrency or 4, progress=progress)
     plans, result = plan_import(state, inventory)
     if not dry_run:
         write_import(root, plans, result, reload=lambda: load(root))
@@ -251,7 +252,8 @@ def adopt(root: Path, state: CustomerState, backend: Backend, *,
 
 
 def import_customer(root: str | Path, customer_id: str, *, live_source: str | None = None,
-                    dry_run: bool = False) -> ImportResult:
+                    dry_run: bool = False,
+                    progress: ProgressCallback | None = None) -> ImportResult:
     """Load the repository at ``root`` and import ``customer_id``'s tenant into it."""
     from reconciler.desired import load
     from reconciler.live.sources import open_backend
@@ -260,6 +262,6 @@ def import_customer(root: str | Path, customer_id: str, *, live_source: str | No
     state = customer_state(load(root), customer_id)
     backend = open_backend(live_source, state.customer, root)
     try:
-        return adopt(root, state, backend, dry_run=dry_run)
+        return adopt(root, state, backend, dry_run=dry_run, progress=progress)
     finally:
         backend.close()

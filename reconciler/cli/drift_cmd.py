@@ -37,11 +37,13 @@ def command(path: Path, live_source: str | None, customers: tuple[str, ...], fmt
 
     Exit codes: 0 no drift (pending propagation alone is not drift), 2 drift, 1 error.
     """
+    from reconciler.cli.plan_cmd import progress_printer
     from reconciler.drift import make_drift_report
     from reconciler.drift.render import render_markdown, render_text
 
     report = make_drift_report(path, live_source=live_source, customers=customers or None,
-                               applied_ref=applied_ref)
+                               applied_ref=applied_ref,
+                               progress=progress_printer(sys.stderr.isatty()))
     if fmt == "json":
         text = report.to_json()
     elif fmt == "markdown":

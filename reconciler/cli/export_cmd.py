@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -29,13 +30,15 @@ def command(customer: str, path: Path, live_source: str | None, out: Path, fmt: 
     from reconciler.adopt.adopt import customer_state
     from reconciler.adopt.export import snapshot_of, to_csv, to_yaml
     from reconciler.adopt.inventory import inventory_of, read_raw
+    from reconciler.cli.plan_cmd import progress_printer
     from reconciler.desired import load
     from reconciler.live.sources import open_backend
 
     state = customer_state(load(path), customer)
     backend = open_backend(live_source, state.customer, path)
     try:
-        raw = read_raw(backend, workers=state.customer.tenant.concurrency or 4)
+        raw = read_raw(backend, workers=state.customer.tenant.concurrency or 4,
+                       progress=progress_printer(sys.stderr.isatty()))
     finally:
         backend.close()
     inventory = inventory_of(state.customer, raw)

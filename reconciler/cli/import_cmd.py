@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -24,8 +25,10 @@ def command(customer: str, path: Path, live_source: str | None, dry_run: bool) -
     adds only what is missing; existing files keep their comments and order.
     """
     from reconciler.adopt.adopt import import_customer
+    from reconciler.cli.plan_cmd import progress_printer
 
-    result = import_customer(path, customer, live_source=live_source, dry_run=dry_run)
+    result = import_customer(path, customer, live_source=live_source, dry_run=dry_run,
+                             progress=progress_printer(sys.stderr.isatty()))
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     verb = "Would add" if dry_run else "Added"

@@ -34,7 +34,12 @@ from reconciler.drift.report import (
 )
 from reconciler.model import CustomerState, DesiredState, Location, Resource
 from reconciler.plan.plan import Change
-from reconciler.plan.planner import BackendFactory, plan_desired, select_customers
+from reconciler.plan.planner import (
+    BackendFactory,
+    ProgressCallback,
+    plan_desired,
+    select_customers,
+)
 from reconciler.plan.serialize import settings_json
 
 # The plan names the location setting "location"; the model calls it located_at.
@@ -43,14 +48,15 @@ _MODEL_FIELD = {"location": "located_at"}
 
 def drift_desired(desired: DesiredState, backend_for: BackendFactory, *,
                   root: Path, customers: Collection[str] | None = None,
-                  applied_ref: str | None = None, now: datetime | None = None) -> DriftReport:
+                  applied_ref: str | None = None, now: datetime | None = None,
+                  progress: ProgressCallback | None = None) -> DriftReport:
     """The drift report of ``desired`` (loaded from ``root``) against each customer's tenant."""
     selected = select_customers(desired, customers)
     records = applied_records(root, desired, selected, applied_ref)
     pending = pending_records(root, selected, now=now)
     previous = _previous_locations(desired, records, pending)
     result = plan_desired(desired, backend_for, customers=selected,
-                          previous_locations=previous)
+                          previous_locations=previous, progress=progress)
     report = DriftReport(customers=selected, records=records,
                          warnings=[w for w in result.plan.warnings])
     for cid, record in records.items():
@@ -68,7 +74,8 @@ def drift_desired(desired: DesiredState, backend_for: BackendFactory, *,
 
 def make_drift_report(root: str | Path, *, live_source: str | None = None,
                       customers: Collection[str] | None = None,
-                      applied_ref: str | None = None) -> DriftReport:
+                      applied_ref: str | None = None,
+                      progress: ProgressCallback | None = None) -> DriftReport:
     """Load the repository at ``root`` and report its drift against each customer's source."""
     from reconciler.desired import load
     from reconciler.live.sources import open_backend
@@ -76,7 +83,8 @@ def make_drift_report(root: str | Path, *, live_source: str | None = None,
     root = Path(root)
     desired = load(root)
     return drift_desired(desired, lambda state: open_backend(live_source, state.customer, root),
-                         root=root, customers=customers, applied_ref=applied_ref)
+                         root=root, customers=customers, applied_ref=applied_ref,
+                         progress=progress)
 
 
 def _previous_locations(desired: DesiredState, records: Mapping[str, AppliedRecord],
