@@ -3,7 +3,8 @@
 The Exchange emulator answers the cmdlets; after each write that succeeded, the tenant is written
 back atomically (a temporary file in the same directory, flushed and fsynced, then renamed over
 the old one with :func:`os.replace`), so that a crash or a kill mid-write leaves the previous
-tenant intact, never half a file. One process at a time is assumed to write a sandbox.
+tenant intact, never half a file. Writes from several processes are serialised by a lock on the
+directory, and each backend reloads the file when another process has replaced it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import stat
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,11 +97,41 @@ class SandboxBackend(EmulatedBackend):
         select: Sequence[str] | None = None,
     ) -> CmdletResult:
         with self._lock:
-            emulator = self._load()
-            result = emulator.invoke(cmdlet, parameters, select)
-            if is_write(cmdlet):
-                write_snapshot_atomically(self.path, emulator.to_snapshot())
-            return result
+            if not is_write(cmdlet):
+                return self._load().invoke(cmdlet, parameters, select)
+            # Read, change and write back under a lock on the directory, so that two
+            # processes writing one sandbox (an apply and `sandbox serve`) lose no update.
+            with _directory_lock(self.directory):
+                emulator = self._load()
+                result = emulator.invoke(cmdlet, parameters, select)
+                try:
+                    write_snapshot_atomically(self.path, emulator.to_snapshot())
+                except BaseException:
+                    # The file is the truth: forget a change that could not be saved.
+                    self.close()
+                    raise
+                self._stamp = self._file_stamp()
+                return result
+
+
+@contextlib.contextmanager
+def _directory_lock(directory: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``directory`` (POSIX flock); a no-op where there is none."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: one process at a time, as documented
+        yield
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 # --- the sandbox directory of a desired-state repository ----------------------------------------

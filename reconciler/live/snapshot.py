@@ -39,6 +39,7 @@ class EmulatedBackend:
         self.path = snapshot_path(self.directory, customer_id)
         self._emulator: Emulator | None = None
         self._lag_seconds = 0.0
+        self._stamp: tuple[int, int, int] | None = None  # the file the emulator was loaded from
 
     @property
     def lag_seconds(self) -> float:
@@ -57,12 +58,24 @@ class EmulatedBackend:
             f"(write one with `reconciler export --customer {self.customer_id} --out "
             f"{self.path}`)")
 
+    def _file_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
     def _load(self) -> Emulator:
-        if self._emulator is None:
-            if not self.path.is_file():
+        """The emulator for the file as it is now: loaded on first use, and again whenever the
+        file was replaced since (another process applied to it, or `sandbox reset` ran)."""
+        stamp = self._file_stamp()
+        if self._emulator is None or stamp != self._stamp:
+            if stamp is None:
                 raise self._missing()
+            self._emulator = None
             self._emulator = Emulator(load_snapshot(self.path), lag_seconds=self.lag_seconds,
                                       validate=False)
+            self._stamp = stamp
         return self._emulator
 
     @property
@@ -72,6 +85,7 @@ class EmulatedBackend:
 
     def close(self) -> None:
         self._emulator = None
+        self._stamp = None
 
 
 class SnapshotBackend(EmulatedBackend):

@@ -107,6 +107,22 @@ def test_a_failing_write_leaves_the_old_tenant_intact(
         backend.invoke("Set-Mailbox", {"Identity": "alice", "Office": "Leeds"})
     assert path.read_bytes() == before
     assert sorted(p.name for p in tenant_dir.iterdir()) == ["contoso.json"]
+    # The change that could not be saved is not served either.
+    monkeypatch.undo()
+    office = backend.invoke("Get-Mailbox", {"Identity": "alice"}).value[0]["Office"]
+    assert office == "London"
+
+
+def test_two_backends_on_one_sandbox_see_each_others_writes(tenant_dir: Path) -> None:
+    first, second = SandboxBackend(tenant_dir, "contoso"), SandboxBackend(tenant_dir, "contoso")
+    assert second.invoke("Get-Mailbox", {"Identity": "alice"}).value
+    first.invoke("Set-Mailbox", {"Identity": "alice", "Office": "Leeds"})
+    second.invoke("Set-Mailbox", {"Identity": "bob", "Office": "York"})
+    third = SandboxBackend(tenant_dir, "contoso")
+    offices = {m["Alias"]: m["Office"] for m in third.invoke(
+        "Get-Mailbox", {"ResultSize": "Unlimited"}).value}
+    assert (offices["alice"], offices["bob"]) == ("Leeds", "York")
+    assert first.invoke("Get-Mailbox", {"Identity": "bob"}).value[0]["Office"] == "York"
 
 
 def test_refused_write_is_not_persisted(tenant_dir: Path) -> None:
