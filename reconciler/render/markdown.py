@@ -33,7 +33,8 @@ def render_markdown(plan: Plan, *, title: str = "Reconciler plan",
     if plan.refusals or plan.warnings:
         head.append("")
 
-    tail = ["", f"`{plan.checksum}`", ""]
+    # Blank lines around: GitHub renders Markdown after a closing HTML tag only past one.
+    tail = ["", "", f"Plan checksum: `{plan.checksum}`", ""]
     text = "\n".join(head)
     budget = limit - len("\n".join(tail)) - 200
     shown = 0
@@ -66,6 +67,8 @@ def _section(change: Change) -> str:
         summary += f" (moved from <code>{change.moved_from}</code>)"
     body = [f"{line.marker} {line.text}" for line in attribute_lines(change)]
     body += [f"# {note}" for note in change.notes]
+    if change.action == "move" and not body:
+        body = [f"# located at {change.site} now; no Exchange call is needed"]
     out = [f"\n<details><summary>{summary}</summary>\n", "```diff"]
     out += [line.replace("```", "'''") for line in body]
     out.append("```")
