@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -208,3 +210,27 @@ def test_open_backend_exchange_without_connector(repo: Path,
     monkeypatch.setitem(sys.modules, "reconciler.live.exchange", None)
     with pytest.raises(ReconcilerError, match="connector is not available"):
         open_backend("exchange", customer(), repo)
+
+
+def _writer(directory: str, alias: str, count: int) -> None:
+    backend = SandboxBackend(Path(directory), "contoso")
+    for n in range(count):
+        backend.invoke("Set-Mailbox", {"Identity": alias, f"CustomAttribute{n % 15 + 1}":
+                                       f"{alias}-{n}"})
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the directory lock is POSIX only")
+def test_concurrent_processes_lose_no_write(tenant_dir: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_writer, args=(str(tenant_dir), alias, 15))
+               for alias in ("alice", "bob", "carol")]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    mailboxes = {m["Alias"]: m for m in SandboxBackend(tenant_dir, "contoso").invoke(
+        "Get-Mailbox", {"ResultSize": "Unlimited"}).value}
+    for alias in ("alice", "bob", "carol"):
+        assert [mailboxes[alias][f"CustomAttribute{n}"] for n in range(1, 16)] == [
+            f"{alias}-{n}" for n in range(15)]
