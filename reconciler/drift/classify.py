@@ -58,7 +58,7 @@ def drift_desired(desired: DesiredState, backend_for: BackendFactory, *,
     result = plan_desired(desired, backend_for, customers=selected,
                           previous_locations=previous, progress=progress)
     report = DriftReport(customers=selected, records=records,
-                         warnings=[w for w in result.plan.warnings])
+                         warnings=list(result.plan.warnings))
     for cid, record in records.items():
         if record.note:
             report.warnings.append(f"{cid}: {record.note}")
