@@ -58,15 +58,16 @@ def _example_repo(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+# With one request at a time the order of requests, and so which of them the seeded schedule
+# faults, is the same on every run; with four it varies from run to run.
+@pytest.mark.parametrize(("seed", "concurrency"), [(1, 4), (2, 4), (3, 4), (7, 1)])
 def test_example_plan_converges_through_faults_and_lag_exactly_once(
-        tmp_path: Path, seed: int, start_service, pki: Pki, app_cert: AppCertificate,
-        key_env: str):
+        tmp_path: Path, seed: int, concurrency: int, start_service, pki: Pki,
+        app_cert: AppCertificate, key_env: str):
     root = _example_repo(tmp_path)
     desired = load(root)
     clock = FakeClock()
     services: dict[str, Any] = {}
-    customers: dict[str, Any] = {}
     for cid, state in desired.customers.items():
         snapshot = json.loads((DATA / f"{cid}.json").read_text())
         tenant_id = snapshot["tenant"]["id"]
@@ -75,16 +76,16 @@ def test_example_plan_converges_through_faults_and_lag_exactly_once(
             faults=FaultConfig(seed=seed, rate=0.2, slow_seconds=0.02))
         service.identity.register(tenant_id, APP_ID, [app_cert.certificate])
         services[cid] = service
-        customers[cid] = dataclasses.replace(state.customer, tenant=dataclasses.replace(
+        # The customer's tenant, pointed at the fake service (and at the test's certificate).
+        state.customer = dataclasses.replace(state.customer, tenant=dataclasses.replace(
             state.customer.tenant, id=tenant_id, app_id=APP_ID, exchange_url=service.url,
             authority_host=service.url, certificate_key=key_env,
-            certificate_thumbprint=app_cert.sha1))
+            certificate_thumbprint=app_cert.sha1, concurrency=concurrency))
 
     def backend_for(state: Any) -> ExchangeBackend:
-        customer = customers[state.customer.id]
-        settings = ExchangeSettings.for_tenant(customer.tenant, verify=pki.client_context,
+        settings = ExchangeSettings.for_tenant(state.customer.tenant, verify=pki.client_context,
                                                retry=RETRY)
-        return ExchangeBackend(customer, settings=settings, sleep=clock.sleep)
+        return ExchangeBackend(state.customer, settings=settings, sleep=clock.sleep)
 
     plan = plan_desired(desired, backend_for).plan
     assert plan.operation_count > 20
@@ -100,8 +101,11 @@ def test_example_plan_converges_through_faults_and_lag_exactly_once(
     assert not again.has_changes, [c.address for c in again.actionable]
 
     injected = [e for s in services.values() for e in s.schedule.injected()]
-    assert len(injected) > 10  # the faults really happened, to writes on both sides of commit
-    assert {e.fault.phase for e in injected if e.fault and is_write(e.cmdlet)} == set(Phase)
+    assert len(injected) > 10  # the faults really happened
+    write_faults = {e.fault.phase for e in injected if e.fault and is_write(e.cmdlet)}
+    assert write_faults
+    if concurrency == 1:  # a reproducible run with writes faulted before and after commit
+        assert write_faults == set(Phase)
     for cid, service in services.items():
         planned = Counter(op.cmdlet for c in plan.actionable if c.customer == cid
                           for op in c.operations)
