@@ -3,7 +3,8 @@
 Every write the sandbox commits (persisted to its file) is appended to a ledger, fsynced,
 before the call returns. ``KILL_AT=n`` and ``KILL_PHASE`` make the process SIGKILL itself:
 ``before`` the n-th write reaches the tenant, ``after`` it committed (and was ledgered) but
-before apply learns the answer, or at the n-th ``read`` (reading back, verifying). Nothing in
+before apply learns the answer, or at the n-th ``read`` after the first write (reading back,
+verifying). Nothing in
 the process can catch or clean up after SIGKILL, so what survives is what was on disk.
 
 Usage: python -m tests.apply.kill_harness <reconciler arguments>
@@ -45,9 +46,10 @@ def main() -> None:
     def locked_invoke(self: Any, cmdlet: str, parameters: Mapping[str, Any] | None,
                       select: Sequence[str] | None) -> CmdletResult:
         kind = "write" if is_write(cmdlet) else "read"
-        seen[kind] += 1
+        if kind == "write" or seen["write"]:  # reads count from the first write on
+            seen[kind] += 1
         hit = seen[kind] == kill_at
-        if hit and phase == "read" and kind == "read" and seen["write"] > 0:
+        if hit and phase == "read" and kind == "read":
             die()
         if hit and phase == "before" and kind == "write":
             die()
