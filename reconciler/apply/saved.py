@@ -127,7 +127,8 @@ def stale_differences(
 ) -> list[str]:
     """Addresses (with what moved) where planning now gives something other than ``saved``.
     Empty: the plan is current. Raises on any read error (fail closed)."""
-    actionable = [c for c in saved.changes]
+    # Unmanaged resources are only reported, never touched: their moving is no reason to refuse.
+    actionable = saved.actionable
     scope: dict[str, set[str] | None] = {}
     for c in actionable:
         scope.setdefault(c.customer, set()).add(c.id)  # type: ignore[union-attr]
@@ -139,7 +140,7 @@ def stale_differences(
                           previous_locations=applied.previous_locations(overrides))
     applied.mark_pending(result.plan)
     now_by = {c.address: c for c in result.plan.changes}
-    saved_by = {c.address: c for c in saved.changes}
+    saved_by = {c.address: c for c in actionable}
     problems: list[str] = []
     for address in sorted(set(now_by) | set(saved_by)):
         old, new = saved_by.get(address), now_by.get(address)

@@ -192,3 +192,12 @@ def test_plan_and_apply_asks_on_a_terminal(cli, repo: Repo, monkeypatch: pytest.
     assert "Apply these changes?" in run.out
     assert (run.code == 0) == applied
     assert (repo.backend.write_count > 0) == applied
+
+
+def test_unmanaged_resources_changing_do_not_make_a_plan_stale(cli, repo: Repo, tmp_path: Path):
+    repo.yaml(LONDON, TEAM)
+    out, saved = _save_plan(cli, repo, tmp_path)
+    assert any(c["action"] == "unmanaged" for c in saved["changes"])
+    repo.live("Set-Mailbox", Identity="old-projects@contoso.com", DisplayName="Old Projects 2")
+    run = cli("apply", out, "--path", repo.root)
+    assert run.code == 0, run.err
