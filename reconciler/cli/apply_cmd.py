@@ -119,6 +119,7 @@ def command(target: Path, repo: Path | None, live_source: str | None,
     from reconciler.apply.runner import ApplyOptions, apply_plan
     from reconciler.apply.saved import load_saved_plan, stale_differences
     from reconciler.apply.state import AppliedState
+    from reconciler.cli.plan_cmd import progress_printer
     from reconciler.desired import load
     from reconciler.live.sources import open_backend
     from reconciler.plan.planner import make_plan
@@ -137,7 +138,8 @@ def command(target: Path, repo: Path | None, live_source: str | None,
             raise ReconcilerError(f"{target} is neither a saved plan nor a desired-state "
                                   f"directory")
         root = target
-        plan = make_plan(root, live_source=live_source, customers=customers or None).plan
+        plan = make_plan(root, live_source=live_source, customers=customers or None,
+                         progress=progress_printer(sys.stderr.isatty())).plan
         click.echo(render_text(plan, colour=use_colour()), nl=False)
 
     if plan.refusals and not allow_large_changes:
