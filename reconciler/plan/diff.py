@@ -132,11 +132,11 @@ IDENTITY_SETTINGS = frozenset({"alias"})
 def _compare(wanted: Resource, have: Resource) -> Change | None:
     keys = [name for name, _ in wanted.managed_settings() if name not in IDENTITY_SETTINGS]
     projected = project(wanted, have)
-    before, after = settings_json(projected, keys), settings_json(wanted, keys)
     moved = wanted.located_at != have.located_at
     differs = any(getattr(wanted, k) != getattr(projected, k) for k in keys)
     if not differs and not moved:
         return None
+    before, after = settings_json(projected, keys), settings_json(wanted, keys)
     moved_from = have.located_at if moved else None
     if not differs:
         return _change(wanted, "move", before, after, [], moved_from=moved_from)
