@@ -118,15 +118,25 @@ def _remaining_ok(saved: Change, now: Change | None, done: Collection[int],
     return pos == len(wanted)
 
 
+@dataclass
+class Recheck:
+    """What planning the saved plan's resources again found."""
+
+    differences: list[str]  # addresses, with what moved; empty: the plan is current
+    # Safety limits the changes exceed now. The checksum does not cover a plan's refusals, so
+    # they are worked out again rather than trusted from the file.
+    refusals: list[Refusal]
+
+
 def stale_differences(
     saved: Plan,
     desired: DesiredState,
     backend_for: BackendFactory,
     applied: AppliedState,
     journal: Mapping[str, JournalView],
-) -> list[str]:
-    """Addresses (with what moved) where planning now gives something other than ``saved``.
-    Empty: the plan is current. Raises on any read error (fail closed)."""
+) -> Recheck:
+    """Plan the resources ``saved`` changes again and compare. Raises on any read error
+    (fail closed)."""
     # Unmanaged resources are only reported, never touched: their moving is no reason to refuse.
     actionable = saved.actionable
     scope: dict[str, set[str] | None] = {}
@@ -159,4 +169,4 @@ def stale_differences(
                             f"desired state already changed)")
         elif _comparable(old.to_dict()) != _comparable(new.to_dict()):
             problems.append(f"{address}: {_what_differs(old.to_dict(), new.to_dict())}")
-    return problems
+    return Recheck(problems, list(result.plan.refusals))

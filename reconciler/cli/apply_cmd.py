@@ -168,10 +168,17 @@ def command(target: Path, repo: Path | None, live_source: str | None,
         applied = AppliedState.load(root, plan.customers)
         views = {cid: Journal(journals, cid).view(plan.checksum) for cid in plan.customers}
         try:
-            moved = stale_differences(plan, desired, backend_for, applied, views)
+            recheck = stale_differences(plan, desired, backend_for, applied, views)
         except ReconcilerError as e:
             raise ReconcilerError(f"plan refused: could not re-read the state it was made "
                                   f"against, so cannot tell whether it is current: {e}") from e
+        moved = recheck.differences
+        if recheck.refusals and not allow_large_changes:
+            for refusal in recheck.refusals:
+                click.echo(f"Error: plan refused: {refusal.message}", err=True)
+            click.echo("Nothing was changed. If the plan is what you want, run again with "
+                       "--allow-large-changes.", err=True)
+            sys.exit(EXIT_ERROR)
         if moved:
             click.echo(f"Error: plan refused: {target} is stale; the live or desired state it "
                        f"was made against has changed for:", err=True)

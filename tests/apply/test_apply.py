@@ -201,3 +201,18 @@ def test_unmanaged_resources_changing_do_not_make_a_plan_stale(cli, repo: Repo, 
     repo.live("Set-Mailbox", Identity="old-projects@contoso.com", DisplayName="Old Projects 2")
     run = cli("apply", out, "--path", repo.root)
     assert run.code == 0, run.err
+
+
+def test_safety_limits_are_checked_again_not_trusted_from_the_file(cli, repo: Repo,
+                                                                    tmp_path: Path):
+    repo.customer_extra = "  policy:\n    prune: true\n    max_deletes: 1\n"
+    repo.write()
+    out = tmp_path / "plan.json"
+    assert cli("plan", repo.root, "--out", out, "--allow-large-changes").code == 0
+    saved = json.loads(out.read_text())
+    assert saved["refusals"]
+    saved["refusals"] = []  # not covered by the checksum
+    out.write_text(json.dumps(saved))
+    run = cli("apply", out, "--path", repo.root)
+    assert run.code == 1 and "max_deletes" in run.err
+    assert repo.backend.write_count == 0
