@@ -123,8 +123,10 @@ class Recheck:
     """What planning the saved plan's resources again found."""
 
     differences: list[str]  # addresses, with what moved; empty: the plan is current
-    # Safety limits the changes exceed now. The checksum does not cover a plan's refusals, so
-    # they are worked out again rather than trusted from the file.
+    # The checksum does not cover a plan's refusals, so the delete limit is worked out again
+    # from its changes rather than trusted from the file. (The percentage limit needs the whole
+    # tenant's size, which a read of the plan's resources does not give; it is taken from the
+    # plan as made.)
     refusals: list[Refusal]
 
 
@@ -169,4 +171,11 @@ def stale_differences(
                             f"desired state already changed)")
         elif _comparable(old.to_dict()) != _comparable(new.to_dict()):
             problems.append(f"{address}: {_what_differs(old.to_dict(), new.to_dict())}")
-    return Recheck(problems, list(result.plan.refusals))
+    refusals = []
+    for cid in sorted({c.customer for c in actionable}):
+        limit = desired.customers[cid].customer.policy.max_deletes
+        deletes = sum(1 for c in actionable if c.customer == cid and c.action == "delete")
+        if limit is not None and deletes > limit:
+            refusals.append(Refusal(cid, f"{deletes} deletes exceed max_deletes {limit} of "
+                                         f"customer {cid}"))
+    return Recheck(problems, refusals)
