@@ -7,6 +7,9 @@ before apply learns the answer, or at the n-th ``read`` after the first write (r
 verifying). Nothing in
 the process can catch or clean up after SIGKILL, so what survives is what was on disk.
 
+``KILL_SLOW=s`` adds ``s`` seconds before each write, so that a SIGKILL sent from outside at a
+random moment lands while operations are running.
+
 Usage: python -m tests.apply.kill_harness <reconciler arguments>
 """
 
@@ -17,6 +20,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,6 +32,7 @@ def main() -> None:
     ledger = os.environ["KILL_LEDGER"]
     kill_at = int(os.environ.get("KILL_AT", "0"))
     phase = os.environ.get("KILL_PHASE", "")
+    slow = float(os.environ.get("KILL_SLOW", "0"))
     seen = {"write": 0, "read": 0}
     original = sandbox.SandboxBackend.invoke
 
@@ -53,6 +58,8 @@ def main() -> None:
             die()
         if hit and phase == "before" and kind == "write":
             die()
+        if slow and kind == "write":
+            time.sleep(slow)  # a wider window for a kill from outside to land in
         result = original(self, cmdlet, parameters, select)
         if kind == "write":
             with open(ledger, "a", encoding="utf-8") as fh:
