@@ -26,6 +26,7 @@ from reconciler.apply.executor import (
 )
 from reconciler.apply.journal import JOURNAL_DIRECTORY, Journal
 from reconciler.apply.state import AppliedState, PendingOperation, now_utc, op_fingerprint
+from reconciler.errors import ReconcilerError
 from reconciler.model import DesiredState, Location
 from reconciler.plan.plan import Change, Plan
 from reconciler.plan.planner import BackendFactory, plan_desired
@@ -99,6 +100,14 @@ def apply_plan(
     for change in plan.actionable:
         by_customer.setdefault(change.customer, []).append(change)
     applied = AppliedState.load(root, by_customer)
+    # Before anything is written anywhere: a read-only source cannot take any of it.
+    for cid in sorted(by_customer):
+        probe = backend_for(desired.customers[cid])
+        read_only = getattr(probe, "read_only", False)
+        probe.close()
+        if read_only:
+            raise ReconcilerError(f"customer {cid}: its live source is read-only (a snapshot); "
+                                  f"apply to exchange or a sandbox. Nothing was changed.")
     report = ApplyReport()
     checksum = plan.checksum
     for cid in sorted(by_customer):

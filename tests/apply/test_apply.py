@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.live.backend import BadParameter
-from tests.apply.conftest import LONDON, Repo
+from tests.apply.conftest import BASE_SNAPSHOT, LONDON, Repo
 
 TEAM = """\
     shared_mailboxes:
@@ -216,3 +216,14 @@ def test_safety_limits_are_checked_again_not_trusted_from_the_file(cli, repo: Re
     run = cli("apply", out, "--path", repo.root)
     assert run.code == 1 and "max_deletes" in run.err
     assert repo.backend.write_count == 0
+
+
+def test_a_read_only_snapshot_is_not_applied_to(cli, tmp_path: Path):
+    repo = Repo(tmp_path / "repo")
+    repo.yaml(LONDON, TEAM)
+    snapshots = tmp_path / "snapshots"
+    snapshots.mkdir()
+    (snapshots / "contoso.json").write_text(json.dumps(BASE_SNAPSHOT))
+    run = cli("apply", repo.root, "--auto-approve", "--live", f"snapshot:{snapshots}")
+    assert run.code == 1 and "read-only" in run.err
+    assert not (repo.root / ".reconciler" / "journal").exists()
