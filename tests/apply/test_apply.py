@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -227,3 +228,23 @@ def test_a_read_only_snapshot_is_not_applied_to(cli, tmp_path: Path):
     run = cli("apply", repo.root, "--auto-approve", "--live", f"snapshot:{snapshots}")
     assert run.code == 1 and "read-only" in run.err
     assert not (repo.root / ".reconciler" / "journal").exists()
+
+
+def test_progress_is_a_redrawn_line_on_a_terminal_and_log_lines_in_ci(cli, repo: Repo):
+    from reconciler.cli.apply_cmd import apply_progress
+
+    repo.yaml(LONDON, TEAM)
+    run = cli("apply", repo.root, "--auto-approve")
+    lines = [line for line in run.err.splitlines() if line.startswith("apply [")]
+    assert lines and lines[0].startswith("apply [1/")
+    assert "succeeded contoso/london/" in lines[0]
+
+    terminal = _Terminal()
+    show = apply_progress(terminal)
+    ref = SimpleNamespace(address="contoso/london/shared_mailbox/x",
+                          op=SimpleNamespace(cmdlet="New-Mailbox"))
+    show(None, ref, 0, 2)
+    show(object(), ref, 2, 2)
+    text = terminal.getvalue()
+    assert "\r\x1b[2KApplying: 0/2 contoso/london/shared_mailbox/x: New-Mailbox" in text
+    assert text.endswith("Applying: 2/2 contoso/london/shared_mailbox/x: New-Mailbox\n")
