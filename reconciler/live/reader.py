@@ -81,6 +81,9 @@ class LiveTenant:
     directory: Directory
     exists_as: dict[str, str] = field(default_factory=dict)  # id -> RecipientTypeDetails
     ambiguous_placement: dict[str, list[str]] = field(default_factory=dict)
+    # Resources the customer has live, whether read in full or not (a scoped read reads few):
+    # shared mailboxes, rooms, groups, and the declared user mailboxes that exist.
+    existing: int = 0
 
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -119,6 +122,10 @@ def read_live(
             by_identity.setdefault(strip_smtp(str(g["PrimarySmtpAddress"])).lower(), ("group", g))
 
     live = LiveTenant(state=CustomerState(customer), directory=directory)
+    live.existing = len(groups) + sum(
+        1 for m in mailboxes if m.get("RecipientTypeDetails") != "UserMailbox") + sum(
+        1 for rid, w in desired.resources.items()
+        if isinstance(w, UserMailbox) and by_identity.get(rid, ("", {}))[0] == "mailbox")
 
     # Which per-object reads the declared settings call for.
     matched: dict[str, tuple[Resource, str, dict[str, Any]]] = {}

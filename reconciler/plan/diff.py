@@ -213,7 +213,7 @@ def _safety(desired: CustomerState, live: LiveTenant, changes: list[Change]) -> 
     if policy.max_deletes is not None and deletes > policy.max_deletes:
         refusals.append(Refusal(cid, f"{deletes} deletes exceed max_deletes "
                                      f"{policy.max_deletes} of customer {cid}"))
-    existing = len(live.state.resources)
+    existing = live.existing or len(live.state.resources)
     touched = sum(1 for c in changes if c.action in ("update", "delete", "move"))
     if policy.max_change_percent is not None and existing >= MIN_EXISTING_FOR_PERCENT:
         percent = 100.0 * touched / existing

@@ -201,3 +201,26 @@ def test_changed_since_plans_only_what_the_change_touches(
     assert moved and moved[0]["moved_from"] == "contoso/london"
     assert len(got) == 3
     assert counted.count("Get-MailboxPermission") <= 2 and len(counted) <= 20, counted
+
+
+def test_change_percent_counts_the_whole_tenant_when_planning_a_pull_request(
+        scenario: Scenario, tmp_path: Path) -> None:
+    for n in range(12):
+        scenario.live("New-Mailbox", Shared=True, Name=f"Box {n}", Alias=f"box-{n}",
+                      PrimarySmtpAddress=f"box-{n}@contoso.com")
+    scenario.policy("max_change_percent: 20\n")
+    scenario.yaml(LONDON, "shared_mailboxes:\n" + "".join(
+        f"  - name: Box {n}\n" for n in range(12)))
+    repo = scenario.write()
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "base")
+    path = repo / "customers/contoso" / LONDON
+    path.write_text(path.read_text().replace("  - name: Box 0\n",
+                                             "  - name: Box 0\n    archive: true\n"))
+    result = CliRunner().invoke(cli, ["plan", str(repo), "--changed-since", "HEAD",
+                                      "--live", f"snapshot:{_snapshot_dir(scenario, tmp_path)}",
+                                      "--format", "json"])
+    # One change among twelve mailboxes is 8%, not one change among the one mailbox read.
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["summary"]["update"] == 1
