@@ -205,22 +205,24 @@ def test_changed_since_plans_only_what_the_change_touches(
 
 def test_change_percent_counts_the_whole_tenant_when_planning_a_pull_request(
         scenario: Scenario, tmp_path: Path) -> None:
-    for n in range(12):
+    for n in range(60):
         scenario.live("New-Mailbox", Shared=True, Name=f"Box {n}", Alias=f"box-{n}",
                       PrimarySmtpAddress=f"box-{n}@contoso.com")
     scenario.policy("max_change_percent: 20\n")
     scenario.yaml(LONDON, "shared_mailboxes:\n" + "".join(
-        f"  - name: Box {n}\n" for n in range(12)))
+        f"  - name: Box {n}\n" for n in range(60)))
     repo = scenario.write()
     _git(repo, "init", "-q", "-b", "main")
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", "base")
     path = repo / "customers/contoso" / LONDON
-    path.write_text(path.read_text().replace("  - name: Box 0\n",
-                                             "  - name: Box 0\n    archive: true\n"))
+    text = path.read_text()
+    for n in range(10):
+        text = text.replace(f"  - name: Box {n}\n", f"  - name: Box {n}\n    archive: true\n")
+    path.write_text(text)
     result = CliRunner().invoke(cli, ["plan", str(repo), "--changed-since", "HEAD",
                                       "--live", f"snapshot:{_snapshot_dir(scenario, tmp_path)}",
                                       "--format", "json"])
-    # One change among twelve mailboxes is 8%, not one change among the one mailbox read.
+    # Ten changes among sixty mailboxes is 17%, not ten among the ten the pull request read.
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["summary"]["update"] == 1
+    assert json.loads(result.stdout)["summary"]["update"] == 10
