@@ -119,7 +119,7 @@ def command(target: Path, repo: Path | None, live_source: str | None,
     from reconciler.apply.runner import ApplyOptions, apply_plan
     from reconciler.apply.saved import load_saved_plan, stale_differences
     from reconciler.apply.state import AppliedState
-    from reconciler.cli.plan_cmd import progress_printer
+    from reconciler.cli.plan_cmd import progress_printer, refuse_over_limits
     from reconciler.desired import load
     from reconciler.live.sources import open_backend
     from reconciler.plan.planner import make_plan
@@ -142,12 +142,7 @@ def command(target: Path, repo: Path | None, live_source: str | None,
                          progress=progress_printer(sys.stderr.isatty())).plan
         click.echo(render_text(plan, colour=use_colour()), nl=False)
 
-    if plan.refusals and not allow_large_changes:
-        for refusal in plan.refusals:
-            click.echo(f"Error: plan refused: {refusal.message}", err=True)
-        click.echo("Nothing was changed. If the plan is what you want, run again with "
-                   "--allow-large-changes.", err=True)
-        sys.exit(EXIT_ERROR)
+    refuse_over_limits(plan, allow_large_changes, "Nothing was changed.")
     if not plan.has_changes:
         if saved_mode:
             click.echo("No changes. The saved plan has nothing to apply.")

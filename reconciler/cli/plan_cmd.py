@@ -10,6 +10,7 @@ import click
 from reconciler.cli import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 from reconciler.cli.output import use_colour
 from reconciler.errors import ReconcilerError
+from reconciler.plan.plan import Plan
 
 FORMATS = ("text", "markdown", "json")
 
@@ -25,6 +26,17 @@ def progress_printer(enabled: bool):  # type: ignore[no-untyped-def]
         sys.stderr.flush()
 
     return show
+
+
+def refuse_over_limits(plan: Plan, allowed: bool, hint: str) -> None:
+    """Exit 1, saying why, when the plan exceeds a safety limit and that was not allowed."""
+    if not plan.refusals or allowed:
+        return
+    for refusal in plan.refusals:
+        click.echo(f"Error: plan refused: {refusal.message}", err=True)
+    click.echo(f"{hint} If the plan is what you want, run again with --allow-large-changes.",
+               err=True)
+    sys.exit(EXIT_ERROR)
 
 
 @click.command("plan")
@@ -72,12 +84,7 @@ def command(path: Path, live_source: str | None, customers: tuple[str, ...],
     else:
         click.echo(render_text(plan, colour=use_colour()), nl=False)
 
-    if plan.refusals and not allow_large_changes:
-        for refusal in plan.refusals:
-            click.echo(f"Error: plan refused: {refusal.message}", err=True)
-        click.echo("Review the plan; if it is what you want, run again with "
-                   "--allow-large-changes.", err=True)
-        sys.exit(EXIT_ERROR)
+    refuse_over_limits(plan, allow_large_changes, "Review the plan.")
     if out is not None:
         try:
             out.write_text(plan.to_json(), encoding="utf-8")
