@@ -92,9 +92,12 @@ class Scenario:
         return self.root
 
     def plan(self) -> Plan:
+        """Plan the scenario; every operation of every plan is held to the cmdlet reference."""
         desired = load(self.write())
         backend = _Unclosable(self.emulator)
-        return plan_desired(desired, lambda state: backend).plan
+        plan = plan_desired(desired, lambda state: backend).plan
+        assert_accepted_by_reference(plan)
+        return plan
 
     def apply(self, plan: Plan) -> None:
         """Carry out the plan's operations in order, as apply would on a healthy tenant."""

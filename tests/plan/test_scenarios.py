@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from reconciler.emulator import Emulator
 from reconciler.errors import InputError
 from tests.plan.conftest import Scenario, assert_accepted_by_reference, by_address, cmdlets
 
@@ -356,3 +357,26 @@ def test_plan_is_deterministic(scenario: Scenario) -> None:
         """)
     first, second = scenario.plan().to_json(), scenario.plan().to_json()
     assert first == second and '"checksum": "sha256:' in first
+
+
+def test_a_deleted_accounts_leftover_grant_is_removed(scenario: Scenario) -> None:
+    _support(scenario)
+    # Exchange shows a grant whose account was deleted by its bare SID.
+    snapshot = scenario.emulator.to_snapshot()
+    identity = next(m["Identity"] for m in snapshot["mailboxes"]
+                    if m["PrimarySmtpAddress"] == "support@contoso.com")
+    sid = "S-1-5-21-3623811015-3361044348-30300820-1013"
+    snapshot["mailbox_permissions"].append({"Identity": identity, "User": sid,
+                                            "AccessRights": ["FullAccess"],
+                                            "IsInherited": False, "Deny": False})
+    scenario.emulator = Emulator(snapshot)
+    scenario.yaml(LONDON, """\
+        shared_mailboxes:
+          - name: Support
+            permissions:
+              - {user: bob@contoso.com, access: [FullAccess]}
+        """)
+    change = by_address(scenario.plan())[SUPPORT]
+    removed = [op.parameters["User"] for op in change.operations
+               if op.cmdlet == "Remove-MailboxPermission"]
+    assert removed == [sid]
