@@ -24,6 +24,7 @@ from reconciler.live.backend import CmdletResult, ExchangeError, is_write
 
 # The fake Exchange Online service's fixtures (TLS, app certificate, service lifecycle).
 from tests.exchange.conftest import app_cert, key_env, pki, start_service  # noqa: F401
+from tests.trees import write_customer_tree
 
 # The example repository's seed tenant, as of when these tests were written (a copy, so that
 # changes to the example do not move these tests).
@@ -119,17 +120,10 @@ class Repo:
         return self.write()
 
     def write(self) -> Repo:
-        base = self.root / "customers" / "contoso"
-        (base / "sites").mkdir(parents=True, exist_ok=True)
-        (base / "customer.yaml").write_text(
-            CUSTOMER_YAML.format(concurrency=self.concurrency) + self.customer_extra)
-        for site, text in SITES.items():
-            (base / "sites" / site).mkdir(exist_ok=True)
-            (base / "sites" / site / "site.yaml").write_text(text)
-        for relative, text in self.files.items():
-            path = base / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+        write_customer_tree(
+            self.root, "contoso",
+            CUSTOMER_YAML.format(concurrency=self.concurrency) + self.customer_extra, SITES,
+            self.files)
         return self
 
     def live(self, cmdlet: str, **parameters: Any) -> Repo:

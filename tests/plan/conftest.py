@@ -20,6 +20,7 @@ from reconciler.emulator import Emulator, check_call
 from reconciler.live.backend import CmdletResult
 from reconciler.plan.plan import Plan
 from reconciler.plan.planner import plan_desired
+from tests.trees import write_customer_tree
 
 DATA = Path(__file__).parent / "data"
 BASE_SNAPSHOT: dict[str, Any] = json.loads((DATA / "contoso.json").read_text())
@@ -79,16 +80,8 @@ class Scenario:
         return self
 
     def write(self) -> Path:
-        base = self.root / "customers" / "contoso"
-        (base / "sites").mkdir(parents=True, exist_ok=True)
-        (base / "customer.yaml").write_text(CUSTOMER_YAML + self.customer_extra)
-        for site, text in SITES.items():
-            (base / "sites" / site).mkdir(exist_ok=True)
-            (base / "sites" / site / "site.yaml").write_text(text)
-        for relative, text in self.files.items():
-            path = base / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+        write_customer_tree(self.root, "contoso", CUSTOMER_YAML + self.customer_extra, SITES,
+                            self.files)
         return self.root
 
     def plan(self) -> Plan:
