@@ -7,11 +7,13 @@ import json
 import shutil
 from pathlib import Path
 
+import jsonschema
 from click.testing import CliRunner
 
 from reconciler.cli import cli
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "desired-state"
+PLAN_SCHEMA = json.loads((Path(__file__).parents[1] / "schemas" / "plan.schema.json").read_text())
 
 
 def _plan(runner: CliRunner, repo: Path) -> dict:
@@ -27,6 +29,7 @@ def test_plan_apply_plan_against_the_sandbox(tmp_path: Path) -> None:
     assert runner.invoke(cli, ["sandbox", "reset", str(repo)]).exit_code == 0
 
     first = _plan(runner, repo)
+    jsonschema.validate(first, PLAN_SCHEMA)
     summary = first["summary"]
     # The seeds give a newcomer every kind of change.
     assert summary["create"] >= 1 and summary["update"] >= 1 and summary["move"] == 1
