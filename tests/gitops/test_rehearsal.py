@@ -197,13 +197,11 @@ def test_the_key_reaches_the_variable_the_customer_names_and_nothing_else(
     assert not any("not-a-real-key" in text for text in kept)
 
 
-def test_the_templates_read_the_key_variable_the_same_way() -> None:
-    # The snippet is repeated in each job that signs in; the copies must not drift apart.
-    snippets = []
+def test_the_templates_ask_the_reconciler_for_the_key_variable() -> None:
+    # Each job that signs in learns the variable from the customer's own certificate_key.
+    calls = 0
     for path in TEMPLATES.glob("*.yml"):
         text = path.read_text()
-        while "<<'PY'\n" in text:
-            text = text.split("<<'PY'\n", 1)[1]
-            snippet, text = text.split("PY\n", 1)
-            snippets.append(snippet)
-    assert len(snippets) == 4 and len(set(snippets)) == 1  # plan, review, apply, drift
+        assert "<<'PY'" not in text, path
+        calls += text.count('key_var=$(reconciler customers --key-variable "$CUSTOMER")')
+    assert calls == 4  # plan, review, apply, drift
