@@ -18,32 +18,25 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import multiprocessing
-import os
-import ssl
 import sys
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import trustme  # noqa: E402 - a test dependency: the bench serves TLS with a throwaway CA
-from gen_snapshot import add_mailbox, empty_snapshot  # noqa: E402
+from gen_snapshot import add_mailbox, empty_snapshot
+from served import KEY_VARIABLE, served
 
-from reconciler.apply.runner import ApplyOptions, apply_plan  # noqa: E402
-from reconciler.desired import load  # noqa: E402
-from reconciler.emulator import Emulator  # noqa: E402
-from reconciler.emulator.faults import FaultConfig  # noqa: E402
-from reconciler.emulator.service import FakeExchangeService  # noqa: E402
-from reconciler.live.backend import is_write  # noqa: E402
-from reconciler.live.exchange import ExchangeBackend, ExchangeSettings  # noqa: E402
-from reconciler.plan.planner import plan_desired  # noqa: E402
-from tests.exchange.conftest import APP_ID, make_app_certificate  # noqa: E402
+from reconciler.apply.runner import ApplyOptions, apply_plan
+from reconciler.desired import load
+from reconciler.live.backend import is_write
+from reconciler.live.exchange import ExchangeBackend, ExchangeSettings
+from reconciler.plan.planner import plan_desired
+from tests.exchange.conftest import APP_ID
 
 TENANT_ID = "6f1c1f2e-0000-4000-8000-00000000b001"
 USERS = [f"user{n}@contoso.com" for n in range(8)]
@@ -66,7 +59,7 @@ def write_repo(root: Path, mailboxes: int, concurrency: int) -> None:
     (customer / "customer.yaml").write_text(
         "customer:\n  name: Contoso\n  tenant:\n"
         f"    id: {TENANT_ID}\n    initial_domain: contoso.onmicrosoft.com\n"
-        f"    app_id: {APP_ID}\n    certificate_key: env:BENCH_EXO_KEY\n"
+        f"    app_id: {APP_ID}\n    certificate_key: env:{KEY_VARIABLE}\n"
         f"    concurrency: {concurrency}\n"
         "  mail_domains: [contoso.com]\n")
     lines = ["shared_mailboxes:"]
@@ -78,55 +71,23 @@ def write_repo(root: Path, mailboxes: int, concurrency: int) -> None:
     (customer / "mailboxes.yaml").write_text("\n".join(lines) + "\n")
 
 
-def _serve(mailboxes: int, latency: float, cert_pem: bytes, server_pem: bytes,
-           pipe: Any) -> None:
-    """Child process: serve the tenant until told to stop, then report the counters."""
-    emulator = Emulator(tenant_snapshot(mailboxes), validate=False)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    with tempfile.NamedTemporaryFile(suffix=".pem") as pem:
-        pem.write(server_pem)
-        pem.flush()
-        context.load_cert_chain(pem.name)
-    service = FakeExchangeService({TENANT_ID: emulator},
-                                  faults=FaultConfig(latency_seconds=latency))
-    service.identity.register(TENANT_ID, APP_ID, [cert_pem])
-    service.start(ssl_context=context)
-    pipe.send(service.url)
-    while pipe.recv() == "counters":
-        pipe.send({"calls": dict(service.calls), "commits": dict(service.commits)})
-    service.stop()
-
-
 def run(mailboxes: int, latency: float, concurrency: int) -> dict[str, Any]:
-    ca = trustme.CA()
-    server_cert = ca.issue_cert("127.0.0.1")
-    app = make_app_certificate()
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
-    os.environ["BENCH_EXO_KEY"] = app.key_pem.decode()
-    parent, child = multiprocessing.Pipe()
-    process = multiprocessing.Process(
-        target=_serve, args=(mailboxes, latency, app.cert_pem,
-                             server_cert.private_key_and_cert_chain_pem.bytes(), child),
-        daemon=True)
-    process.start()
-    url = parent.recv()
-    with tempfile.TemporaryDirectory(prefix="bench-apply-") as tmp:
+    with served(partial(tenant_snapshot, mailboxes), TENANT_ID, latency) as service, \
+            tempfile.TemporaryDirectory(prefix="bench-apply-") as tmp:
         root = Path(tmp)
         write_repo(root, mailboxes, concurrency)
         desired = load(root)
         declared = desired.customers["contoso"].customer
         customer = dataclasses.replace(declared, tenant=dataclasses.replace(
-            declared.tenant, exchange_url=url, authority_host=url,
-            certificate_thumbprint=app.sha1))
-        settings = ExchangeSettings.for_tenant(customer.tenant, verify=client_context)
+            declared.tenant, exchange_url=service.url, authority_host=service.url,
+            certificate_thumbprint=service.app.sha1))
+        settings = ExchangeSettings.for_tenant(customer.tenant, verify=service.client_context)
 
         def backend_for(state: Any) -> ExchangeBackend:
             return ExchangeBackend(customer, settings=settings)
 
         plan = plan_desired(desired, backend_for).plan
-        parent.send("counters")
-        before = parent.recv()
+        before = service.counters()
         marks: dict[str, float] = {}
         lock = threading.Lock()
 
@@ -140,10 +101,7 @@ def run(mailboxes: int, latency: float, concurrency: int) -> dict[str, Any]:
         report = apply_plan(plan, desired, backend_for, root=root,
                             options=ApplyOptions(verify_attempts=0), progress=progress)
         total_wall = time.perf_counter() - started
-        parent.send("counters")
-        after = parent.recv()
-    parent.send("stop")
-    process.join(timeout=30)
+        after = service.counters()
     writes = sum(v for k, v in after["commits"].items() if is_write(k)) - sum(
         v for k, v in before["commits"].items() if is_write(k))
     reads = sum(v for k, v in after["calls"].items() if not is_write(k)) - sum(

@@ -16,118 +16,61 @@ work do not compete for one interpreter lock (``--same-process`` to compare).
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-import os
-import ssl
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import trustme  # noqa: E402 - a test dependency: the bench serves TLS with a throwaway CA
+from served import KEY_VARIABLE, served
 
-from reconciler.emulator import Emulator  # noqa: E402
-from reconciler.emulator.faults import FaultConfig  # noqa: E402
-from reconciler.emulator.service import FakeExchangeService  # noqa: E402
-from reconciler.live.exchange import ExchangeBackend, ExchangeSettings  # noqa: E402
-from reconciler.live.reader import MAILBOX_PROPERTIES  # noqa: E402
-from reconciler.model import Customer, Tenant  # noqa: E402
-from tests.exchange.conftest import APP_ID, make_app_certificate  # noqa: E402
-from tests.exchange.tenants import TENANT_ID, synthetic_snapshot  # noqa: E402
+from reconciler.live.exchange import ExchangeBackend, ExchangeSettings
+from reconciler.live.reader import MAILBOX_PROPERTIES
+from reconciler.model import Customer, Tenant
+from tests.exchange.conftest import APP_ID
+from tests.exchange.tenants import TENANT_ID, synthetic_snapshot
 
 BULK = {"ResultSize": "Unlimited"}
 
 
-def _serve(mailboxes: int, latency: float, cert_pem: bytes, server_pem: bytes,
-           ready: Any) -> None:
-    """Child process: build the tenant, serve it until told to stop, report the counters."""
-    emulator = Emulator(synthetic_snapshot(mailboxes), validate=False)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    with tempfile.NamedTemporaryFile(suffix=".pem") as pem:
-        pem.write(server_pem)
-        pem.flush()
-        context.load_cert_chain(pem.name)
-    service = FakeExchangeService({TENANT_ID: emulator},
-                                  faults=FaultConfig(latency_seconds=latency))
-    service.identity.register(TENANT_ID, APP_ID, [cert_pem])
-    service.start(ssl_context=context)
-    ready.send(service.url)
-    ready.recv()  # the parent asks for the counters when done
-    ready.send(dict(service.calls))
-    service.stop()
-
-
 def run(mailboxes: int, latency: float, concurrency: int, same_process: bool) -> dict[str, Any]:
-    ca = trustme.CA()
-    server_cert = ca.issue_cert("127.0.0.1")
-    app = make_app_certificate()
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
-    os.environ["BENCH_EXO_KEY"] = app.key_pem.decode()
-
     setup = time.perf_counter()
-    process = None
-    service = None
-    if same_process:
-        emulator = Emulator(synthetic_snapshot(mailboxes), validate=False)
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        server_cert.configure_cert(context)
-        service = FakeExchangeService({TENANT_ID: emulator},
-                                      faults=FaultConfig(latency_seconds=latency))
-        service.identity.register(TENANT_ID, APP_ID, [app.certificate])
-        service.start(ssl_context=context)
-        url = service.url
-    else:
-        parent, child = multiprocessing.Pipe()
-        process = multiprocessing.Process(
-            target=_serve, args=(mailboxes, latency, app.cert_pem,
-                                 server_cert.private_key_and_cert_chain_pem.bytes(), child),
-            daemon=True)
-        process.start()
-        url = parent.recv()
-    setup = time.perf_counter() - setup
+    with served(partial(synthetic_snapshot, mailboxes), TENANT_ID, latency,
+                same_process=same_process) as service:
+        setup = time.perf_counter() - setup
+        tenant = Tenant(TENANT_ID, "contoso.onmicrosoft.com", app_id=APP_ID,
+                        certificate_thumbprint=service.app.sha1,
+                        certificate_key=f"env:{KEY_VARIABLE}", exchange_url=service.url,
+                        authority_host=service.url, concurrency=concurrency)
+        customer = Customer("contoso", "Contoso", tenant, ("contoso.com",))
+        settings = ExchangeSettings.for_tenant(tenant, verify=service.client_context)
+        done = Counter[str]()
+        lock = threading.Lock()
 
-    tenant = Tenant(TENANT_ID, "contoso.onmicrosoft.com", app_id=APP_ID,
-                    certificate_thumbprint=app.sha1, certificate_key="env:BENCH_EXO_KEY",
-                    exchange_url=url, authority_host=url, concurrency=concurrency)
-    customer = Customer("contoso", "Contoso", tenant, ("contoso.com",))
-    settings = ExchangeSettings.for_tenant(tenant, verify=client_context)
-    done = Counter[str]()
-    lock = threading.Lock()
+        with ExchangeBackend(customer, settings=settings) as backend:
+            started = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=concurrency) as pool:
+                bulk_mailboxes = pool.submit(backend.invoke, "Get-Mailbox", BULK,
+                                             list(MAILBOX_PROPERTIES))
+                bulk_send_as = pool.submit(backend.invoke, "Get-RecipientPermission", BULK)
+                found = bulk_mailboxes.result().value
 
-    with ExchangeBackend(customer, settings=settings) as backend:
-        started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            bulk_mailboxes = pool.submit(backend.invoke, "Get-Mailbox", BULK,
-                                         list(MAILBOX_PROPERTIES))
-            bulk_send_as = pool.submit(backend.invoke, "Get-RecipientPermission", BULK)
-            found = bulk_mailboxes.result().value
+                def full_access(identity: str) -> int:
+                    entries = backend.invoke("Get-MailboxPermission",
+                                             {"Identity": identity}).value
+                    with lock:
+                        done["entries"] += len(entries)
+                    return len(entries)
 
-            def full_access(identity: str) -> int:
-                entries = backend.invoke("Get-MailboxPermission", {"Identity": identity}).value
-                with lock:
-                    done["entries"] += len(entries)
-                return len(entries)
-
-            list(pool.map(full_access, [m["Identity"] for m in found]))
-            send_as = bulk_send_as.result().value
-        wall = time.perf_counter() - started
-
-    if process is not None:
-        parent.send("counters")
-        calls = Counter(parent.recv())
-        process.join(timeout=30)
-    else:
-        assert service is not None
-        calls = Counter(service.calls)
-        service.stop()
+                list(pool.map(full_access, [m["Identity"] for m in found]))
+                send_as = bulk_send_as.result().value
+            wall = time.perf_counter() - started
+        calls = Counter(service.counters()["calls"])
     total = sum(calls.values())
     ideal = total * latency / concurrency
     return {"mailboxes": len(found), "send_as_entries": len(send_as),
