@@ -314,3 +314,5 @@ class DesiredState:
 
     root: str
     customers: dict[str, CustomerState] = field(default_factory=dict)
+    # reconciler.yaml's `owners`: the provider's code owners, for CODEOWNERS' `*` rule.
+    owners: tuple[str, ...] = ()

@@ -20,20 +20,26 @@ from reconciler.errors import ReconcilerError
               help="Write nothing; exit 1 when the file differs from what would be written.")
 @click.option("--default-owner", "default_owners", multiple=True, metavar="OWNER",
               help="The provider's owner (@org/team, @user or email; repeatable): owns "
-                   "reconciler.yaml, .github/ and everything no customer or site claims.")
+                   "reconciler.yaml, .github/ and everything no customer or site claims. "
+                   "Replaces the owners declared in reconciler.yaml.")
 def command(path: Path, out: str | None, check: bool, default_owners: tuple[str, ...]) -> None:
     """Write CODEOWNERS for the desired-state repository at PATH.
 
     Each customer folder is owned by the customer's `owners`, each site folder by the site's
     `owners` plus the customer's (so customer admins can approve site changes), and everything
-    else by --default-owner. A level without owners falls back to the level above.
+    else by the provider's `owners` in reconciler.yaml. A level without owners falls back to
+    the level above.
+
+    --default-owner, when given, replaces reconciler.yaml's owners for this run (it is not
+    added to them).
 
     PATH is the repository's root: patterns are anchored there.
 
     \b
     Examples:
-      reconciler codeowners --default-owner @msp/platform
-      reconciler codeowners --default-owner @msp/platform --check    # in CI
+      reconciler codeowners                                # owners from the YAML
+      reconciler codeowners --check                        # in CI
+      reconciler codeowners --default-owner @msp/platform  # override reconciler.yaml's
     """
     from reconciler.desired import load
     from reconciler.desired.codeowners import (

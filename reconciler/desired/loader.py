@@ -169,6 +169,9 @@ class _Loader:
             return {}
         data = doc.data
         self.provider_doc = doc
+        # The schema has checked each owner; kept as declared, order included, because the
+        # CODEOWNERS line lists them in that order.
+        self.state.owners = tuple(data.get("owners", ()))
         return data
 
     def discover(self) -> Iterator[_CustomerFiles]:
