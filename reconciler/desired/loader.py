@@ -196,6 +196,14 @@ class _Loader:
             sites_dir = cdir / "sites"
             if sites_dir.is_dir():
                 for sdir in sorted(sites_dir.iterdir()):
+                    if sdir.is_file() and sdir.suffix in YAML_SUFFIXES \
+                            and not sdir.name.startswith("."):
+                        # It would declare nothing: say so rather than ignore what it holds.
+                        self.problem(f"{sdir.name} lies in sites/ itself, where no resource "
+                                     f"can be located; move it into a site's folder "
+                                     f"(sites/<site>/{sdir.name}) or up to the customer's",
+                                     self.at_file(sdir))
+                        continue
                     if sdir.name.startswith(".") or not sdir.is_dir():
                         continue
                     if not ID_PATTERN.match(sdir.name):
