@@ -66,8 +66,7 @@ def drift_desired(desired: DesiredState, backend_for: BackendFactory, *,
         record = records[change.customer]
         current = desired.customers[change.customer]
         items = classify(change, record, current, pending.get(change.customer))
-        report.items.extend(dataclasses.replace(i, change=_relative(i.change, root))
-                            for i in items)
+        report.items.extend(items)  # sources are relative to the repository already
     report.sort()
     return report
 
@@ -272,14 +271,3 @@ def _split_pending(change: Change, pending: PendingRecord | None,
 def _noted(change: Change, note: str) -> Change:
     return dataclasses.replace(change, notes=(*change.notes, note))
 
-
-def _relative(change: Change, root: Path) -> Change:
-    """Sources relative to the repository, so that reports read the same on every machine."""
-    if change.source is None:
-        return change
-    path, sep, line = change.source.rpartition(":")
-    try:
-        relative = Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
-    except ValueError:
-        return change
-    return dataclasses.replace(change, source=f"{relative}{sep}{line}")

@@ -9,7 +9,9 @@ written as ``bob@contoso.com`` equals one Exchange reports as ``Bob Jones`` or a
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from reconciler.errors import Problem
@@ -56,9 +58,11 @@ class CustomerDiff:
 
 
 def diff_customer(desired: CustomerState, live: LiveTenant, *,
-                  scope: set[str] | None = None) -> CustomerDiff:
+                  scope: set[str] | None = None, root: str | None = None) -> CustomerDiff:
     """Changes that take ``live`` to ``desired``. ``scope`` limits the diff to those ids
-    (a pull request's plan); unmanaged and delete detection then only covers them too."""
+    (a pull request's plan); unmanaged and delete detection then only covers them too.
+    Each change names its YAML entry relative to ``root``, so that the plan does not depend on
+    the directory it was made from."""
     out = CustomerDiff()
     customer = desired.customer
     resolver = _Resolver(desired, live, out.problems)
@@ -87,9 +91,9 @@ def diff_customer(desired: CustomerState, live: LiveTenant, *,
                     f"first", wanted.source))
                 continue
             out.changes.append(_change(wanted, "create", None, settings_json(wanted),
-                                       create_operations(wanted)))
+                                       create_operations(wanted), root=root))
             continue
-        change = _compare(wanted, have)
+        change = _compare(wanted, have, root)
         if change is not None:
             out.changes.append(change)
 
@@ -103,33 +107,38 @@ def diff_customer(desired: CustomerState, live: LiveTenant, *,
             notes = (GROUP_DELETE_NOTE if isinstance(have, DistributionGroup)
                      else SOFT_DELETE_NOTE,)
             out.changes.append(_change(have, "delete", before, None, delete_operations(have),
-                                       notes=notes))
+                                       root=root, notes=notes))
         else:
             notes = (("protected by policy: never deleted",) if rid in policy.protect
                      else ("declared nowhere; set policy prune: true to delete it, or import "
                            "it into YAML",))
-            out.changes.append(_change(have, "unmanaged", before, None, [], notes=notes))
+            out.changes.append(_change(have, "unmanaged", before, None, [], root=root,
+                                       notes=notes))
 
     out.refusals.extend(_safety(desired, live, out.changes))
     return out
 
 
 def _change(resource: Resource, action: str, before: dict[str, Any] | None,
-            after: dict[str, Any] | None, operations: list[Any], *,
+            after: dict[str, Any] | None, operations: list[Any], *, root: str | None,
             moved_from: Location | None = None, notes: tuple[str, ...] = ()) -> Change:
     source = resource.source
+    file = source.file if source else ""
+    if source and root:
+        relative = os.path.relpath(file, root)
+        file = file if relative.startswith("..") else Path(relative).as_posix()
     return Change(
         customer=resource.located_at.customer, site=resource.located_at.site,
         type=resource.type.value, id=resource.id, action=action, before=before, after=after,
         operations=tuple(operations), moved_from=str(moved_from) if moved_from else None,
-        notes=notes, source=f"{source.file}:{source.line}" if source else None)
+        notes=notes, source=f"{file}:{source.line}" if source else None)
 
 
 # Part of the identity (the address is alias@domain), shown on create but never compared.
 IDENTITY_SETTINGS = frozenset({"alias"})
 
 
-def _compare(wanted: Resource, have: Resource) -> Change | None:
+def _compare(wanted: Resource, have: Resource, root: str | None) -> Change | None:
     keys = [name for name, _ in wanted.managed_settings() if name not in IDENTITY_SETTINGS]
     projected = project(wanted, have)
     moved = wanted.located_at != have.located_at
@@ -139,9 +148,9 @@ def _compare(wanted: Resource, have: Resource) -> Change | None:
     before, after = settings_json(projected, keys), settings_json(wanted, keys)
     moved_from = have.located_at if moved else None
     if not differs:
-        return _change(wanted, "move", before, after, [], moved_from=moved_from)
+        return _change(wanted, "move", before, after, [], root=root, moved_from=moved_from)
     return _change(wanted, "update", before, after, update_operations(wanted, projected),
-                   moved_from=moved_from)
+                   root=root, moved_from=moved_from)
 
 
 def project(wanted: Resource, have: Resource) -> Resource:

@@ -80,7 +80,7 @@ def plan_desired(
         finally:
             backend.close()
         result.live[cid] = live
-        diff = diff_customer(state, live, scope=customer_scope)
+        diff = diff_customer(state, live, scope=customer_scope, root=desired.root)
         problems.extend(diff.problems)
         result.plan.changes.extend(diff.changes)
         result.plan.warnings.extend(diff.warnings)

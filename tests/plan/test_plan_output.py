@@ -226,3 +226,18 @@ def test_change_percent_counts_the_whole_tenant_when_planning_a_pull_request(
     # Ten changes among sixty mailboxes is 17%, not ten among the ten the pull request read.
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["summary"]["update"] == 10
+
+
+def test_the_plan_is_the_same_from_any_working_directory(
+        scenario: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = _rich(scenario).write()
+    live = _snapshot_dir(scenario, tmp_path)
+    runner = CliRunner()
+    absolute = runner.invoke(cli, ["plan", str(repo), "--live", f"snapshot:{live}",
+                                   "--format", "json"])
+    monkeypatch.chdir(repo.parent)
+    relative = runner.invoke(cli, ["plan", repo.name, "--live", f"snapshot:{live}",
+                                   "--format", "json"])
+    assert absolute.stdout == relative.stdout
+    sources = [c["source"] for c in json.loads(absolute.stdout)["changes"] if "source" in c]
+    assert sources and all(s.startswith("customers/contoso/") for s in sources)
