@@ -13,9 +13,11 @@ types, so that planning is a comparison of two instances of them. Conventions:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, ClassVar
 
 CUSTOMER_LEVEL = "-"
@@ -32,6 +34,16 @@ class SourceRef:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}"
+
+    def in_repository(self, root: str | None) -> str:
+        """``file:line`` with the file relative to the repository ``root`` (as the user wrote
+        it in git), so that what names it does not depend on the working directory."""
+        file = self.file
+        if root:
+            relative = os.path.relpath(file, root)
+            if not relative.startswith(".."):
+                file = Path(relative).as_posix()
+        return f"{file}:{self.line}"
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -59,10 +59,12 @@ class Access:
     source: str = ""  # file:line of the declaring YAML entry (desired state)
 
 
-def grants_of(resource: Resource, canonical: Callable[[str], str]) -> list[Access]:
-    """Every grant on ``resource``, principals as ``canonical`` gives them."""
+def grants_of(resource: Resource, canonical: Callable[[str], str],
+              root: str | None = None) -> list[Access]:
+    """Every grant on ``resource``, principals as ``canonical`` gives them, each naming its
+    YAML entry relative to the repository ``root``."""
     loc = resource.located_at
-    source = f"{resource.source.file}:{resource.source.line}" if resource.source else ""
+    source = resource.source.in_repository(root) if resource.source else ""
 
     def row(principal: str, right: str, detail: str = "") -> Access:
         return Access(loc.customer, loc.site, resource.id, resource.type.value,
@@ -90,11 +92,13 @@ class AccessIndex:
     """The grants of a set of resources, with group grants expanded to members."""
 
     def __init__(self, resources: Iterable[Resource],
-                 canonical: Callable[[str], str] | None = None) -> None:
+                 canonical: Callable[[str], str] | None = None,
+                 root: str | None = None) -> None:
         canonical = canonical or _as_written
         self.canonical = canonical
         self.resources = {r.id: r for r in resources}
-        self.rows = [a for r in self.resources.values() for a in grants_of(r, canonical)]
+        self.rows = [a for r in self.resources.values()
+                     for a in grants_of(r, canonical, root)]
         self.members: dict[str, set[str]] = {}
         for r in self.resources.values():
             if isinstance(r, DistributionGroup):

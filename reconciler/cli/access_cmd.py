@@ -42,7 +42,7 @@ def command(path: Path, mailbox: str | None, user: str | None, customers: tuple[
     for cid in select_customers(desired, customers or None):
         state = desired.customers[cid]
         if live_source is None:
-            indexes.append(access.AccessIndex(state.resources.values()))
+            indexes.append(access.AccessIndex(state.resources.values(), root=desired.root))
             continue
         from reconciler.live.sources import open_backend
 

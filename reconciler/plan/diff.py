@@ -9,9 +9,7 @@ written as ``bob@contoso.com`` equals one Exchange reports as ``Bob Jones`` or a
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from reconciler.errors import Problem
@@ -123,15 +121,11 @@ def _change(resource: Resource, action: str, before: dict[str, Any] | None,
             after: dict[str, Any] | None, operations: list[Any], *, root: str | None,
             moved_from: Location | None = None, notes: tuple[str, ...] = ()) -> Change:
     source = resource.source
-    file = source.file if source else ""
-    if source and root:
-        relative = os.path.relpath(file, root)
-        file = file if relative.startswith("..") else Path(relative).as_posix()
     return Change(
         customer=resource.located_at.customer, site=resource.located_at.site,
         type=resource.type.value, id=resource.id, action=action, before=before, after=after,
         operations=tuple(operations), moved_from=str(moved_from) if moved_from else None,
-        notes=notes, source=f"{file}:{source.line}" if source else None)
+        notes=notes, source=source.in_repository(root) if source else None)
 
 
 # Part of the identity (the address is alias@domain), shown on create but never compared.
