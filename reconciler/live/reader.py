@@ -15,7 +15,7 @@ from __future__ import annotations
 import html
 import logging
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -66,7 +66,7 @@ GROUP_PROPERTIES = (
     "Identity", "Name", "Guid", "Alias", "DisplayName", "PrimarySmtpAddress", "ManagedBy",
     "GrantSendOnBehalfTo", "RecipientTypeDetails",
 )
-MAILBOX_TYPES = {
+MAILBOX_TYPES: dict[str, type[UserMailbox | SharedMailbox | RoomMailbox]] = {
     "UserMailbox": UserMailbox,
     "SharedMailbox": SharedMailbox,
     "RoomMailbox": RoomMailbox,
@@ -183,6 +183,7 @@ def read_live(
     workers = max(1, min(workers, getattr(backend, "concurrency", workers) or workers))
     if tasks:
         done = 0
+        answers: Iterator[tuple[tuple[str, str], list[dict[str, Any]]]]
         if workers == 1:
             answers = map(run, tasks)
         else:
@@ -208,10 +209,11 @@ def read_live(
     declared = set(desired.resources)
     for m in mailboxes:
         rid = strip_smtp(str(m.get("PrimarySmtpAddress") or "")).lower()
-        cls = MAILBOX_TYPES[m["RecipientTypeDetails"]]
-        if rid and rid not in declared and cls is not UserMailbox and not _declared_by_upn(
+        kind = m["RecipientTypeDetails"]
+        if rid and rid not in declared and kind != "UserMailbox" and not _declared_by_upn(
                 m, declared):
             located = _placement(customer, rid, directory, previous_locations, live)
+            cls = RoomMailbox if kind == "RoomMailbox" else SharedMailbox
             live.state.add(cls(id=rid, located_at=located, name=m.get("DisplayName"),
                                alias=m.get("Alias")))
             live.exists_as[rid] = m["RecipientTypeDetails"]
@@ -311,11 +313,9 @@ def _build(rid: str, wanted: Resource, raw: Mapping[str, Any], located: Location
                            location=raw.get("Office") or None,
                            capacity=int(capacity) if capacity not in (None, "") else None,
                            **settings)
-    cls = SharedMailbox if kind == "SharedMailbox" else MAILBOX_TYPES.get(kind, SharedMailbox)
-    if cls is UserMailbox:
-        cls = SharedMailbox
-    return cls(id=rid, located_at=located, permissions=permissions, name=raw.get("DisplayName"),
-               alias=raw.get("Alias"), **settings)
+    # Declared as a shared mailbox (the planner reports it if it is something else live).
+    return SharedMailbox(id=rid, located_at=located, permissions=permissions,
+                         name=raw.get("DisplayName"), alias=raw.get("Alias"), **settings)
 
 
 def _principal(entry: Mapping[str, Any]) -> str:

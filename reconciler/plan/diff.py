@@ -255,8 +255,10 @@ class _Resolver:
                     source or owner.source))
                 return lowered
             key = recipient.key
-            located = self._located.get(key)
-            if located is None:
+            cached = self._located.get(key)
+            if cached is not None:
+                located = cached
+            else:
                 declared = self.desired.resources.get(key) or self.desired.resources.get(
                     recipient.upn)
                 located = self._located[key] = (

@@ -10,6 +10,7 @@ auto-reply; group owners and members last.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -69,14 +70,12 @@ def create_operations(want: Resource) -> list[Operation]:
         params = {"Shared": True, **params}
     ops.append(Operation("New-Mailbox", params))
     # What a new mailbox starts with, so that the update path emits only what differs.
-    blank = type(want)(id=want.id, located_at=want.located_at, permissions=(),
-                       name=name, alias=alias, retention_policy=None, archive=False,
-                       forwarding=Forwarding(), custom_attributes=(),
-                       calendar_permissions=tuple(
-                           CalendarGrant(u, role="AvailabilityOnly" if u == "Default" else "None")
-                           for u in CALENDAR_BUILTIN_USERS),
-                       **({"capacity": want.capacity, "location": want.location}
-                          if isinstance(want, RoomMailbox) else {}))
+    blank = dataclasses.replace(
+        want, permissions=(), name=name, alias=alias, retention_policy=None, archive=False,
+        forwarding=Forwarding(), custom_attributes=(), auto_reply=None,
+        calendar_permissions=tuple(
+            CalendarGrant(u, role="AvailabilityOnly" if u == "Default" else "None")
+            for u in CALENDAR_BUILTIN_USERS))
     ops.extend(_mailbox_update_ops(want, blank, created=True))
     return ops
 
