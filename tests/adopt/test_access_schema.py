@@ -13,12 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 
 from reconciler.adopt.access import CSV_COLUMNS, RIGHT_ORDER, Access
 from reconciler.model import ResourceType
 from tests.adopt.conftest import EXAMPLE, fresh_live, run
+from tests.schemas import assert_valid_schema, schema_errors
 
 SCHEMA_FILE = Path(__file__).parents[2] / "schemas" / "access.schema.json"
 SCHEMA: dict[str, Any] = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
@@ -69,14 +69,11 @@ def answers(example_repo: Path, tmp_path: Path) -> list[dict[str, Any]]:
 
 
 def _errors(instance: Any) -> list[str]:
-    validator = jsonschema.Draft202012Validator(SCHEMA)
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-            for e in validator.iter_errors(instance)]
+    return schema_errors(SCHEMA, instance)
 
 
 def test_schema_is_valid_draft_2020_12() -> None:
-    jsonschema.Draft202012Validator.check_schema(SCHEMA)
-    assert SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert_valid_schema(SCHEMA)
 
 
 def test_schema_agrees_with_the_code() -> None:

@@ -44,6 +44,20 @@ class DriftScenario(Scenario):
         git(self.root, "tag", "-f", APPLIED_TAG, "HEAD")
         return self
 
+    def record_pending(self) -> DriftScenario:
+        """What apply records when it ran the plan's one operation and could not read it back
+        yet: the write is in the applied-state record, not visible live."""
+        from reconciler.apply import state
+
+        [change] = self.plan().changes
+        [op] = change.operations
+        record = state.AppliedState(self.root)
+        record.record("contoso").pending.append(state.PendingOperation(
+            address=change.address, cmdlet=op.cmdlet, fingerprint=state.op_fingerprint(op),
+            applied_at=state.now_utc()))
+        record.save("contoso")
+        return self
+
     def drift(self, **kw: object) -> DriftReport:
         desired = load(self.write())
         backend = _Unclosable(self.emulator)

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 from click.testing import CliRunner
 
@@ -27,6 +26,7 @@ from reconciler.drift.report import (
     UNMANAGED,
 )
 from tests.drift.conftest import LONDON, SUPPORT_YAML, DriftScenario
+from tests.schemas import assert_valid_schema, schema_errors
 
 SCHEMA_DIR = Path(__file__).parents[2] / "schemas"
 SCHEMA_FILE = SCHEMA_DIR / "drift.schema.json"
@@ -73,14 +73,7 @@ def _mixed(s: DriftScenario) -> None:
     a grant applied and not yet visible, and a room declared nowhere."""
     _applied(s, SUPPORT_YAML + "    archive: false\n" + SALES_YAML)
     s.yaml(LONDON, _grant(s.files[LONDON], "bob@contoso.com"))
-    s.commit("grant bob SendAs").mark_applied()
-    [change] = s.plan().changes
-    [op] = change.operations
-    record = state.AppliedState(s.root)
-    record.record("contoso").pending.append(state.PendingOperation(
-        address=change.address, cmdlet=op.cmdlet, fingerprint=state.op_fingerprint(op),
-        applied_at=state.now_utc()))
-    record.save("contoso")
+    s.commit("grant bob SendAs").mark_applied().record_pending()
     s.live("Enable-Mailbox", Identity="support@contoso.com", Archive=True)
     s.yaml(LONDON, _grant(s.files[LONDON], "alice@contoso.com"))
     s.live("New-Mailbox", Room=True, Name="Old Room", Alias="old-room",
@@ -148,14 +141,11 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reports]:
 
 
 def _errors(instance: Any) -> list[str]:
-    validator = jsonschema.Draft202012Validator(SCHEMA)
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-            for e in validator.iter_errors(instance)]
+    return schema_errors(SCHEMA, instance)
 
 
 def test_schema_is_valid_draft_2020_12() -> None:
-    jsonschema.Draft202012Validator.check_schema(SCHEMA)
-    assert SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert_valid_schema(SCHEMA)
 
 
 def test_schema_agrees_with_the_code_and_the_plan_schema() -> None:
