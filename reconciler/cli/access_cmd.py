@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
+from reconciler.cli.options import repository_argument
 from reconciler.errors import ReconcilerError
 
 FORMATS = ("text", "json", "csv")
 
 
 @click.command("access")
-@click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
+@repository_argument
 @click.option("--mailbox", metavar="ADDR",
               help="Who can read, send as or send on behalf of this mailbox (or group).")
 @click.option("--user", metavar="ADDR", help="What this user can reach.")

@@ -9,6 +9,7 @@ from typing import TextIO
 import click
 
 from reconciler.cli import EXIT_ERROR, EXIT_OK
+from reconciler.cli.options import live_option
 from reconciler.cli.output import use_colour
 from reconciler.errors import ReconcilerError
 
@@ -88,9 +89,7 @@ def render_report(report) -> str:  # type: ignore[no-untyped-def]
 @click.option("--path", "repo", type=click.Path(file_okay=False, path_type=Path),
               help="The desired-state repository a saved plan was made from (its customers' "
                    "tenant settings). Default: the current directory.")
-@click.option("--live", "live_source", metavar="SOURCE",
-              help="Where live state is, for every customer: exchange, sandbox[:DIR] or "
-                   "snapshot:DIR. Default: each customer's tenant.connection.")
+@live_option
 @click.option("--customer", "customers", multiple=True, metavar="ID",
               help="When planning PATH: only this customer (repeatable).")
 @click.option("--auto-approve", is_flag=True,

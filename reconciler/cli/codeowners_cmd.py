@@ -9,11 +9,12 @@ from pathlib import Path
 import click
 
 from reconciler.cli import EXIT_ERROR
+from reconciler.cli.options import repository_argument
 from reconciler.errors import ReconcilerError
 
 
 @click.command("codeowners")
-@click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
+@repository_argument
 @click.option("--out", metavar="FILE",
               help="Where to write it; '-' for stdout. Default: PATH/.github/CODEOWNERS.")
 @click.option("--check", is_flag=True,

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import click
 
+from reconciler.cli.options import repository_argument
+
 
 @click.command("customers")
-@click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
+@repository_argument
 @click.option("--json", "as_json", is_flag=True,
               help="A JSON list of customer ids, for a CI matrix "
                    "(e.g. GitHub Actions: fromJSON(needs.list.outputs.customers)).")

@@ -8,16 +8,15 @@ from pathlib import Path
 import click
 
 from reconciler.cli import EXIT_CHANGES, EXIT_OK
+from reconciler.cli.options import live_option, repository_argument
 from reconciler.errors import ReconcilerError
 
 FORMATS = ("text", "markdown", "json", "html")
 
 
 @click.command("drift")
-@click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
-@click.option("--live", "live_source", metavar="SOURCE",
-              help="Where live state comes from, for every customer: exchange, sandbox[:DIR] "
-                   "or snapshot:DIR. Default: each customer's tenant.connection.")
+@repository_argument
+@live_option
 @click.option("--customer", "customers", multiple=True, metavar="ID",
               help="Report only this customer (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from reconciler.cli.options import live_option, repository_argument
 from reconciler.errors import ReconcilerError
 
 FORMATS = ("json", "csv", "yaml")
@@ -16,10 +17,8 @@ FORMATS = ("json", "csv", "yaml")
 @click.command("export")
 @click.option("--customer", "customer", required=True, metavar="ID",
               help="The customer whose tenant to export.")
-@click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
-@click.option("--live", "live_source", metavar="SOURCE",
-              help="Where live state comes from: exchange, sandbox[:DIR] or snapshot:DIR. "
-                   "Default: the customer's tenant.connection.")
+@repository_argument
+@live_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The file to write.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True,

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import click
 
+from reconciler.cli.options import live_option, repository_argument
+
 
 @click.command("import")
 @click.option("--customer", "customer", required=True, metavar="ID",
               help="The customer whose tenant to adopt (customers/ID/customer.yaml must exist).")
-@click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
-@click.option("--live", "live_source", metavar="SOURCE",
-              help="Where live state comes from: exchange, sandbox[:DIR] or snapshot:DIR. "
-                   "Default: the customer's tenant.connection.")
+@repository_argument
+@live_option
 @click.option("--dry-run", is_flag=True, help="Say what would be added; write nothing.")
 def command(customer: str, path: Path, live_source: str | None, dry_run: bool) -> None:
     """Adopt the live mailboxes of a customer's tenant into YAML (the overbuild).

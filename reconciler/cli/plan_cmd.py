@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from reconciler.cli import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
+from reconciler.cli.options import live_option, repository_argument
 from reconciler.cli.output import use_colour
 from reconciler.errors import ReconcilerError
 from reconciler.plan.plan import Plan
@@ -40,10 +41,8 @@ def refuse_over_limits(plan: Plan, allowed: bool, hint: str) -> None:
 
 
 @click.command("plan")
-@click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
-@click.option("--live", "live_source", metavar="SOURCE",
-              help="Where live state comes from, for every customer: exchange, sandbox[:DIR] "
-                   "or snapshot:DIR. Default: each customer's tenant.connection.")
+@repository_argument
+@live_option
 @click.option("--customer", "customers", multiple=True, metavar="ID",
               help="Plan only this customer (repeatable).")
 @click.option("--changed-since", metavar="GIT_REF",

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import click
 
+from reconciler.cli.options import repository_argument
 from reconciler.emulator.faults import FaultConfig, FaultKind
 from reconciler.errors import ReconcilerError
 
 
 @click.command("serve")
-@click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
+@repository_argument
 @click.option("--port", type=int, default=8443, show_default=True,
               help="Port on 127.0.0.1 (0: any free port).")
 @click.option("--app", "apps", multiple=True, metavar="APP_ID=CERT.pem",
