@@ -1,4 +1,4 @@
-"""Generate a synthetic provider repository (FORMAT.md §1) of any size, for benchmarks.
+"""Generate a synthetic provider repository (docs/format.md §1) of any size, for benchmarks.
 
 The repository is valid: every mailbox identity is unique, grantees are users of the same site,
 so that `reconciler validate` accepts it and later benchmarks (plan, apply) can reuse it.

@@ -1,4 +1,4 @@
-"""Generate tenant snapshots (FORMAT.md §9): synthetic tenants for benchmarks, and the building
+"""Generate tenant snapshots (docs/format.md §9): synthetic tenants for benchmarks, and the building
 blocks the sandbox seeds are made of.
 
     python bench/gen_snapshot.py --mailboxes 50000 --permissions 500000 --out /tmp/big.json

@@ -1,4 +1,4 @@
-"""The product's vocabulary (FORMAT.md) as immutable value objects.
+"""The product's vocabulary (docs/format.md) as immutable value objects.
 
 Desired state (loaded from YAML) and live state (read from Exchange) are both expressed in these
 types, so that planning is a comparison of two instances of them. Conventions:
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 CUSTOMER_LEVEL = "-"
-"""The site segment of a resource located at customer level (FORMAT.md §8)."""
+"""The site segment of a resource located at customer level (docs/format.md §8)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +272,7 @@ class Tenant:
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """Safety policy (FORMAT.md §7)."""
+    """Safety policy (docs/format.md §7)."""
 
     prune: bool = False
     max_deletes: int | None = None

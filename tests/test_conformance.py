@@ -1,4 +1,4 @@
-"""The contract cases (FORMAT.md) run through the installed ``reconciler`` command, exactly as
+"""The contract cases (docs/format.md) run through the installed ``reconciler`` command, exactly as
 the shared conformance runner does."""
 
 from __future__ import annotations

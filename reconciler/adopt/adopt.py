@@ -126,7 +126,7 @@ def _principals(resource: Resource) -> list[str]:
 def _cross_site(state: CustomerState, inventory: Inventory,
                 chosen: dict[str, Resource]) -> dict[str, list[tuple[str, str]]]:
     """Imported resources whose principals are located at another site (the planner's
-    same-site rule, FORMAT.md §4): rid -> [(principal, its site)]."""
+    same-site rule, docs/format.md §4): rid -> [(principal, its site)]."""
     customer = state.customer
     if customer.policy.cross_site_permissions == "allow":
         return {}

@@ -1,4 +1,4 @@
-"""Live resources as YAML entries in the vocabulary of FORMAT.md §4.
+"""Live resources as YAML entries in the vocabulary of docs/format.md §4.
 
 An entry says what is not the default: a user mailbox gets only its non-default settings; a
 shared mailbox, room or group also gets its exact ``permissions`` (and a group its ``owners``

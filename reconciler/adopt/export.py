@@ -41,7 +41,7 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def snapshot_of(customer: Customer, raw: RawTenant) -> dict[str, Any]:
-    """The tenant as a snapshot (FORMAT.md §9), checked against its schema."""
+    """The tenant as a snapshot (docs/format.md §9), checked against its schema."""
     domains = [str(d.get("DomainName") or d.get("Name")) for d in raw.accepted_domains]
     default = next((str(d.get("DomainName") or d.get("Name")) for d in raw.accepted_domains
                     if d.get("Default")), None)

@@ -81,7 +81,7 @@ def _get(backend: Backend, cmdlet: str, parameters: Mapping[str, Any],
 @dataclass
 class RawTenant:
     """What the cmdlets returned, row by row, as Exchange names things: the stuff of a
-    snapshot (FORMAT.md §9). Per-object reads are keyed by the object's primary address; a
+    snapshot (docs/format.md §9). Per-object reads are keyed by the object's primary address; a
     calendar that could not be read (localised folder name) is None."""
 
     recipients: list[dict[str, Any]]
@@ -286,7 +286,7 @@ def non_default_calendar(grants: tuple[CalendarGrant, ...] | None) -> list[Calen
 
 
 def has_non_default_settings(mailbox: Mailbox, inventory: Inventory) -> bool:
-    """Whether a user mailbox has anything worth declaring (FORMAT.md's overbuild)."""
+    """Whether a user mailbox has anything worth declaring (the overbuild of docs/import.md)."""
     reply = mailbox.auto_reply
     return bool(
         mailbox.permissions

@@ -1,4 +1,4 @@
-"""Apply: carry out a plan safely, exactly once, and verify it (FORMAT.md §10, docs/apply.md).
+"""Apply: carry out a plan safely, exactly once, and verify it (docs/format.md §10, docs/apply.md).
 
 - :mod:`.saved` loads a saved plan and refuses it when its format is unknown, its checksum
   does not match its changes, or live/desired state has moved since it was made.

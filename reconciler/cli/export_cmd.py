@@ -22,8 +22,9 @@ FORMATS = ("json", "csv", "yaml")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The file to write.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True,
-              help="json: the tenant snapshot (FORMAT.md §9, for --live snapshot:DIR); csv: one "
-                   "row per mailbox and grant; yaml: what `reconciler import` would write.")
+              help="json: the tenant snapshot (docs/format.md §9, for --live snapshot:DIR); "
+                   "csv: one row per mailbox and grant; yaml: what `reconciler import` would "
+                   "write.")
 def command(customer: str, path: Path, live_source: str | None, out: Path, fmt: str) -> None:
     """Export a customer's live tenant, read through the same cmdlets as plan."""
     from reconciler.adopt.adopt import customer_state

@@ -1,4 +1,4 @@
-"""Desired state: the YAML repository, loaded into the model and checked (FORMAT.md §1-7).
+"""Desired state: the YAML repository, loaded into the model and checked (docs/format.md §1-7).
 
 ``load(path)`` is the one entry point: it returns a :class:`~reconciler.model.DesiredState` or
 raises :class:`~reconciler.errors.InputError` carrying every problem found, each with its file,

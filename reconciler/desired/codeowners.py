@@ -1,4 +1,4 @@
-"""CODEOWNERS from the hierarchy (FORMAT.md §1): who reviews changes to which folder.
+"""CODEOWNERS from the hierarchy (docs/format.md §1): who reviews changes to which folder.
 
 GitHub applies the *last* pattern in CODEOWNERS that matches a changed file, so the file is
 written from the broadest rule to the narrowest:

@@ -1,4 +1,4 @@
-"""Loading a desired-state repository (FORMAT.md §1-7) into the model.
+"""Loading a desired-state repository (docs/format.md §1-7) into the model.
 
 Every file is read and checked against its schema, then for meaning; every problem found in any
 file is collected and raised together in one :class:`InputError`, so a pull request's author

@@ -1,6 +1,6 @@
 """An in-process Exchange Online: the cmdlets the reconciler uses, over a tenant snapshot.
 
-One emulator serves three uses (DESIGN.md): the ``sandbox`` backend (persisted to a file), the
+One emulator serves three uses (docs/design.md): the ``sandbox`` backend (persisted to a file), the
 read-only ``snapshot`` backend, and the fake Exchange Online HTTP service the tests talk to.
 
 Public API:
@@ -10,7 +10,7 @@ Public API:
   ``calls`` (a Counter of invocations per cmdlet); ``tenant_id``; thread-safe.
 - :func:`check_call` — reject what the official cmdlet reference would reject.
 - :func:`load_snapshot` / :func:`validate_snapshot` — read and check a snapshot file
-  (FORMAT.md §9, ``schemas/snapshot.schema.json``); :class:`SnapshotError` on a bad one.
+  (docs/format.md §9, ``schemas/snapshot.schema.json``); :class:`SnapshotError` on a bad one.
 """
 
 from reconciler.emulator.reference import check_call

@@ -1,4 +1,4 @@
-"""The tenant snapshot's JSON Schema (FORMAT.md §9) and its validation.
+"""The tenant snapshot's JSON Schema (docs/format.md §9) and its validation.
 
 The schema lives here as data so that an installed package validates without the repository;
 ``schemas/snapshot.schema.json`` is this dict written out (``python -m
@@ -62,10 +62,10 @@ SCHEMA: dict[str, Any] = {
     "$id": "https://github.com/exchange-reconciler/schemas/snapshot.schema.json",
     "title": "Exchange tenant snapshot",
     "description": (
-        "One tenant as Exchange Online's cmdlets report it (FORMAT.md §9): the file `reconciler "
-        "export` writes, the sandbox persists and `--live snapshot:DIR` reads. Rows keep "
-        "Exchange's own property names; principal fields (User, Trustee, ManagedBy, Member, "
-        "GrantSendOnBehalfTo, ForwardingAddress) may hold a recipient's Name, GUID, "
+        "One tenant as Exchange Online's cmdlets report it (docs/format.md §9): the file "
+        "`reconciler export` writes, the sandbox persists and `--live snapshot:DIR` reads. "
+        "Rows keep Exchange's own property names; principal fields (User, Trustee, ManagedBy, "
+        "Member, GrantSendOnBehalfTo, ForwardingAddress) may hold a recipient's Name, GUID, "
         "ExternalDirectoryObjectId, address or display name and are resolved through "
         "`recipients`."
     ),

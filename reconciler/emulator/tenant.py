@@ -227,7 +227,7 @@ class _Object:
 class Emulator:
     """An Exchange Online tenant in memory, answering cmdlets as the real service does.
 
-    ``snapshot`` is a tenant snapshot (FORMAT.md §9), validated against its schema
+    ``snapshot`` is a tenant snapshot (docs/format.md §9), validated against its schema
     (:class:`SnapshotError` if invalid); the emulator copies it and never mutates the caller's
     dict. ``lag_seconds`` > 0 emulates read-after-write lag on ``clock`` (monotonic seconds;
     inject one in tests instead of sleeping). ``wall_clock`` dates soft deletions (30 days).

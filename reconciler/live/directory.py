@@ -15,7 +15,7 @@ from typing import Any
 
 from reconciler.model import CALENDAR_BUILTIN_USERS, Customer, Location
 
-# Recipient attributes the placement rules of FORMAT.md §3 look at.
+# Recipient attributes the placement rules of docs/format.md §3 look at.
 PLACEMENT_FIELDS: Mapping[str, str] = {
     "office": "Office",
     "city": "City",
@@ -111,7 +111,7 @@ _RULES: dict[int, tuple[Customer, list[tuple[str, tuple[tuple[str, frozenset[str
 
 def placement_site(customer: Customer,
                    attributes: Mapping[str, Any]) -> tuple[str | None, list[str]]:
-    """The site a live recipient's attributes place it at (FORMAT.md §3), and every site whose
+    """The site a live recipient's attributes place it at (docs/format.md §3), and every site whose
     rules matched (more than one is ambiguous: the recipient stays at customer level)."""
     matched: list[str] = []
     for site_id, rules in _rules(customer):

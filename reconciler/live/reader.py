@@ -261,7 +261,7 @@ def _placement(customer: Customer, rid: str, directory: Directory,
 def _located(customer: Customer, rid: str, wanted: Resource, directory: Directory,
              previous: Mapping[str, Location], live: LiveTenant) -> Location:
     """Where a declared resource is located live. A user is where its entry is declared
-    (FORMAT.md §3); anything else is where it was last applied, else where the placement rules
+    (docs/format.md §3); anything else is where it was last applied, else where the placement rules
     positively put it; with no evidence either way it has not moved."""
     if rid in previous:
         return previous[rid]

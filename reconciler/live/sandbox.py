@@ -161,7 +161,7 @@ def seed_sandbox(repo_root: Path, *, reset: bool = False,
     if not seeds.is_dir():
         raise ReconcilerError(
             f"no seed snapshots: {seeds} does not exist (it holds one <customer>.json tenant "
-            f"snapshot per customer, see FORMAT.md §9)")
+            f"snapshot per customer, see docs/format.md §9)")
     target = sandbox_directory(repo_root)
     target.mkdir(parents=True, exist_ok=True)
     done: list[tuple[str, str]] = []

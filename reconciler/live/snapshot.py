@@ -1,6 +1,6 @@
 """The read-only ``snapshot`` backend: plans against an exported tenant, offline.
 
-``snapshot:DIR`` serves ``DIR/<customer>.json`` (FORMAT.md §9) through the Exchange emulator,
+``snapshot:DIR`` serves ``DIR/<customer>.json`` (docs/format.md §9) through the Exchange emulator,
 so the reader parses it exactly as it parses the live service. Writes raise
 :class:`~reconciler.live.backend.ReadOnlyBackend`: a plan made from a snapshot can be shown,
 never applied through it.

@@ -1,4 +1,4 @@
-"""Which backend a customer's live state comes from (``--live SOURCE``, FORMAT.md §10).
+"""Which backend a customer's live state comes from (``--live SOURCE``, docs/format.md §10).
 
 ``SOURCE`` is ``exchange`` (Exchange Online), ``sandbox`` (the repository's own simulated
 tenants in ``<repo>/.reconciler/sandbox/``, seeded from ``<repo>/sandbox/`` on first use),

@@ -1,4 +1,4 @@
-"""Diff one customer's desired state against its live state (FORMAT.md §4, §7).
+"""Diff one customer's desired state against its live state (docs/format.md §4, §7).
 
 Set arithmetic on identities decides create / delete / unmanaged; each resource on both sides
 is compared setting by setting, on the settings the YAML manages only. Before comparing,

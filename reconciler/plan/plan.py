@@ -1,4 +1,4 @@
-"""The Plan: a first-class, versioned, deterministic object (FORMAT.md §8).
+"""The Plan: a first-class, versioned, deterministic object (docs/format.md §8).
 
 It counts its changes, checks the safety limits, serialises to JSON byte-identically for the same
 inputs, and carries a checksum over its changes; each change's ``before`` is the live state it
@@ -86,7 +86,7 @@ class Change:
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """A safety limit the plan exceeds (FORMAT.md §7)."""
+    """A safety limit the plan exceeds (docs/format.md §7)."""
 
     customer: str
     message: str

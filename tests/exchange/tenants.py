@@ -1,4 +1,4 @@
-"""Synthetic tenant snapshots (FORMAT.md §9) of any size, for protocol tests and benchmarks."""
+"""Synthetic tenant snapshots (docs/format.md §9) of any size, for protocol tests and benchmarks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Planner scenarios: each rule of FORMAT.md §4 and §7 as a tiny desired tree against the
+"""Planner scenarios: each rule of docs/format.md §4 and §7 as a tiny desired tree against the
 emulated tenant, checking the changes, the exact operations, and that carrying them out
 converges (a second plan says nothing)."""
 

@@ -2,7 +2,7 @@
 
 One msal ConfidentialClientApplication per tenant and credential, kept for the life of the
 process, so its in-memory token cache spares a token request per call. The certificate can be
-given three ways (FORMAT.md §2): a PEM private key with the SHA-1 thumbprint of the uploaded
+given three ways (docs/format.md §2): a PEM private key with the SHA-1 thumbprint of the uploaded
 certificate, a PEM private key with the public certificate (msal then names it by SHA-256), or a
 PFX file with a passphrase. Secrets are read from ``env:VAR`` or ``file:path`` references at the
 moment they are needed and are never logged.
