@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from reconciler.apply.holder import holder_of, is_planned_object, planned_address
 from reconciler.live.backend import Backend, NotFound
 from reconciler.live.directory import Directory, strip_smtp
 from reconciler.live.reader import RECIPIENT_PROPERTIES, normalise_message, normalise_time
@@ -46,6 +47,17 @@ class Recipients:
             if self._directory.resolve(text) is None and text not in ("Default", "Anonymous"):
                 self._directory = self._read()
             return self._directory.canonical(text)
+
+    def ids(self) -> frozenset[str]:
+        """Guid and ExternalDirectoryObjectId of every recipient, as the map was first read:
+        called before any write, the tenant the plan was made against."""
+        with self._lock:
+            if self._directory is None:
+                self._directory = self._read()
+            return frozenset(str(r.attributes[k]).lower()
+                             for r in self._directory.recipients.values()
+                             for k in ("Guid", "ExternalDirectoryObjectId")
+                             if r.attributes.get(k))
 
     def same(self, a: Any, b: Any) -> bool:
         return self.canonical(a).lower() == self.canonical(b).lower()
@@ -123,8 +135,11 @@ def _settings_hold(row: Mapping[str, Any], params: Mapping[str, Any],
 
 def _new_object(getter: str) -> Callable[[Backend, Mapping[str, Any], Recipients], bool]:
     def check(backend: Backend, params: Mapping[str, Any], rec: Recipients) -> bool:
-        return _get(backend, getter, str(params.get("PrimarySmtpAddress") or
-                                         params.get("Name"))) is not None
+        op = Operation(getter.replace("Get-", "New-"), dict(params))
+        rows = _get(backend, getter, planned_address(op) or str(params.get("Name")))
+        # Found by the address is not enough: another recipient may hold it as a secondary
+        # address. Only the object this create makes counts.
+        return bool(rows) and is_planned_object(holder_of(rows[0]), op)
     return check
 
 

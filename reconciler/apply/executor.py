@@ -12,8 +12,10 @@ Exactly once. Each operation is journaled before its call and after it. What the
 is done for this plan is not run again. A write whose outcome is unknown (AmbiguousWriteError,
 TransientError, or in flight when an earlier run died) is confirmed by reading back
 (:mod:`.confirm`) and retried only if its effect is not there. "Already present" on an add and
-"not present" on a remove count as done. Throttling is waited out (it means "not processed").
-Anything else fails the operation, and everything that depends on it is skipped.
+"not present" on a remove count as done; a create refused as "address taken" counts as done only
+when the object read back at the address is the one it creates (:mod:`.holder`). Throttling is
+waited out (it means "not processed"). Anything else fails the operation, and everything that
+depends on it is skipped.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.apply.confirm import Recipients, can_confirm, confirm
+from reconciler.apply.holder import describe, find_holder, is_planned_object, planned_address
 from reconciler.apply.journal import Journal, JournalView
 from reconciler.apply.state import op_fingerprint
 from reconciler.errors import ReconcilerError
@@ -46,8 +49,8 @@ log = logging.getLogger(__name__)
 
 PRINCIPAL_PARAMETERS = ("User", "Trustee", "Member", "Members", "ManagedBy",
                         "GrantSendOnBehalfTo", "ForwardingAddress")
-ADD_VERBS = ("Add-", "New-", "Enable-")
-REMOVE_VERBS = ("Remove-", "Disable-")
+ADD_VERBS = ("Add-", "Enable-")
+REMOVE_VERBS = ("Remove-",)
 
 SUCCEEDED, FAILED, SKIPPED = "succeeded", "failed", "skipped"
 
@@ -192,6 +195,7 @@ class Executor:
         self.options = options
         self.progress = progress
         self.recipients = Recipients(backend)
+        self.baseline: frozenset[str] = frozenset()
         # A backend that knows its own read-after-write lag (the sandbox, the emulator) says so;
         # for Exchange it is unknown and the configured allowance applies.
         lag = getattr(backend, "lag_seconds", None)
@@ -201,6 +205,10 @@ class Executor:
     def run(self, changes: Sequence[Change]) -> list[OpResult]:
         refs, preds = build_graph(changes)
         view = self.journal.view(self.checksum)
+        if any(r.op.cmdlet.startswith("New-") for r in refs):
+            # Before any write: which recipients exist, so that a create refused as "address
+            # taken" can be told apart from one an earlier attempt of this apply made.
+            self.baseline = self.recipients.ids()
         by_key = {r.key: r for r in refs}
         succs: dict[tuple[str, int], list[tuple[str, int]]] = {k: [] for k in preds}
         for k, ps in preds.items():
@@ -319,10 +327,15 @@ class Executor:
                                opts.max_retry_after))
                 continue
             except AlreadyExists as e:
+                if op.cmdlet.startswith("New-"):
+                    resumed = ref.key in view.in_flight or fp in view.unresolved
+                    return self._refused_create(ref, e, calls, resumed)
                 if op.cmdlet.startswith(ADD_VERBS):
                     return OpResult(ref, SUCCEEDED, "already present", calls=calls)
                 return OpResult(ref, FAILED, message=e.message, calls=calls)
             except (NotPresent, NotFound) as e:
+                # Only a removal is done when its object or entry is not there; an Add, Set or
+                # Enable answered "not found" did nothing.
                 if op.cmdlet.startswith(REMOVE_VERBS):
                     return OpResult(ref, SUCCEEDED, "not present", calls=calls)
                 return OpResult(ref, FAILED, message=e.message, calls=calls)
@@ -357,6 +370,37 @@ class Executor:
                      for w in result.warnings) and op.cmdlet.startswith(REMOVE_VERBS):
                 detail = "not present"
             return OpResult(ref, SUCCEEDED, detail, calls=calls)
+
+    def _refused_create(self, ref: OpRef, error: AlreadyExists, calls: int,
+                        resumed: bool) -> OpResult:
+        """A ``New-*`` Exchange refused because the address is taken: done only when the
+        object now at the address is the one this operation creates, read back: its address
+        and type, and absent before this apply began (or this very operation was left in
+        flight by an earlier run). Otherwise it fails, naming the holder."""
+        opts = self.options
+        delay, waited = opts.backoff, 0.0
+        while True:
+            try:
+                found = find_holder(self.backend, planned_address(ref.op))
+            except ExchangeError as e:
+                return OpResult(ref, FAILED, calls=calls, message=(
+                    f"{error.message}; reading back who holds the address failed ({e.message}),"
+                    f" so it is not counted as done"))
+            if found is not None or waited >= self.confirm_wait:
+                break
+            # Exchange says it is taken but nobody shows yet: maybe our own create, lagging.
+            opts.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, opts.max_backoff)
+        if found is None:
+            return OpResult(ref, FAILED, calls=calls, message=(
+                f"{error.message}; no recipient holding {planned_address(ref.op)} could be read"
+                f" back, so it is not counted as done"))
+        new = resumed or not (found.ids & self.baseline)
+        if is_planned_object(found, ref.op) and new:
+            return OpResult(ref, SUCCEEDED, "already present (read back: created by an earlier"
+                            " attempt)", calls=calls)
+        return OpResult(ref, FAILED, message=describe(found, ref.op), calls=calls)
 
     def _confirm(self, ref: OpRef) -> bool | None:
         """Whether the write's effect is visible; None when that cannot be learned.

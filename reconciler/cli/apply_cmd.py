@@ -39,7 +39,7 @@ def render_report(report) -> str:  # type: ignore[no-untyped-def]
     """The apply summary: exactly what succeeded, failed and was skipped."""
     out: list[str] = []
     succeeded, failed, skipped = report.succeeded, report.failed, report.skipped
-    already = [r for r in succeeded if r.detail in ("already present", "not present")]
+    already = [r for r in succeeded if r.detail.startswith(("already present", "not present"))]
     earlier = [r for r in succeeded if "earlier run" in r.detail]
     head = f"Apply {'complete' if report.ok else 'incomplete'}: {len(succeeded)} succeeded"
     extras = []

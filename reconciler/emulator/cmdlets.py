@@ -289,11 +289,10 @@ def undo_soft_deleted_mailbox(em: Emulator, cmdlet: str, params: dict[str, Any])
         raise not_found(identity, cmdlet)
     soft = matches[0]
     assert soft.row is not None
-    holder = em._address_owner(soft.address)
-    if holder is not None:
-        raise AlreadyExists(
-            f"The proxy address \"SMTP:{soft.address}\" is already being used by \""
-            f"{holder.name}\".", cmdlet=cmdlet, exception_type="ProxyAddressExistsException")
+    if em._address_owner(soft.address) is not None:
+        conflict = em._proxy_conflict(soft.address, cmdlet)
+        assert conflict is not None
+        raise conflict
     em._soft_deleted.remove(soft)
     row = {k: v for k, v in soft.row.items() if k != "WhenSoftDeleted"}
     recipient = soft.recipient

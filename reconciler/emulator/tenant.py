@@ -559,8 +559,27 @@ class Emulator:
 
     def _soft_deleted_holding(self, address: str) -> _Object | None:
         self._purge_soft_deleted()
-        key = _lower(address)
-        return next((o for o in self._soft_deleted if _lower(o.address) == key), None)
+        key = _lower(_strip_prefix(address))
+        return next((o for o in self._soft_deleted if key in _held_addresses(o)), None)
+
+    def _proxy_conflict(self, address: str, cmdlet: str) -> AlreadyExists | None:
+        """Exchange's refusal of an address another recipient holds: as its primary address,
+        its UPN or any proxy address (``smtp:`` secondaries included), live or soft-deleted.
+        The text is the documented one; the holder's path is its distinguished name in the
+        hosted organisation (soft-deleted objects live in their own container)."""
+        holder = self._address_owner(address)
+        container = ""
+        if holder is None:
+            holder = self._soft_deleted_holding(address)
+            container = "Soft Deleted Objects/"
+        if holder is None:
+            return None
+        path = (f"{_SERVER.split('.', 1)[1]}/Microsoft Exchange Hosted Organizations/"
+                f"{self.initial_domain}/{container}{holder.name}")
+        return AlreadyExists(
+            f"The proxy address \"SMTP:{_strip_prefix(address)}\" is already being used by "
+            f"\"{path}\". Choose another proxy address.", cmdlet=cmdlet,
+            exception_type="ProxyAddressExistsException")
 
     def _purge_soft_deleted(self) -> None:
         cutoff = self._wall_clock() - SOFT_DELETE_RETENTION
@@ -582,17 +601,9 @@ class Emulator:
             raise BadParameter(
                 f"The domain '{domain}' isn't an accepted domain for your organization.",
                 cmdlet=cmdlet, exception_type="DataValidationException")
-        holder = self._address_owner(address)
-        if holder is not None:
-            raise AlreadyExists(
-                f"The proxy address \"SMTP:{address}\" is already being used by the proxy "
-                f"addresses or LegacyExchangeDN of \"{holder.name}\". Please choose another "
-                f"proxy address.", cmdlet=cmdlet, exception_type="ProxyAddressExistsException")
-        if self._soft_deleted_holding(address) is not None:
-            raise AlreadyExists(
-                f"The proxy address \"SMTP:{address}\" is already being used by a soft-deleted "
-                f"mailbox. Recover it with Undo-SoftDeletedMailbox or wait until it is purged.",
-                cmdlet=cmdlet, exception_type="ProxyAddressExistsException")
+        conflict = self._proxy_conflict(address, cmdlet)
+        if conflict is not None:
+            raise conflict
         return address
 
     def _check_name(self, name: str, cmdlet: str) -> None:
@@ -690,6 +701,17 @@ class Emulator:
 
         found = load_reference().get(cmdlet.lower())
         return found.name if found is not None else cmdlet
+
+
+def _held_addresses(obj: _Object) -> set[str]:
+    """Every address ``obj`` answers to: primary, UPN and each proxy address."""
+    out: set[str] = set()
+    for source in (obj.recipient, obj.row or {}):
+        for prop in ("PrimarySmtpAddress", "UserPrincipalName"):
+            if source.get(prop):
+                out.add(_lower(_strip_prefix(str(source[prop]))))
+        out.update(_lower(_strip_prefix(str(p))) for p in source.get("EmailAddresses") or ())
+    return out
 
 
 def _get(params: Mapping[str, Any], name: str, default: Any = None) -> Any:

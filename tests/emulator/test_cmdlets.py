@@ -214,6 +214,35 @@ def test_every_seed_mailbox_has_system_entries(em: Emulator) -> None:
         assert {"Default", "Anonymous"} <= {c["User"] for c in calendar}
 
 
+def _with_secondary(holder: str, address: str) -> Emulator:
+    snapshot = seed()
+    for row in snapshot["recipients"] + snapshot["mailboxes"]:
+        if row.get("PrimarySmtpAddress") == holder:
+            row["EmailAddresses"] = [f"SMTP:{holder}", f"smtp:{address}"]
+    return Emulator(snapshot)
+
+
+@pytest.mark.parametrize("cmdlet", ["New-Mailbox", "New-DistributionGroup"])
+def test_an_address_held_as_a_secondary_or_by_a_soft_deleted_mailbox_is_refused(cmdlet: str):
+    em = _with_secondary("bob@contoso.com", "sales-london@contoso.com")
+    kind = {"Shared": True} if cmdlet == "New-Mailbox" else {}
+    new = {**kind, "Name": "Sales London", "Alias": "sales-london",
+           "PrimarySmtpAddress": "sales-london@contoso.com"}
+    with pytest.raises(AlreadyExists) as refused:
+        em.invoke(cmdlet, new)
+    assert refused.value.exception_type == "ProxyAddressExistsException"
+    # The documented text (GATEWAY-FACTS §i), naming the holder's path.
+    assert str(refused.value) == (
+        'The proxy address "SMTP:sales-london@contoso.com" is already being used by '
+        '"EURPR01A001.prod.outlook.com/Microsoft Exchange Hosted Organizations/'
+        'contoso.onmicrosoft.com/bob". Choose another proxy address.')
+    assert not [r for r in rows(em, "Get-Recipient") if r["Name"] == "Sales London"]
+    # Soft-deleted, bob still holds the secondary address until purged.
+    em.invoke("Remove-Mailbox", {"Identity": "bob@contoso.com"})
+    with pytest.raises(AlreadyExists, match="Soft Deleted Objects/bob"):
+        em.invoke(cmdlet, new)
+
+
 def test_new_room_with_capacity_and_derived_alias_and_address(em: Emulator) -> None:
     row = em.invoke("New-Mailbox", {"Room": True, "Name": "Salle Lumière",
                                     "ResourceCapacity": 8, "Office": "Paris"}).value[0]
@@ -241,7 +270,7 @@ def test_remove_mailbox_soft_deletes_and_undo_restores(em: Emulator, wall: WallC
     soft = rows(em, "Get-Mailbox", SoftDeletedMailbox=True)
     assert [m["PrimarySmtpAddress"] for m in soft] == ["old-projects@contoso.com"]
     assert soft[0]["WhenSoftDeleted"] == "2026-11-01T12:00:00Z"
-    with pytest.raises(AlreadyExists, match="soft-deleted"):
+    with pytest.raises(AlreadyExists, match="Soft Deleted Objects/old-projects"):
         new_shared(em, "old-projects")
     restored = em.invoke("Undo-SoftDeletedMailbox",
                          {"SoftDeletedObject": "old-projects@contoso.com"}).value[0]
