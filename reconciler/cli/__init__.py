@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from reconciler import __version__
+from reconciler import __version__, collector
 from reconciler.errors import InputError, ReconcilerError
 
 # name -> one-line summary (shown by --help without importing every module)
@@ -50,7 +50,8 @@ class _LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         """Errors a user can act on are printed plainly and exit 1; no traceback."""
         try:
-            return super().invoke(ctx)
+            with collector.whole_run():
+                return super().invoke(ctx)
         except InputError as e:
             report_problems(e)
         except ReconcilerError as e:

@@ -328,7 +328,7 @@ def validate_snapshot(snapshot: Any, origin: str = "snapshot") -> None:
 def load_snapshot(path: Path) -> dict[str, Any]:
     """Read and validate one snapshot file."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_bytes())  # bytes: no decoded copy of a large file
     except OSError as e:
         raise SnapshotError(f"cannot read tenant snapshot {path}: {e.strerror or e}") from e
     except json.JSONDecodeError as e:

@@ -41,6 +41,7 @@ from reconciler.live.backend import (
     CmdletResult,
     ExchangeError,
     NotFound,
+    ReadOnlyBackend,
     is_write,
 )
 
@@ -246,7 +247,14 @@ class Emulator:
         wall_clock: Callable[[], datetime] = _now_utc,
         lag_applies_to_writes: bool = False,
         validate: bool = True,
+        read_only: bool = False,
     ) -> None:
+        # read_only: the tenant is only ever read (a snapshot plan). The emulator then takes
+        # the caller's rows as its own instead of copying them, answers writes with an error,
+        # and hands out its own rows unchanged: no copy per row and, for a call already in the
+        # reference's spelling, no parameter check on every call (the product's calls are held
+        # to the reference by the tests).
+        self._read_only = read_only
         if validate:
             validate_snapshot(snapshot)
         self.lag_seconds = float(lag_seconds)
@@ -293,15 +301,20 @@ class Emulator:
         ``ManagementObjectNotFoundException``), AlreadyExists, NotPresent, BadParameter for
         what Exchange refuses on the tenant's state. ``select`` keeps only those properties."""
         with self._lock:
-            self.calls[self._count_name(cmdlet)] += 1
-            params = canonical_parameters(cmdlet, parameters)
             name = self._count_name(cmdlet)
+            self.calls[name] += 1
+            if self._read_only and is_write(name):
+                raise ReadOnlyBackend(f"{name} refused: this tenant is read-only.", cmdlet=name)
             handler = _HANDLERS.get(name)
+            if self._read_only and handler is not None and parameters is not None \
+                    and all(k in handler[2] for k in parameters):
+                return self._answer(name, handler[0], dict(parameters), select)
+            params = canonical_parameters(cmdlet, parameters)
             if handler is None:
                 raise BadParameter(
                     f"{name} is in the Exchange reference but not implemented by the emulator.",
                     cmdlet=name, exception_type="CmdletNotImplemented")
-            method, supported = handler
+            method, supported, _ = handler
             for given in params:
                 low = given.lower()
                 if low not in supported and low not in _IGNORED and low != "whatif":
@@ -310,15 +323,24 @@ class Emulator:
                         cmdlet=name, exception_type="ParameterNotImplemented")
             if is_write(name) and _as_bool(_get(params, "WhatIf", False)):
                 return CmdletResult()
-            result: CmdletResult = method(self, name, params)
-            # Handlers may return the tenant's own rows: the caller gets copies, never those.
+            return self._answer(name, method, params, select)
+
+    def _answer(self, name: str, method: Callable[[Emulator, str, dict[str, Any]], CmdletResult],
+                params: dict[str, Any], select: Sequence[str] | None) -> CmdletResult:
+        result: CmdletResult = method(self, name, params)
+        if self._read_only:  # nothing changes the rows: callers may share them
             if select:
                 wanted = list(select)
-                result.value = [{k: _copy_value(row[k]) for k in wanted if k in row}
-                                for row in result.value]
-            else:
-                result.value = [_copy_row(row) for row in result.value]
+                result.value = [{k: row[k] for k in wanted if k in row} for row in result.value]
             return result
+        # Handlers may return the tenant's own rows: the caller gets copies, never those.
+        if select:
+            wanted = list(select)
+            result.value = [{k: _copy_value(row[k]) for k in wanted if k in row}
+                            for row in result.value]
+        else:
+            result.value = [_copy_row(row) for row in result.value]
+        return result
 
     def calendar_identity(self, identity: str) -> str:
         """``<mailbox>:\\<calendar folder>`` for a mailbox: the folder's name may be localised
@@ -372,6 +394,8 @@ class Emulator:
         shared: dict[tuple[Any, ...], list[Any]] = {}
 
         def own(rows: Any) -> list[dict[str, Any]]:
+            if self._read_only:
+                return list(rows or ())
             return [_compact(row, shared) for row in rows or ()]
 
         snap = {key: own(value) for key, value in snapshot.items()
@@ -751,8 +775,10 @@ def _folder_sort_key(row: Mapping[str, Any]) -> tuple[int, str]:
 
 # The handlers live in a sibling module to keep this one about the tenant's structure; they
 # register themselves in _HANDLERS: canonical cmdlet name -> (function, supported parameters).
+# The third item: the same names in the reference's own spelling (a read-only tenant answers a
+# call spelled so without checking it against the reference again).
 _HANDLERS: dict[str, tuple[Callable[[Emulator, str, dict[str, Any]], CmdletResult],
-                           frozenset[str]]] = {}
+                           frozenset[str], frozenset[str]]] = {}
 
 
 def handler(cmdlet: str, *supported: str) -> Callable[[Callable[..., CmdletResult]],
@@ -760,7 +786,7 @@ def handler(cmdlet: str, *supported: str) -> Callable[[Callable[..., CmdletResul
     """Register ``fn`` as the emulation of ``cmdlet``, accepting ``supported`` parameters
     (and the ignorable ones)."""
     def register(fn: Callable[..., CmdletResult]) -> Callable[..., CmdletResult]:
-        _HANDLERS[cmdlet] = (fn, frozenset(s.lower() for s in supported))
+        _HANDLERS[cmdlet] = (fn, frozenset(s.lower() for s in supported), frozenset(supported))
         return fn
     return register
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from reconciler import collector
 from reconciler.emulator.snapshot_schema import load_snapshot
 from reconciler.emulator.tenant import Emulator
 from reconciler.errors import ReconcilerError
@@ -90,7 +91,19 @@ class EmulatedBackend:
 
 class SnapshotBackend(EmulatedBackend):
     """A read-only :class:`~reconciler.live.backend.Backend` over ``<directory>/<customer>.json``;
-    writes raise :class:`~reconciler.live.backend.ReadOnlyBackend`."""
+    writes raise :class:`~reconciler.live.backend.ReadOnlyBackend`.
+
+    The file is read once per backend, and served by a read-only emulator: it owns the parsed
+    rows and answers without copying them (nothing can change them)."""
+
+    def _load(self) -> Emulator:
+        if self._emulator is None:
+            if self._file_stamp() is None:
+                raise self._missing()
+            self._emulator = Emulator(load_snapshot(self.path), lag_seconds=self.lag_seconds,
+                                      validate=False, read_only=True)
+            collector.settled()
+        return self._emulator
 
     def invoke(
         self,

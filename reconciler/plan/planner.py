@@ -11,6 +11,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler import collector
 from reconciler.errors import InputError, Problem, ReconcilerError
 from reconciler.live.backend import Backend
 from reconciler.live.reader import LiveTenant, read_live
@@ -79,6 +80,7 @@ def plan_desired(
             raise ReconcilerError(f"reading the tenant of customer {cid} failed: {e}") from e
         finally:
             backend.close()
+        collector.settled()
         result.live[cid] = live
         diff = diff_customer(state, live, scope=customer_scope, root=desired.root)
         problems.extend(diff.problems)
@@ -107,6 +109,7 @@ def make_plan(
 
     root = Path(root)
     desired = load(root)
+    collector.settled()
     scope = scope_since(root, changed_since, desired) if changed_since else None
     # --- applied-state record (reconciler.apply.state), kept out of plan_desired so that it
     # stays a pure function of its inputs: where apply last put each resource (a move has no

@@ -133,7 +133,7 @@ def test_add_remove_hashtable_only_on_multi_valued_parameters() -> None:
 
 def test_every_emulated_cmdlet_and_parameter_exists_in_the_reference() -> None:
     reference = load_reference()
-    for cmdlet, (_, supported) in _HANDLERS.items():
+    for cmdlet, (_, supported, _spelled) in _HANDLERS.items():
         entry = reference[cmdlet.lower()]
         assert entry.name == cmdlet
         unknown = sorted(p for p in supported if p not in entry.parameters)
