@@ -193,7 +193,8 @@ class Resource:
 
 
 _NOT_SETTINGS = frozenset(
-    {"id", "located_at", "template", "source", "owner_sources", "member_sources"}
+    {"id", "located_at", "template", "source", "owner_sources", "member_sources",
+     "calendar_folder"}
 )
 
 
@@ -207,6 +208,9 @@ class Mailbox(Resource):
     auto_reply: AutoReply | None = None
     custom_attributes: tuple[tuple[int, str], ...] | None = None  # sorted by number
     calendar_permissions: tuple[CalendarGrant, ...] | None = None
+    # Live only: the default calendar as Exchange addresses it, ``<mailbox>:\\<name>`` (the
+    # name may be localised: ``Kalender``); None when nothing read it.
+    calendar_folder: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -223,6 +227,26 @@ class SharedMailbox(Mailbox):
     alias: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Booking:
+    """How a room takes meeting requests (Get/Set-CalendarProcessing). A field left ``None``
+    is not managed. ``delegates`` receive the requests to approve; for them to get any,
+    Exchange also needs ForwardRequestsToDelegates and, when in-policy requests are not booked
+    straight away, AllRequestInPolicy: ``delegates_receive`` is whether both hold (live), or
+    must (desired, whenever delegates are declared)."""
+
+    automate: str | None = None  # AutomateProcessing: AutoAccept | AutoUpdate | None
+    delegates: tuple[str, ...] | None = None  # ResourceDelegates, an exact list
+    all_book_in_policy: bool | None = None
+    delegates_receive: bool | None = None
+    source: SourceRef | None = field(default=None, compare=False, hash=False, repr=False)
+    delegate_sources: tuple[SourceRef | None, ...] = field(default=(), compare=False,
+                                                           repr=False)
+
+
+AUTOMATE_PROCESSING = ("AutoAccept", "AutoUpdate", "None")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RoomMailbox(Mailbox):
     type: ClassVar[ResourceType] = ResourceType.ROOM_MAILBOX
@@ -230,6 +254,7 @@ class RoomMailbox(Mailbox):
     alias: str | None = None
     location: str | None = None  # Exchange's Office attribute
     capacity: int | None = None
+    booking: Booking | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

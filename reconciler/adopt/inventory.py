@@ -18,6 +18,7 @@ from typing import Any
 
 from reconciler.errors import ReconcilerError
 from reconciler.live.backend import Backend, NotFound
+from reconciler.live.calendar import NoCalendar, read_calendar
 from reconciler.live.directory import Directory, placement_site, strip_smtp
 from reconciler.live.reader import (
     GROUP_PROPERTIES,
@@ -82,7 +83,7 @@ def _get(backend: Backend, cmdlet: str, parameters: Mapping[str, Any],
 class RawTenant:
     """What the cmdlets returned, row by row, as Exchange names things: the stuff of a
     snapshot (docs/format.md §9). Per-object reads are keyed by the object's primary address; a
-    calendar that could not be read (localised folder name) is None."""
+    calendar that could not be read (Exchange lists no default calendar) is None."""
 
     recipients: list[dict[str, Any]]
     mailboxes: list[dict[str, Any]]
@@ -127,6 +128,7 @@ def read_raw(backend: Backend, *, workers: int = 4, only: Collection[str] | None
         for row in raw.mailboxes + raw.groups:
             raw.send_as += _get(backend, "Get-RecipientPermission",
                                 {"Identity": primary_address(row)})
+    directory = Directory(recipients)
     tasks: list[tuple[str, str]] = []
     for m in raw.mailboxes:
         if primary_address(m):
@@ -145,10 +147,11 @@ def read_raw(backend: Backend, *, workers: int = 4, only: Collection[str] | None
             return task, _get(backend, "Get-DistributionGroupMember",
                               {"Identity": address, "ResultSize": "Unlimited"})
         try:
-            return task, _get(backend, "Get-MailboxFolderPermission",
-                              {"Identity": f"{address}:\\Calendar"})
+            return task, read_calendar(backend, address, directory)[1]
         except NotFound:
-            # A localised calendar folder name (e.g. "Kalender") is not resolved yet.
+            return task, None  # gone since it was listed
+        except NoCalendar as e:
+            log.warning("%s", e)
             return task, None
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -199,7 +202,7 @@ def inventory_of(customer: Customer, raw: RawTenant) -> Inventory:
         if calendar is None:
             inventory.calendar_unread.add(address)
             inventory.warnings.append(
-                f"{address}: the calendar is not named Calendar (localised?); its calendar "
+                f"{address}: Exchange lists no default calendar for it; its calendar "
                 f"permissions were not read")
         reply = raw.auto_reply.get(address) or []
         settings: dict[str, Any] = {

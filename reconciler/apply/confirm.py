@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from reconciler.apply.holder import holder_of, is_planned_object, planned_address
-from reconciler.live.backend import Backend, NotFound
+from reconciler.live.backend import Backend, NotFound, NotPresent
 from reconciler.live.directory import Directory, strip_smtp
 from reconciler.live.reader import RECIPIENT_PROPERTIES, normalise_message, normalise_time
 from reconciler.plan.plan import Operation
@@ -187,20 +187,22 @@ def _send_as(present: bool) -> Callable[[Backend, Mapping[str, Any], Recipients]
     return check
 
 
-def _calendar_entry(rows: Iterable[Mapping[str, Any]], user: Any,
-                    rec: Recipients) -> Mapping[str, Any] | None:
-    for row in rows:
-        if str(user) in ("Default", "Anonymous"):
-            if str(row.get("User")) == str(user):
-                return row
-        elif rec.same(row.get("User"), user):
-            return row
-    return None
+def _calendar_entry(backend: Backend, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The entry of the operation's grantee, asked for by the address the plan names:
+    Exchange shows grantees by display name, which two recipients may share."""
+    user = str(params["User"])
+    if not user:
+        raise ValueError("refusing to read a calendar entry without a User")
+    try:
+        rows = backend.invoke("Get-MailboxFolderPermission",
+                              {"Identity": str(params["Identity"]), "User": user}).value
+    except (NotFound, NotPresent):  # "no existing permission entry" maps to either
+        return None
+    return rows[0] if rows else None
 
 
 def _calendar_set(backend: Backend, params: Mapping[str, Any], rec: Recipients) -> bool:
-    rows = _get(backend, "Get-MailboxFolderPermission", str(params["Identity"])) or []
-    entry = _calendar_entry(rows, params["User"], rec)
+    entry = _calendar_entry(backend, params)
     if entry is None or _rights(entry.get("AccessRights")) != _rights(params["AccessRights"]):
         return False
     if "SharingPermissionFlags" in params:
@@ -210,8 +212,7 @@ def _calendar_set(backend: Backend, params: Mapping[str, Any], rec: Recipients) 
 
 
 def _calendar_removed(backend: Backend, params: Mapping[str, Any], rec: Recipients) -> bool:
-    rows = _get(backend, "Get-MailboxFolderPermission", str(params["Identity"])) or []
-    return _calendar_entry(rows, params["User"], rec) is None
+    return _calendar_entry(backend, params) is None
 
 
 def _auto_reply(backend: Backend, params: Mapping[str, Any], rec: Recipients) -> bool:

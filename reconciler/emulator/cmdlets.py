@@ -12,7 +12,6 @@ from typing import Any
 from reconciler.emulator.reference import is_hashtable, split_values
 from reconciler.emulator.tenant import (
     _CONVERSION,
-    CALENDAR_BUILTINS,
     CALLER_NAME,
     DEFAULT_AUTO_REPLY,
     GROUP_TYPES,
@@ -35,7 +34,6 @@ from reconciler.live.backend import (
     AlreadyExists,
     BadParameter,
     CmdletResult,
-    NotFound,
     NotPresent,
 )
 
@@ -463,140 +461,6 @@ def remove_recipient_permission(em: Emulator, cmdlet: str, params: dict[str, Any
     return CmdletResult(warnings=[
         f"Can't remove the access control entry on the object \"{obj.identity}\" for account "
         f"\"{target.name}\" because the ACE doesn't exist on the object."])
-
-
-# --- calendar ---------------------------------------------------------------------------------
-
-
-def _folder_owner(em: Emulator, identity: Any, cmdlet: str, *, read: bool) -> _Object:
-    text = str(identity)
-    mailbox_part, sep, folder = text.rpartition(":\\")
-    if not sep:
-        raise not_found(identity, cmdlet)
-    obj = em._require(mailbox_part, MAILBOX, cmdlet, read=read)
-    if _lower(folder) != _lower(obj.calendar_folder):
-        # Only the calendar is modelled; its name may be localised (e.g. "Agenda").
-        raise not_found(identity, cmdlet)
-    return obj
-
-
-def _folder_entry(em: Emulator, obj: _Object, user: Any, cmdlet: str
-                  ) -> tuple[dict[str, Any] | None, str]:
-    """The calendar entry for ``user`` and the name a new entry would carry."""
-    builtin = next((b for b in CALENDAR_BUILTINS if _lower(b) == _lower(user)), None)
-    if builtin is not None:
-        return next((r for r in obj.folder_permissions if r.get("User") == builtin), None), \
-            builtin
-    target = em._principal(user, cmdlet)
-    for row in obj.folder_permissions:
-        if row.get("User") not in CALENDAR_BUILTINS and em._same_principal(row.get("User"),
-                                                                           target):
-            return row, str(target.recipient.get("DisplayName") or target.name)
-    return None, str(target.recipient.get("DisplayName") or target.name)
-
-
-def _folder_rights(params: dict[str, Any], cmdlet: str) -> tuple[list[str], str]:
-    from reconciler.emulator.reference import load_reference
-
-    param = load_reference()[cmdlet.lower()].parameters["accessrights"]
-    spelled = param.values or {}
-    rights = list(dict.fromkeys(spelled.get(_lower(v), str(v))
-                                for v in split_values(params["AccessRights"])))
-    roles = {"Owner", "PublishingEditor", "Editor", "PublishingAuthor", "Author",
-             "NonEditingAuthor", "Reviewer", "Contributor", "AvailabilityOnly", "LimitedDetails"}
-    if len(rights) > 1 and any(r in roles or r == "None" for r in rights):
-        raise BadParameter(
-            "A role (or None) can't be combined with other access rights: "
-            f"{', '.join(rights)}.", cmdlet=cmdlet, exception_type="InvalidParameterException")
-    flags_given = _get(params, "SharingPermissionFlags")
-    flags = [f for f in (spelled_flag(v) for v in split_values(flags_given)) if f != "None"]
-    if flags:
-        if rights != ["Editor"]:
-            raise BadParameter(
-                "SharingPermissionFlags can be set only with the Editor role on a calendar "
-                "folder.", cmdlet=cmdlet, exception_type="InvalidParameterException")
-        if "CanViewPrivateItems" in flags and "Delegate" not in flags:
-            raise BadParameter("CanViewPrivateItems requires Delegate.", cmdlet=cmdlet,
-                               exception_type="InvalidParameterException")
-    order = ("Delegate", "CanViewPrivateItems")
-    return rights, ",".join(f for f in order if f in flags) or "None"
-
-
-def spelled_flag(value: Any) -> str:
-    for flag in ("None", "Delegate", "CanViewPrivateItems"):
-        if _lower(flag) == _lower(value):
-            return flag
-    return str(value)
-
-
-def _no_entry(kind: type[NotFound] | type[NotPresent], user: Any, cmdlet: str
-              ) -> NotFound | NotPresent:
-    return kind(f"There is no existing permission entry found for user: {user}.", cmdlet=cmdlet,
-                exception_type="UserNotFoundInPermissionEntryException")
-
-
-@handler("Get-MailboxFolderPermission", "Identity", "User", "ResultSize")
-def get_mailbox_folder_permission(em: Emulator, cmdlet: str, params: dict[str, Any]
-                                  ) -> CmdletResult:
-    obj = _folder_owner(em, params["Identity"], cmdlet, read=True)
-    rows = obj.live_rows("folder_permissions", em._clock())
-    if _get(params, "User"):
-        row, _ = _folder_entry(em, obj, params["User"], cmdlet)
-        if row is None:
-            raise _no_entry(NotFound, params["User"], cmdlet)
-        rows = [row]
-    return em._limited([em._folder_out(obj, r) for r in rows], params)
-
-
-@handler("Add-MailboxFolderPermission", "Identity", "User", "AccessRights",
-         "SharingPermissionFlags")
-def add_mailbox_folder_permission(em: Emulator, cmdlet: str, params: dict[str, Any]
-                                  ) -> CmdletResult:
-    obj = _folder_owner(em, params["Identity"], cmdlet, read=False)
-    row, shown = _folder_entry(em, obj, params["User"], cmdlet)
-    rights, flags = _folder_rights(params, cmdlet)
-    if row is not None:
-        raise AlreadyExists(f"An existing permission entry was found for user: {shown}.",
-                            cmdlet=cmdlet,
-                            exception_type="UserAlreadyExistsInPermissionEntryException")
-    row = {"User": shown, "AccessRights": rights, "SharingPermissionFlags": flags}
-    obj.folder_permissions.append(row)
-    return CmdletResult(value=[em._folder_out(obj, row)])
-
-
-@handler("Set-MailboxFolderPermission", "Identity", "User", "AccessRights",
-         "SharingPermissionFlags")
-def set_mailbox_folder_permission(em: Emulator, cmdlet: str, params: dict[str, Any]
-                                  ) -> CmdletResult:
-    obj = _folder_owner(em, params["Identity"], cmdlet, read=False)
-    row, shown = _folder_entry(em, obj, params["User"], cmdlet)
-    if row is None:
-        raise _no_entry(NotPresent, shown, cmdlet)
-    rights, flags = _folder_rights(params, cmdlet)
-    before = _copy_row(row)
-    row["AccessRights"] = rights
-    # A Set that leaves SharingPermissionFlags out resets them: delegate status is lost.
-    row["SharingPermissionFlags"] = flags
-    if row == before:
-        return CmdletResult(warnings=[_no_change_warning(f"{obj.identity}:\\"
-                                                         f"{obj.calendar_folder}")])
-    return CmdletResult()
-
-
-@handler("Remove-MailboxFolderPermission", "Identity", "User")
-def remove_mailbox_folder_permission(em: Emulator, cmdlet: str, params: dict[str, Any]
-                                     ) -> CmdletResult:
-    obj = _folder_owner(em, params["Identity"], cmdlet, read=False)
-    if any(_lower(b) == _lower(params["User"]) for b in CALENDAR_BUILTINS):
-        raise BadParameter(
-            f"The permission entry for '{params['User']}' can't be removed: Default and "
-            f"Anonymous exist on every folder. Use Set-MailboxFolderPermission to change them.",
-            cmdlet=cmdlet, exception_type="InvalidOperationException")
-    row, shown = _folder_entry(em, obj, params["User"], cmdlet)
-    if row is None:
-        raise _no_entry(NotPresent, shown, cmdlet)
-    em._remove_row(obj, "folder_permissions", row)
-    return CmdletResult()
 
 
 # --- auto-reply -------------------------------------------------------------------------------

@@ -173,6 +173,21 @@ SCHEMA: dict[str, Any] = {
                 },
             ),
         },
+        "calendar_processing": {
+            "description": (
+                "Get-CalendarProcessing rows of the mailboxes whose calendar processing was "
+                "set; a room without one has Exchange's defaults (AutoAccept, AllBookInPolicy "
+                "true, AllRequestInPolicy false, ForwardRequestsToDelegates true, no "
+                "ResourceDelegates)."
+            ),
+            "type": "array",
+            "items": _row(
+                {"Identity": _STR},
+                {"AutomateProcessing": {"enum": ["None", "AutoUpdate", "AutoAccept"]},
+                 "AllBookInPolicy": _BOOL, "AllRequestInPolicy": _BOOL,
+                 "ForwardRequestsToDelegates": _BOOL, "ResourceDelegates": _STR_LIST},
+            ),
+        },
         "distribution_groups": {
             "type": "array",
             "items": _row(

@@ -54,6 +54,9 @@ SELF = "NT AUTHORITY\\SELF"
 # Present, inherited and denied, on every mailbox of a real tenant.
 INHERITED_DENY_ADMIN = "NAMPR01A001\\Administrator"
 CALENDAR_BUILTINS = ("Default", "Anonymous")
+# Key of a calendar entry naming the principal it belongs to (its Name), never shown: Exchange
+# keeps entries by security principal and shows only a display name, which two may share.
+FOLDER_WHO = "_principal"
 DEFAULT_AUTO_REPLY: Mapping[str, Any] = {
     "AutoReplyState": "Disabled", "ExternalAudience": "All", "InternalMessage": "",
     "ExternalMessage": "", "StartTime": None, "EndTime": None}
@@ -180,6 +183,7 @@ class _Object:
     recipient_permissions: list[dict[str, Any]] = field(default_factory=list)
     calendar_folder: str = "Calendar"
     folder_permissions: list[dict[str, Any]] = field(default_factory=list)
+    calendar_processing: dict[str, Any] | None = None  # Get-CalendarProcessing, once set
     auto_reply: dict[str, Any] | None = None
     members: list[str] = field(default_factory=list)
     # container name -> removed rows still listed until the time given
@@ -377,11 +381,15 @@ class Emulator:
                 _copy_row(self._perm_out(o, r)) for o in objects
                 for r in sorted(o.recipient_permissions, key=_row_sort_key)]
             snap["mailbox_folder_permissions"] = [
-                _copy_row(self._folder_out(o, r)) for o in mailboxes
+                _copy_row(self._folder_saved(o, r)) for o in mailboxes
                 for r in sorted(o.folder_permissions, key=_folder_sort_key)]
             snap["auto_reply_configurations"] = [
                 {"Identity": o.identity, **_copy_row(o.auto_reply)}
                 for o in mailboxes if o.auto_reply is not None]
+            processing = [{"Identity": o.identity, **_copy_row(o.calendar_processing)}
+                          for o in mailboxes if o.calendar_processing is not None]
+            if processing:
+                snap["calendar_processing"] = processing
             snap["distribution_groups"] = [_copy_row(o.row or {}) for o in groups]
             snap["distribution_group_members"] = [
                 {"Group": o.identity, "Member": m}
@@ -449,6 +457,9 @@ class Emulator:
             obj.folder_permissions.append(row)
         for row in snap.get("auto_reply_configurations", []):
             owner(row.pop("Identity"), ("mailbox",), "auto_reply_configurations").auto_reply = row
+        for row in snap.get("calendar_processing", []):
+            owner(row.pop("Identity"), ("mailbox",), "calendar_processing") \
+                .calendar_processing = row
         for row in snap.get("distribution_group_members", []):
             owner(row["Group"], ("group",), "distribution_group_members").members.append(
                 row["Member"])
@@ -568,7 +579,30 @@ class Emulator:
         return {"Identity": obj.identity, **row}
 
     def _folder_out(self, obj: _Object, row: Mapping[str, Any]) -> dict[str, Any]:
-        return {"Identity": f"{obj.identity}:\\{obj.calendar_folder}", **row}
+        out = {"Identity": f"{obj.identity}:\\{obj.calendar_folder}", **row}
+        out.pop(FOLDER_WHO, None)
+        return out
+
+    def _folder_saved(self, obj: _Object, row: Mapping[str, Any]) -> dict[str, Any]:
+        """An entry as the snapshot keeps it: as written, unless its display name is shared,
+        then by the principal's Name, so that a reloaded tenant still tells the two apart."""
+        out = self._folder_out(obj, row)
+        who = row.get(FOLDER_WHO)
+        if who:
+            try:
+                self._resolve(row.get("User"))
+            except ExchangeError:
+                out["User"] = who
+        return out
+
+    def meeting_message_rule(self, identity: str) -> list[str]:
+        """Who receives the mailbox's meeting invites and responses as a delegate (display
+        names): the entries whose sharing flags hold Delegate. An emulator convenience for
+        tests; Exchange shows the rule only through the entries' flags."""
+        with self._lock:
+            obj = self._require(identity, ("mailbox",), "Get-MailboxFolderPermission", read=True)
+            return sorted(str(r.get("User")) for r in obj.folder_permissions
+                          if "Delegate" in str(r.get("SharingPermissionFlags") or ""))
 
     def _next_guid(self, *parts: str) -> str:
         self._serial += 1
@@ -791,4 +825,5 @@ def handler(cmdlet: str, *supported: str) -> Callable[[Callable[..., CmdletResul
     return register
 
 
-from reconciler.emulator import cmdlets as _cmdlets  # noqa: E402,F401  (registers handlers)
+from reconciler.emulator import calendars as _calendars  # noqa: E402,F401  (registers handlers)
+from reconciler.emulator import cmdlets as _cmdlets  # noqa: E402,F401

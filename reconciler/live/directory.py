@@ -78,6 +78,10 @@ class Directory:
         candidates = self._display.get(text, [])
         return candidates[0] if len(candidates) == 1 else None
 
+    def bearing_display_name(self, name: str) -> list[Recipient]:
+        """Every recipient whose display name is ``name`` (letter case aside)."""
+        return list(self._display.get(name.strip().lower(), ()))
+
     def canonical(self, principal: str) -> str:
         """The canonical key of a principal; built-in calendar users keep their name, and an
         unresolvable principal (a deleted user's SID, say) is kept as Exchange wrote it so that

@@ -12,6 +12,7 @@ Unreadable live state is an error: a failed read raises, it never reads as "abse
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
 import re
@@ -22,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.live.backend import Backend
+from reconciler.live.calendar import read_calendar
 from reconciler.live.directory import (
     Directory,
     is_system_principal,
@@ -154,6 +156,7 @@ def read_live(
         tasks.extend((rid, "send_as") for rid in sendas_needed)
 
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    folders: dict[str, str] = {}  # rid -> its calendar, as Exchange addresses it
     sendas_by_identity: dict[str, list[dict[str, Any]]] = {}
     if bulk_sendas:
         for entry in _get(backend, "Get-RecipientPermission", {"ResultSize": "Unlimited"}):
@@ -169,8 +172,7 @@ def read_live(
         elif what == "send_as":
             value = _get(backend, "Get-RecipientPermission", {"Identity": identity})
         elif what == "calendar":
-            value = _get(backend, "Get-MailboxFolderPermission",
-                         {"Identity": f"{identity}:\\Calendar"})
+            folders[rid], value = read_calendar(backend, identity, directory)
         elif what == "auto_reply":
             value = _get(backend, "Get-MailboxAutoReplyConfiguration", {"Identity": identity})
         else:
@@ -203,7 +205,10 @@ def read_live(
         if bulk_sendas:
             results[(rid, "send_as")] = sendas_by_identity.get(rid, [])
         located = _located(customer, rid, wanted, directory, previous_locations, live)
-        live.state.add(_build(rid, wanted, raw, located, results, directory))
+        built = _build(rid, wanted, raw, located, results, directory)
+        if rid in folders and isinstance(built, Mailbox):
+            built = dataclasses.replace(built, calendar_folder=folders[rid])
+        live.state.add(built)
 
     # Unmanaged: shared mailboxes, rooms and groups that no file declares.
     declared = set(desired.resources)

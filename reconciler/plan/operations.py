@@ -142,8 +142,8 @@ def _mailbox_update_ops(want: Mailbox, have: Mailbox, created: bool = False) -> 
         ops.extend(_send_as_ops(identity, want.permissions, have.permissions or ()))
 
     if want.calendar_permissions is not None:
-        ops.extend(_calendar_ops(identity, want.calendar_permissions,
-                                 have.calendar_permissions or ()))
+        ops.extend(_calendar_ops(calendar_identity(identity, have),
+                                 want.calendar_permissions, have.calendar_permissions or ()))
 
     if want.auto_reply is not None and want.auto_reply != have.auto_reply:
         ops.append(Operation("Set-MailboxAutoReplyConfiguration",
@@ -224,9 +224,14 @@ def _send_as_ops(identity: str, want: tuple[AccessGrant, ...],
     return ops
 
 
-def _calendar_ops(identity: str, want: tuple[CalendarGrant, ...],
+def calendar_identity(identity: str, have: Mailbox) -> str:
+    """The calendar's folder as read live (its name may be localised); a mailbox this plan
+    creates has the one Exchange gives a new mailbox, ``Calendar``."""
+    return have.calendar_folder or f"{identity}:\\Calendar"
+
+
+def _calendar_ops(folder: str, want: tuple[CalendarGrant, ...],
                   have: tuple[CalendarGrant, ...]) -> list[Operation]:
-    folder = f"{identity}:\\Calendar"
     wanted = {g.user: g for g in want}
     held = {g.user: g for g in have}
     ops = [Operation("Remove-MailboxFolderPermission", {
@@ -239,14 +244,28 @@ def _calendar_ops(identity: str, want: tuple[CalendarGrant, ...],
         params: dict[str, Any] = {"Identity": folder, "User": user,
                                   "AccessRights": grant.access_rights}
         if user in held or user in CALENDAR_BUILTIN_USERS:
-            # A Set without SharingPermissionFlags silently drops delegate status.
-            if grant.role == "Editor":
-                params["SharingPermissionFlags"] = grant.sharing_permission_flags
-            ops.append(Operation("Set-MailboxFolderPermission", params))
+            ops.extend(_calendar_set_ops(params, grant, held.get(user)))
         else:
             if grant.delegate:
                 params["SharingPermissionFlags"] = grant.sharing_permission_flags
             ops.append(Operation("Add-MailboxFolderPermission", params))
+    return ops
+
+
+def _calendar_set_ops(params: dict[str, Any], grant: CalendarGrant,
+                      held: CalendarGrant | None) -> list[Operation]:
+    """Set an existing entry. A Set that leaves SharingPermissionFlags out keeps a delegate a
+    delegate, and the flags go only with Editor: an Editor entry always carries them, and a
+    delegate moving to another role is first made a plain Editor (flags None, which also
+    takes them out of the meeting message rule), then given the role."""
+    if grant.role == "Editor":
+        return [Operation("Set-MailboxFolderPermission",
+                          {**params, "SharingPermissionFlags": grant.sharing_permission_flags})]
+    ops = []
+    if held is not None and held.delegate:
+        ops.append(Operation("Set-MailboxFolderPermission", {
+            **params, "AccessRights": ["Editor"], "SharingPermissionFlags": "None"}))
+    ops.append(Operation("Set-MailboxFolderPermission", params))
     return ops
 
 

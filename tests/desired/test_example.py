@@ -46,7 +46,7 @@ def test_example_validates() -> None:
     result = run_validate(EXAMPLE)
     assert result.exit_code == 0, result.stderr
     assert result.problems == []
-    assert "valid (2 customers, 16 resources)" in result.stderr
+    assert "valid (2 customers, 17 resources)" in result.stderr
 
 
 @pytest.mark.parametrize("kind", ["customer", "site", "reconciler", "resources"])
@@ -138,8 +138,10 @@ def test_identities_and_locations(state) -> None:  # type: ignore[no-untyped-def
         "finance@contoso.com", "board-room-3@contoso.com", "london-all@contoso.com",
         "alice@contoso.com", "bob@contoso.com", "dave@contoso.com", "pierre@contoso.com",
         "accueil-paris@contoso.com", "salle-lumiere@contoso.com", "paris-all@contoso.com",
+        "lena@contoso.com",
     }
     assert resources["ceo-office@contoso.com"].located_at == Location("contoso")
+    assert resources["lena@contoso.com"].located_at == Location("contoso")
     assert resources["ceo-office@contoso.com"].address == (
         "contoso/-/shared_mailbox/ceo-office@contoso.com")
     assert resources["pierre@contoso.com"].located_at == Location("contoso", "paris")

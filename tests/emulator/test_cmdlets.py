@@ -474,19 +474,6 @@ def test_default_and_anonymous_are_settable_not_removable(em: Emulator) -> None:
                       {"Identity": "support-london:\\Calendar", "User": builtin})
 
 
-def test_set_without_flags_drops_delegate(em: Emulator) -> None:
-    identity = "board-room-3@contoso.com:\\Calendar"
-    assert calendar(em, identity)["Bob Jones"] == (["Editor"], "Delegate")
-    em.invoke("Set-MailboxFolderPermission", {"Identity": identity, "User": "bob",
-                                              "AccessRights": ["Editor"]})
-    assert calendar(em, identity)["Bob Jones"] == (["Editor"], "None")
-    em.invoke("Set-MailboxFolderPermission", {"Identity": identity, "User": "bob",
-                                              "AccessRights": ["Editor"],
-                                              "SharingPermissionFlags":
-                                                  "Delegate,CanViewPrivateItems"})
-    assert calendar(em, identity)["Bob Jones"] == (["Editor"], "Delegate,CanViewPrivateItems")
-
-
 def test_sharing_flags_need_editor_and_private_items_need_delegate(em: Emulator) -> None:
     base = {"Identity": "finance:\\Calendar", "User": "bob"}
     with pytest.raises(BadParameter, match="Editor"):

@@ -1,0 +1,88 @@
+"""A mailbox's calendar as Exchange Online has it: found under its own, possibly localised,
+name, with each entry's grantee told apart from another that shares its display name.
+
+- The default calendar of a German mailbox is ``Kalender``; ``<mailbox>:\\Calendar`` is not
+  found. Get-MailboxFolderStatistics ``-FolderScope Calendar`` lists the mailbox's calendar
+  folders; the default one has ``FolderType`` ``Calendar`` whatever its name
+  (GATEWAY-FACTS §e).
+- Get-MailboxFolderPermission names grantees by display name (§f). A display name two
+  recipients share is asked about again, once per recipient bearing it, with ``-User
+  <address>``, so that every entry is known by its principal's primary address.
+
+One extra call per mailbox whose calendar is read; the second kind of call is made only for a
+display name that is shared, never per grant otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from reconciler.errors import ReconcilerError
+from reconciler.live.backend import Backend, NotFound, NotPresent
+from reconciler.live.directory import Directory, is_system_principal
+from reconciler.model import CALENDAR_BUILTIN_USERS
+
+FOLDER_PROPERTIES = ("Name", "FolderPath", "FolderType")
+
+
+class NoCalendar(ReconcilerError):
+    """Exchange lists no default calendar for a mailbox."""
+
+
+def calendar_folder(backend: Backend, mailbox: str) -> str:
+    """``<mailbox>:\\<name>`` of ``mailbox``'s default calendar."""
+    if not mailbox:
+        raise ValueError("refusing to look for a calendar with an empty Identity")
+    rows = backend.invoke("Get-MailboxFolderStatistics",
+                          {"Identity": mailbox, "FolderScope": "Calendar"},
+                          list(FOLDER_PROPERTIES)).value
+    for row in rows:
+        if str(row.get("FolderType") or "") == "Calendar" and row.get("Name"):
+            return f"{mailbox}:\\{row['Name']}"
+    raise NoCalendar(
+        f"{mailbox}: Exchange lists no default calendar (no folder of FolderType Calendar "
+        f"under -FolderScope Calendar); its calendar permissions cannot be read")
+
+
+def read_calendar(backend: Backend, mailbox: str, directory: Directory
+                  ) -> tuple[str, list[dict[str, Any]]]:
+    """The calendar's folder identity and its entries, each grantee named unambiguously."""
+    folder = calendar_folder(backend, mailbox)
+    rows = backend.invoke("Get-MailboxFolderPermission", {"Identity": folder}).value
+    return folder, disambiguate(backend, folder, rows, directory)
+
+
+def disambiguate(backend: Backend, folder: str, rows: Iterable[Mapping[str, Any]],
+                 directory: Directory) -> list[dict[str, Any]]:
+    """``rows`` with each entry whose grantee is a shared display name replaced by what
+    Exchange answers for each recipient bearing that name, named by its primary address."""
+    out: list[dict[str, Any]] = []
+    asked: set[str] = set()
+    for row in rows:
+        user = str(row.get("User") or "")
+        bearers = _bearers(user, directory)
+        if not bearers:
+            out.append(dict(row))
+            continue
+        if user.lower() in asked:
+            continue
+        asked.add(user.lower())
+        for recipient in bearers:
+            try:
+                found = backend.invoke("Get-MailboxFolderPermission",
+                                       {"Identity": folder, "User": recipient.key}).value
+            except (NotFound, NotPresent):  # no entry for this one
+                continue
+            out.extend(dict(entry, User=recipient.key) for entry in found)
+    return out
+
+
+def _bearers(user: str, directory: Directory) -> list[Any]:
+    """The recipients sharing display name ``user``, when more than one does (else [])."""
+    if not user or user in CALENDAR_BUILTIN_USERS or is_system_principal(user):
+        return []
+    if directory.resolve(user) is not None:
+        return []
+    bearers = directory.bearing_display_name(user)
+    return bearers if len(bearers) > 1 else []
