@@ -22,6 +22,7 @@ from typing import Any
 NAMESPACE = uuid.UUID("0d9a4f0e-3c0a-4a64-9b7e-5e0f1b2c3d4e")
 SELF = "NT AUTHORITY\\SELF"
 INHERITED_DENY = "NAMPR01A001\\Administrator"
+NO_ARCHIVE = "00000000-0000-0000-0000-000000000000"
 
 
 def guid(*parts: str) -> str:
@@ -66,7 +67,7 @@ def add_mailbox(snap: dict[str, Any], *, address: str, display_name: str,
         "UserPrincipalName": address, "PrimarySmtpAddress": address, "Alias": alias,
         "DisplayName": display_name, "RecipientTypeDetails": type_details, "Office": office,
         "City": city, "Department": department, "CountryOrRegion": country,
-        "UsageLocation": country if user else "",
+        "UsageLocation": country if user else "", "EmailAddresses": [f"SMTP:{address}"],
     })
     row = {
         "Identity": name, "Name": name, "Guid": object_guid, "ExternalDirectoryObjectId": edoid,
@@ -75,7 +76,9 @@ def add_mailbox(snap: dict[str, Any], *, address: str, display_name: str,
         "ForwardingAddress": None, "ForwardingSmtpAddress": None,
         "DeliverToMailboxAndForward": False, "GrantSendOnBehalfTo": [],
         "RetentionPolicy": retention_policy, "ArchiveStatus": "Active" if archive else "None",
-        "ResourceCapacity": capacity, "Office": office,
+        "ArchiveGuid": guid(tenant, "archive", address) if archive else NO_ARCHIVE,
+        "ArchiveState": "HostedProvisioned" if archive else "None",
+        "ResourceCapacity": capacity, "Office": office, "EmailAddresses": [f"SMTP:{address}"],
         **{f"CustomAttribute{n}": "" for n in range(1, 16)},
     }
     row.update(settings)
@@ -103,7 +106,10 @@ def add_mailbox(snap: dict[str, Any], *, address: str, display_name: str,
 
 
 def add_group(snap: dict[str, Any], *, address: str, display_name: str, managed_by: list[str],
-              members: list[str], name: str | None = None) -> str:
+              members: list[str], name: str | None = None,
+              type_details: str = "MailUniversalDistributionGroup") -> str:
+    """A group Get-DistributionGroup lists: a distribution group, or (``type_details``) a
+    room list or a mail-enabled security group."""
     alias = address.split("@", 1)[0]
     tenant = snap["tenant"]["id"]
     name = name or alias
@@ -112,13 +118,15 @@ def add_group(snap: dict[str, Any], *, address: str, display_name: str, managed_
     snap["recipients"].append({
         "Name": name, "Guid": object_guid, "ExternalDirectoryObjectId": edoid,
         "UserPrincipalName": None, "PrimarySmtpAddress": address, "Alias": alias,
-        "DisplayName": display_name, "RecipientTypeDetails": "MailUniversalDistributionGroup",
+        "DisplayName": display_name, "RecipientTypeDetails": type_details,
         "Office": "", "City": "", "Department": "", "CountryOrRegion": "", "UsageLocation": "",
+        "EmailAddresses": [f"SMTP:{address}"],
     })
     snap["distribution_groups"].append({
         "Identity": name, "Name": name, "Guid": object_guid, "Alias": alias,
         "DisplayName": display_name, "PrimarySmtpAddress": address, "ManagedBy": managed_by,
-        "GrantSendOnBehalfTo": [], "RecipientTypeDetails": "MailUniversalDistributionGroup",
+        "GrantSendOnBehalfTo": [], "RecipientTypeDetails": type_details,
+        "EmailAddresses": [f"SMTP:{address}"],
     })
     snap["distribution_group_members"] += [{"Group": name, "Member": m} for m in members]
     return name
@@ -251,7 +259,9 @@ def contoso_seed() -> dict[str, Any]:
 
 def fabrikam_seed() -> dict[str, Any]:
     """Fabrikam as live: info-berlin matches but for its grants, konferenz-hamburg and
-    team-berlin are to be created, and fabrikam-archive is unmanaged (prune: true deletes it)."""
+    team-berlin are to be created, and fabrikam-archive is unmanaged (prune: true deletes it).
+    A room list and a mail-enabled security group are no resources of the product: prune leaves
+    them alone."""
     snap = empty_snapshot("9d4e0000-0000-4000-8000-00000000000f", "fabrikam.onmicrosoft.com",
                           ["fabrikam.de", "fabrikam.onmicrosoft.com"], ["Default MRM Policy"])
     berlin = {"office": "Berlin", "city": "Berlin", "country": "DE"}
@@ -267,6 +277,10 @@ def fabrikam_seed() -> dict[str, Any]:
     grant_full_access(snap, info, hans)
     add_mailbox(snap, address="fabrikam-archive@fabrikam.de", display_name="Fabrikam Archive",
                 type_details="SharedMailbox", name="guid")
+    add_group(snap, address="rooms@fabrikam.de", display_name="Fabrikam Rooms", managed_by=[],
+              members=[], type_details="RoomList")
+    add_group(snap, address="it-admins@fabrikam.de", display_name="IT Admins", name="guid",
+              managed_by=[hans], members=[hans], type_details="MailUniversalSecurityGroup")
     return snap
 
 

@@ -93,6 +93,9 @@ def _undeclarable(resource: Resource, inventory: Inventory, state: CustomerState
     """Why ``resource`` cannot be declared as it is live (the loader would refuse it)."""
     if isinstance(resource, UserMailbox):
         return None
+    if resource.id in inventory.foreign_groups:
+        return (f"it is a {inventory.foreign_groups[resource.id]}, not a distribution group "
+                f"this product manages")
     domain = inventory.addresses.get(resource.id, resource.id).rpartition("@")[2]
     if domain not in state.customer.mail_domains:
         return (f"its address is at {domain}, which is not one of the customer's mail_domains "

@@ -28,6 +28,8 @@ from reconciler.live.reader import (
     auto_reply,
     calendar_grants,
     forwarding,
+    has_archive,
+    is_distribution_group,
 )
 from reconciler.model import (
     CALENDAR_BUILTIN_USERS,
@@ -62,6 +64,9 @@ class Inventory:
     default_retention_policy: str = DEFAULT_RETENTION_POLICY
     calendar_unread: set[str] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
+    # Groups read for their members (access answers) that no YAML list declares: room lists,
+    # mail-enabled security groups (id -> RecipientTypeDetails).
+    foreign_groups: dict[str, str] = field(default_factory=dict)
 
     def find(self, principal: str) -> Resource | None:
         """The resource a principal names (address, UPN, name, GUID...)."""
@@ -210,7 +215,7 @@ def inventory_of(customer: Customer, raw: RawTenant) -> Inventory:
                                          send_as.get(address, []),
                                          m.get("GrantSendOnBehalfTo") or [], canonical),
             "retention_policy": m.get("RetentionPolicy") or None,
-            "archive": str(m.get("ArchiveStatus") or "None") == "Active",
+            "archive": has_archive(m),
             "forwarding": forwarding(m, canonical),
             "auto_reply": auto_reply(reply[0]) if reply else None,
             "custom_attributes": tuple(
@@ -241,6 +246,8 @@ def inventory_of(customer: Customer, raw: RawTenant) -> Inventory:
         address = primary_address(g)
         if not address:
             continue
+        if not is_distribution_group(g):
+            inventory.foreign_groups[address] = str(g.get("RecipientTypeDetails"))
         inventory.resources[address] = DistributionGroup(
             id=address, located_at=_placed(inventory, address), name=g.get("DisplayName"),
             alias=address.partition("@")[0],

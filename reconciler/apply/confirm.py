@@ -21,7 +21,12 @@ from typing import Any
 from reconciler.apply.holder import holder_of, is_planned_object, planned_address
 from reconciler.live.backend import Backend, NotFound, NotPresent
 from reconciler.live.directory import Directory, strip_smtp
-from reconciler.live.reader import RECIPIENT_PROPERTIES, normalise_message, normalise_time
+from reconciler.live.reader import (
+    RECIPIENT_PROPERTIES,
+    has_archive,
+    normalise_message,
+    normalise_time,
+)
 from reconciler.plan.plan import Operation
 
 
@@ -161,7 +166,7 @@ def _archive(active: bool) -> Callable[[Backend, Mapping[str, Any], Recipients],
         rows = _get(backend, "Get-Mailbox", str(params["Identity"]))
         if not rows:
             return False
-        return (str(rows[0].get("ArchiveStatus") or "None") == "Active") == active
+        return has_archive(rows[0]) == active
     return check
 
 

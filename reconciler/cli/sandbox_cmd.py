@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from reconciler.errors import ReconcilerError
+from reconciler.live.reader import has_archive
 
 # subcommand -> module exposing ``command``; imported only when that subcommand runs
 EXTRA_SUBCOMMANDS: dict[str, str] = {"serve": "reconciler.cli.sandbox_serve_cmd"}
@@ -160,7 +161,7 @@ def summarise(file: Path) -> list[str]:
             details.append(f"office {m['Office']!r}")
         if m.get("ResourceCapacity") is not None:
             details.append(f"capacity {m['ResourceCapacity']}")
-        if m.get("ArchiveStatus") == "Active":
+        if has_archive(m):
             details.append("archive")
         forwarding = m.get("ForwardingAddress") or m.get("ForwardingSmtpAddress")
         if forwarding:

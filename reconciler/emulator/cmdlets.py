@@ -16,9 +16,11 @@ from reconciler.emulator.tenant import (
     DEFAULT_AUTO_REPLY,
     GROUP_TYPES,
     MAX_MAILBOX_PERMISSION_ENTRIES,
+    NO_ARCHIVE_GUID,
     USER_TYPES,
     Emulator,
     _as_bool,
+    _as_list,
     _copy_row,
     _get,
     _iso,
@@ -27,6 +29,7 @@ from reconciler.emulator.tenant import (
     _present,
     _strip_prefix,
     _wrap_html,
+    archive_guid,
     handler,
     not_found,
 )
@@ -122,6 +125,30 @@ def _recipient_row(obj: _Object) -> dict[str, Any]:
     return {"Identity": obj.identity, **row} if "Identity" not in row else row
 
 
+# Group kinds that hold no security principal: Exchange's lists of who may be granted
+# FullAccess, SendAs or SendOnBehalf name mailbox users, mail users and mail-enabled security
+# groups only (GATEWAY-FACTS §j).
+_NOT_GRANTEES = frozenset({"MailUniversalDistributionGroup", "RoomList"})
+
+
+def _grantee(em: Emulator, value: Any, cmdlet: str) -> _Object:
+    target = em._principal(value, cmdlet)
+    kind = str((target.row or target.recipient).get("RecipientTypeDetails") or "")
+    if kind in _NOT_GRANTEES:
+        raise BadParameter(
+            f"\"{value}\" is a distribution group ({kind}), not a security principal: only "
+            f"mailbox users, mail users and mail-enabled security groups can be granted this "
+            f"permission.", cmdlet=cmdlet, exception_type="InvalidOperationException")
+    return target
+
+
+def _check_grantees(em: Emulator, value: Any, cmdlet: str) -> None:
+    """Every principal a GrantSendOnBehalfTo value adds must be a valid grantee."""
+    added = value.get("add", value.get("Add")) if is_hashtable(value) else value
+    for item in _as_list(added):
+        _grantee(em, item, cmdlet)
+
+
 @handler("Get-User", "Identity", "ResultSize", "RecipientTypeDetails")
 def get_user(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
     identity = _get(params, "Identity")
@@ -163,7 +190,7 @@ def new_mailbox(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResu
         "DeliverToMailboxAndForward": False, "GrantSendOnBehalfTo": [],
         "RetentionPolicy": "Default MRM Policy" if "Default MRM Policy" in policies else (
             policies[0] if policies else None),
-        "ArchiveStatus": "None",
+        "ArchiveStatus": "None", "ArchiveGuid": NO_ARCHIVE_GUID, "ArchiveState": "None",
         "ResourceCapacity": int(capacity) if capacity is not None else None,
         "Office": str(_get(params, "Office") or ""),
         **{f"CustomAttribute{n}": "" for n in range(1, 16)},
@@ -226,6 +253,7 @@ def set_mailbox(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResu
         changes["ForwardingSmtpAddress"] = (None if not value
                                             else f"smtp:{_strip_prefix(str(value))}")
     if _present(params, "GrantSendOnBehalfTo"):
+        _check_grantees(em, params["GrantSendOnBehalfTo"], cmdlet)
         changes["GrantSendOnBehalfTo"] = em._update_multi(
             list(row.get("GrantSendOnBehalfTo") or []), params["GrantSendOnBehalfTo"], cmdlet)
     if _present(params, "RetentionPolicy"):
@@ -322,15 +350,24 @@ def _archive(em: Emulator, cmdlet: str, params: dict[str, Any], *, enable: bool)
     obj = em._require(params["Identity"], MAILBOX, cmdlet, read=False)
     row = obj.row
     assert row is not None
-    active = row.get("ArchiveStatus") == "Active"
+    active = archive_guid(row) is not None
     if enable and active:
         raise AlreadyExists(f"The mailbox \"{obj.identity}\" is already enabled for archive.",
                             cmdlet=cmdlet, exception_type="RecipientTaskException")
     if not enable and not active:
         raise NotPresent(f"The mailbox \"{obj.identity}\" doesn't have an archive.",
                          cmdlet=cmdlet, exception_type="RecipientTaskException")
-    row["ArchiveStatus"] = "Active" if enable else "None"
-    return CmdletResult(value=[row] if enable else [])
+    if enable:
+        # Provisioning: the archive has its GUID at once, but ArchiveStatus stays None until
+        # Exchange has finished, which the emulator never reports (GATEWAY-FACTS §g).
+        row["ArchiveGuid"] = em._next_guid("archive", obj.identity)
+        row["ArchiveState"] = "HostedPending"
+        return CmdletResult(value=[row])
+    row["DisabledArchiveGuid"] = row["ArchiveGuid"]
+    row["ArchiveGuid"] = NO_ARCHIVE_GUID
+    row["ArchiveState"] = "None"
+    row["ArchiveStatus"] = "None"
+    return CmdletResult()
 
 
 # --- FullAccess -------------------------------------------------------------------------------
@@ -353,7 +390,7 @@ def get_mailbox_permission(em: Emulator, cmdlet: str, params: dict[str, Any]) ->
 @handler("Add-MailboxPermission", "Identity", "User", "AccessRights", "AutoMapping", "Deny")
 def add_mailbox_permission(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
     obj = em._require(params["Identity"], MAILBOX, cmdlet, read=False)
-    target = em._principal(params["User"], cmdlet)
+    target = _grantee(em, params["User"], cmdlet)
     rights = _rights(params["AccessRights"])
     deny = _as_bool(_get(params, "Deny", False))
     for row in obj.mailbox_permissions:
@@ -434,7 +471,7 @@ def get_recipient_permission(em: Emulator, cmdlet: str, params: dict[str, Any]) 
 @handler("Add-RecipientPermission", "Identity", "Trustee", "AccessRights")
 def add_recipient_permission(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
     obj = em._require(params["Identity"], ANY, cmdlet, read=False)
-    target = em._principal(params["Trustee"], cmdlet)
+    target = _grantee(em, params["Trustee"], cmdlet)
     for row in obj.recipient_permissions:
         if (not row.get("IsInherited") and row.get("AccessControlType", "Allow") == "Allow"
                 and em._same_principal(row.get("Trustee"), target)):
@@ -513,7 +550,7 @@ def get_distribution_group(em: Emulator, cmdlet: str, params: dict[str, Any]) ->
 
 
 @handler("New-DistributionGroup", "Name", "Alias", "DisplayName", "PrimarySmtpAddress",
-         "ManagedBy", "Members", "Type", "Notes", "Description")
+         "ManagedBy", "Members", "Type", "Notes", "Description", "RoomList")
 def new_distribution_group(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
     name = str(params["Name"])
     alias = str(_get(params, "Alias") or _derive_alias(name))
@@ -525,11 +562,11 @@ def new_distribution_group(em: Emulator, cmdlet: str, params: dict[str, Any]) ->
                if _get(params, "ManagedBy") else [CALLER_NAME])
     members = em._update_multi([], _get(params, "Members"), cmdlet)
     security = _lower(_get(params, "Type") or "distribution") == "security"
+    kind = ("RoomList" if _as_bool(_get(params, "RoomList", False)) else
+            "MailUniversalSecurityGroup" if security else "MailUniversalDistributionGroup")
     obj = em._new_object(
         "group", name=name, alias=alias, display_name=str(_get(params, "DisplayName") or name),
-        address=address,
-        type_details="MailUniversalSecurityGroup" if security else
-        "MailUniversalDistributionGroup",
+        address=address, type_details=kind,
         row_extra={"ManagedBy": managed, "GrantSendOnBehalfTo": []})
     obj.members = members
     obj.recipient_permissions = []
@@ -543,6 +580,8 @@ def set_distribution_group(em: Emulator, cmdlet: str, params: dict[str, Any]) ->
     row = obj.row
     assert row is not None
     changes: dict[str, Any] = {}
+    if _present(params, "GrantSendOnBehalfTo"):
+        _check_grantees(em, params["GrantSendOnBehalfTo"], cmdlet)
     for prop in ("ManagedBy", "GrantSendOnBehalfTo"):
         if _present(params, prop):
             changes[prop] = em._update_multi(list(row.get(prop) or []), params[prop], cmdlet)

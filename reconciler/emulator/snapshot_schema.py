@@ -27,6 +27,11 @@ _STR = {"type": "string"}
 _OPT_STR = {"type": ["string", "null"]}
 _STR_LIST = {"type": "array", "items": {"type": "string"}}
 _BOOL = {"type": "boolean"}
+_PROXY_ADDRESSES = {
+    "type": "array", "items": {"type": "string"},
+    "description": "Proxy addresses as Exchange lists them: the primary one as SMTP:, others "
+                   "as smtp: (docs/format.md §9, optional).",
+}
 
 
 def _row(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -51,6 +56,12 @@ _MAILBOX_ROW_PROPERTIES = {
     "GrantSendOnBehalfTo": _STR_LIST,
     "RetentionPolicy": _OPT_STR,
     "ArchiveStatus": {"enum": ["None", "Active"]},
+    "ArchiveGuid": {"type": ["string", "null"],
+                    "description": "The archive mailbox's GUID; all zeros when there is none."},
+    "ArchiveState": {"enum": ["None", "Local", "HostedProvisioned", "HostedPending",
+                              "OnPremise"]},
+    "DisabledArchiveGuid": _OPT_STR,
+    "EmailAddresses": _PROXY_ADDRESSES,
     "ResourceCapacity": {"type": ["integer", "null"], "minimum": 0},
     "Office": _OPT_STR,
     **{f"CustomAttribute{n}": {"type": ["string", "null"], "maxLength": 1024}
@@ -105,6 +116,7 @@ SCHEMA: dict[str, Any] = {
                     "Department": _OPT_STR,
                     "CountryOrRegion": _OPT_STR,
                     "UsageLocation": _OPT_STR,
+                    "EmailAddresses": _PROXY_ADDRESSES,
                 },
             ),
         },
@@ -193,12 +205,21 @@ SCHEMA: dict[str, Any] = {
             "items": _row(
                 {"Identity": _STR, "PrimarySmtpAddress": _STR},
                 {"Name": _STR, "Alias": _STR, "DisplayName": _STR, "ManagedBy": _STR_LIST,
-                 "GrantSendOnBehalfTo": _STR_LIST, "RecipientTypeDetails": _STR},
+                 "GrantSendOnBehalfTo": _STR_LIST, "EmailAddresses": _PROXY_ADDRESSES,
+                 "RecipientTypeDetails": {
+                     "type": "string",
+                     "description": "MailUniversalDistributionGroup (the default), RoomList, "
+                                    "MailUniversalSecurityGroup, MailNonUniversalGroup."}},
             ),
         },
         "distribution_group_members": {
             "type": "array",
             "items": _row({"Group": _STR, "Member": _STR}),
+        },
+        "calendar_processing": {
+            "description": "Get-CalendarProcessing rows of resource mailboxes (docs/format.md §9).",
+            "type": "array",
+            "items": _row({"Identity": _STR}),
         },
     },
 }

@@ -44,6 +44,7 @@ from reconciler.live.backend import (
     ReadOnlyBackend,
     is_write,
 )
+from reconciler.live.reader import NO_ARCHIVE_GUID
 
 SOFT_DELETE_RETENTION = timedelta(days=30)
 DEFAULT_RESULT_SIZE = 1000
@@ -71,7 +72,8 @@ GROUP_TYPES = ("MailUniversalDistributionGroup", "MailUniversalSecurityGroup",
 _CONVERSION = {"regular": "UserMailbox", "shared": "SharedMailbox", "room": "RoomMailbox",
                "equipment": "EquipmentMailbox"}
 _RECIPIENT_COPY = ("Name", "Guid", "ExternalDirectoryObjectId", "UserPrincipalName",
-                   "PrimarySmtpAddress", "Alias", "DisplayName", "RecipientTypeDetails", "Office")
+                   "PrimarySmtpAddress", "Alias", "DisplayName", "RecipientTypeDetails", "Office",
+                   "EmailAddresses")
 # Identity forms, strongest first. Resolution stops at the first tier with a match, so an
 # object's own Name wins over another's alias, and a display name is the last resort.
 _KEY_TIERS = (("Identity", "Name", "Guid", "ExternalDirectoryObjectId"),
@@ -425,6 +427,7 @@ class Emulator:
             return obj
 
         for row in snap.get("mailboxes", []):
+            self._complete_mailbox_row(row)
             obj = attach(row, "mailbox")
             obj.auto_reply = None
         for row in snap.get("distribution_groups", []):
@@ -432,8 +435,14 @@ class Emulator:
             row.setdefault("RecipientTypeDetails", "MailUniversalDistributionGroup")
             attach(row, "group")
         for obj in self._objects:
+            _with_email_addresses(obj.recipient)
+            if obj.row is not None:
+                obj.row.setdefault("EmailAddresses", obj.recipient.get("EmailAddresses"))
+                _with_email_addresses(obj.row)
             self._index(obj)
         for row in snap.get("soft_deleted_mailboxes", []):
+            self._complete_mailbox_row(row)
+            _with_email_addresses(row)
             self._soft_deleted.append(_Object(kind="mailbox", recipient=self._recipient_from(row),
                                               row=row))
 
@@ -463,6 +472,16 @@ class Emulator:
         for row in snap.get("distribution_group_members", []):
             owner(row["Group"], ("group",), "distribution_group_members").members.append(
                 row["Member"])
+
+    def _complete_mailbox_row(self, row: dict[str, Any]) -> None:
+        """The newer snapshot fields (docs/format.md §9) a mailbox row may lack, from the older
+        ones: an archive that ArchiveStatus says is active has a GUID and a hosted state."""
+        active = row.get("ArchiveStatus") == "Active"
+        if "ArchiveGuid" not in row:
+            row["ArchiveGuid"] = (_new_guid(self.tenant_id, "archive", str(row["Identity"]))
+                                  if active else NO_ARCHIVE_GUID)
+        if "ArchiveState" not in row:
+            row["ArchiveState"] = ("HostedProvisioned" if archive_guid(row) else "None")
 
     @staticmethod
     def _recipient_from(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -680,12 +699,14 @@ class Emulator:
             "PrimarySmtpAddress": address, "Alias": alias, "DisplayName": display_name,
             "RecipientTypeDetails": type_details, "Office": row_extra.get("Office") or "",
             "City": "", "Department": "", "CountryOrRegion": "", "UsageLocation": "",
+            "EmailAddresses": [f"SMTP:{address}"],
         }
         row: dict[str, Any] = {
             "Identity": name, "Name": name, "Guid": guid, "ExternalDirectoryObjectId": edoid,
             **({"UserPrincipalName": address} if kind == "mailbox" else {}),
             "Alias": alias, "DisplayName": display_name, "PrimarySmtpAddress": address,
-            "RecipientTypeDetails": type_details, **row_extra,
+            "RecipientTypeDetails": type_details, "EmailAddresses": [f"SMTP:{address}"],
+            **row_extra,
         }
         obj = _Object(kind=kind, recipient=recipient, row=row, visible_from=self._lagged()
                       if self.lag_seconds > 0 else float("-inf"))
@@ -781,6 +802,19 @@ def _get(params: Mapping[str, Any], name: str, default: Any = None) -> Any:
 
 def _present(params: Mapping[str, Any], name: str) -> bool:
     return any(key.lower() == name.lower() for key in params)
+
+
+def _with_email_addresses(row: dict[str, Any]) -> None:
+    """Every recipient has proxy addresses, the primary one spelled ``SMTP:`` (docs/format.md §9);
+    a snapshot written before the field existed gets just its primary address."""
+    if not row.get("EmailAddresses") and row.get("PrimarySmtpAddress"):
+        row["EmailAddresses"] = [f"SMTP:{row['PrimarySmtpAddress']}"]
+
+
+def archive_guid(row: Mapping[str, Any]) -> str | None:
+    """A mailbox's archive GUID, None when it has no archive."""
+    guid = str(row.get("ArchiveGuid") or "")
+    return guid if guid and guid != NO_ARCHIVE_GUID else None
 
 
 def _parse_time(value: Any) -> datetime:

@@ -56,18 +56,21 @@ SENDAS_BULK_THRESHOLD = 20
 RECIPIENT_PROPERTIES = (
     "Name", "Guid", "ExternalDirectoryObjectId", "UserPrincipalName", "PrimarySmtpAddress",
     "Alias", "DisplayName", "RecipientTypeDetails", "Office", "City", "Department",
-    "CountryOrRegion", "UsageLocation",
+    "CountryOrRegion", "UsageLocation", "EmailAddresses",
 )
 MAILBOX_PROPERTIES = (
     "Identity", "Name", "Guid", "UserPrincipalName", "Alias", "DisplayName",
     "PrimarySmtpAddress", "RecipientTypeDetails", "ForwardingAddress", "ForwardingSmtpAddress",
     "DeliverToMailboxAndForward", "GrantSendOnBehalfTo", "RetentionPolicy", "ArchiveStatus",
-    "ResourceCapacity", "Office", *(f"CustomAttribute{n}" for n in range(1, 16)),
+    "ResourceCapacity", "Office", "EmailAddresses", "ArchiveGuid", "ArchiveState",
+    *(f"CustomAttribute{n}" for n in range(1, 16)),
 )
 GROUP_PROPERTIES = (
     "Identity", "Name", "Guid", "Alias", "DisplayName", "PrimarySmtpAddress", "ManagedBy",
-    "GrantSendOnBehalfTo", "RecipientTypeDetails",
+    "GrantSendOnBehalfTo", "RecipientTypeDetails", "EmailAddresses",
 )
+NO_ARCHIVE_GUID = "00000000-0000-0000-0000-000000000000"
+DISTRIBUTION_GROUP = "MailUniversalDistributionGroup"
 MAILBOX_TYPES: dict[str, type[UserMailbox | SharedMailbox | RoomMailbox]] = {
     "UserMailbox": UserMailbox,
     "SharedMailbox": SharedMailbox,
@@ -113,6 +116,9 @@ def read_live(
                                  MAILBOX_PROPERTIES)
                  if m.get("RecipientTypeDetails") in MAILBOX_TYPES]
     groups = _get(backend, "Get-DistributionGroup", {"ResultSize": "Unlimited"}, GROUP_PROPERTIES)
+    # Get-DistributionGroup also lists room lists and mail-enabled security groups: they are
+    # recipients (grantees, members), never this product's distribution groups.
+    own_groups = [g for g in groups if is_distribution_group(g)]
 
     by_identity: dict[str, tuple[str, dict[str, Any]]] = {}
     for m in mailboxes:
@@ -124,7 +130,7 @@ def read_live(
             by_identity.setdefault(strip_smtp(str(g["PrimarySmtpAddress"])).lower(), ("group", g))
 
     live = LiveTenant(state=CustomerState(customer), directory=directory)
-    live.existing = len(groups) + sum(
+    live.existing = len(own_groups) + sum(
         1 for m in mailboxes if m.get("RecipientTypeDetails") != "UserMailbox") + sum(
         1 for rid, w in desired.resources.items()
         if isinstance(w, UserMailbox) and by_identity.get(rid, ("", {}))[0] == "mailbox")
@@ -137,7 +143,8 @@ def read_live(
         hit = by_identity.get(rid)
         if hit is not None:
             matched[rid] = (wanted, hit[0], hit[1])
-            live.exists_as[rid] = str(hit[1].get("RecipientTypeDetails") or hit[0])
+            live.exists_as[rid] = str(hit[1].get("RecipientTypeDetails") or (
+                DISTRIBUTION_GROUP if hit[0] == "group" else hit[0]))
 
     sendas_needed = [rid for rid, (w, _, _) in matched.items() if w.permissions is not None]
     tasks: list[tuple[str, str]] = []
@@ -222,7 +229,7 @@ def read_live(
             live.state.add(cls(id=rid, located_at=located, name=m.get("DisplayName"),
                                alias=m.get("Alias")))
             live.exists_as[rid] = m["RecipientTypeDetails"]
-    for g in groups:
+    for g in own_groups:
         rid = strip_smtp(str(g.get("PrimarySmtpAddress") or "")).lower()
         if rid and rid not in declared:
             located = _placement(customer, rid, directory, previous_locations, live)
@@ -230,6 +237,11 @@ def read_live(
                                              name=g.get("DisplayName"), alias=g.get("Alias")))
             live.exists_as[rid] = "DistributionGroup"
     return live
+
+
+def is_distribution_group(row: Mapping[str, Any]) -> bool:
+    """A group row of the kind ``distribution_groups`` manage (docs/format.md §4 "Group kinds")."""
+    return str(row.get("RecipientTypeDetails") or DISTRIBUTION_GROUP) == DISTRIBUTION_GROUP
 
 
 def _get(backend: Backend, cmdlet: str, parameters: Mapping[str, Any],
@@ -297,7 +309,7 @@ def _build(rid: str, wanted: Resource, raw: Mapping[str, Any], located: Location
 
     settings: dict[str, Any] = {
         "retention_policy": raw.get("RetentionPolicy"),
-        "archive": str(raw.get("ArchiveStatus") or "None") == "Active",
+        "archive": has_archive(raw),
         "forwarding": forwarding(raw, canonical),
         "custom_attributes": tuple(
             (n, str(raw.get(f"CustomAttribute{n}") or "")) for n in range(1, 16)),
@@ -379,6 +391,16 @@ def calendar_grants(entries: Iterable[Mapping[str, Any]],
                                   private_items="CanViewPrivateItems" in flags)
         grants[key] = grant
     return tuple(grants[k] for k in sorted(grants))
+
+
+def has_archive(raw: Mapping[str, Any]) -> bool:
+    """Whether a mailbox has an archive (docs/format.md §4): its ArchiveGuid is set, whatever
+    ArchiveStatus says (it stays None while Exchange provisions the archive). Without
+    ArchiveGuid (an older snapshot), ArchiveStatus Active."""
+    guid = str(raw.get("ArchiveGuid") or "")
+    if guid:
+        return guid != NO_ARCHIVE_GUID
+    return str(raw.get("ArchiveStatus") or "None") == "Active"
 
 
 def forwarding(raw: Mapping[str, Any], canonical: Callable[[str], str]) -> Forwarding:

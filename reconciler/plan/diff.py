@@ -42,8 +42,8 @@ EXPECTED_LIVE_TYPES = {
     "user_mailbox": {"UserMailbox", "SharedMailbox"},
     "shared_mailbox": {"SharedMailbox"},
     "room_mailbox": {"RoomMailbox"},
-    "distribution_group": {"DistributionGroup", "MailUniversalDistributionGroup",
-                           "MailUniversalSecurityGroup"},
+    # Room lists and mail-enabled security groups are not distribution groups of this product.
+    "distribution_group": {"DistributionGroup", "MailUniversalDistributionGroup"},
 }
 
 

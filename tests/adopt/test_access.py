@@ -92,7 +92,8 @@ def test_live_question_about_one_mailbox_reads_only_that_mailbox(tmp_path: Path)
            PrimarySmtpAddress="support@contoso.com")
     s.live("New-Mailbox", Shared=True, Name="Other", Alias="other",
            PrimarySmtpAddress="other@contoso.com")
-    s.live("New-DistributionGroup", Name="Team", Alias="team",
+    # A mail-enabled security group: a plain distribution group cannot be granted SendAs.
+    s.live("New-DistributionGroup", Name="Team", Alias="team", Type="Security",
            PrimarySmtpAddress="team@contoso.com", ManagedBy=["alice"], Members=["Carol White"])
     s.live("Add-RecipientPermission", Identity="support@contoso.com", Trustee="team",
            AccessRights=["SendAs"], Confirm=False)

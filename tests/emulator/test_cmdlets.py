@@ -10,6 +10,7 @@ import pytest
 
 from reconciler.emulator import Emulator
 from reconciler.live.backend import AlreadyExists, BadParameter, NotFound, NotPresent
+from reconciler.live.reader import NO_ARCHIVE_GUID
 from tests.emulator.conftest import WallClock, seed
 
 HASH = "#Exchange.GenericHashTable"
@@ -358,11 +359,16 @@ def test_set_mailbox_refusals_and_no_op_warning(em: Emulator) -> None:
 
 def test_archive_enable_and_disable(em: Emulator) -> None:
     em.invoke("Enable-Mailbox", {"Identity": "carol", "Archive": True})
-    assert rows(em, "Get-Mailbox", Identity="carol")[0]["ArchiveStatus"] == "Active"
+    row = rows(em, "Get-Mailbox", Identity="carol")[0]
+    # The archive exists at once (its GUID), while ArchiveStatus still says None: provisioning.
+    assert row["ArchiveGuid"] != NO_ARCHIVE_GUID and row["ArchiveState"] == "HostedPending"
+    assert row["ArchiveStatus"] == "None"
     with pytest.raises(AlreadyExists):
         em.invoke("Enable-Mailbox", {"Identity": "carol", "Archive": True})
     em.invoke("Disable-Mailbox", {"Identity": "carol", "Archive": True, "Confirm": False})
-    assert rows(em, "Get-Mailbox", Identity="carol")[0]["ArchiveStatus"] == "None"
+    row = rows(em, "Get-Mailbox", Identity="carol")[0]
+    assert (row["ArchiveStatus"], row["ArchiveGuid"]) == ("None", NO_ARCHIVE_GUID)
+    assert row["DisabledArchiveGuid"] != NO_ARCHIVE_GUID
     with pytest.raises(NotPresent):
         em.invoke("Disable-Mailbox", {"Identity": "carol", "Archive": True})
 
@@ -660,3 +666,79 @@ def test_refused_group_set_changes_nothing_and_no_op_warns(em: Emulator) -> None
 def test_unmodelled_parameter_is_refused_not_ignored(em: Emulator) -> None:
     with pytest.raises(BadParameter, match="does not implement -MaxSendSize"):
         em.invoke("Set-Mailbox", {"Identity": "alice", "MaxSendSize": "35MB"})
+
+
+# --- proxy addresses (docs/format.md §9) ---------------------------------------------------
+
+
+def test_every_recipient_mailbox_and_group_lists_its_proxy_addresses(em: Emulator) -> None:
+    # The seed predates EmailAddresses: each object gets its primary address, as SMTP:.
+    for cmdlet in ("Get-Recipient", "Get-Mailbox", "Get-DistributionGroup"):
+        for row in rows(em, cmdlet, ResultSize="Unlimited"):
+            assert f"SMTP:{row['PrimarySmtpAddress']}" in row["EmailAddresses"], (cmdlet, row)
+    created = em.invoke("New-Mailbox", {"Shared": True, "Name": "Help", "Alias": "help",
+                                        "PrimarySmtpAddress": "help@contoso.com"}).value[0]
+    assert created["EmailAddresses"] == ["SMTP:help@contoso.com"]
+    recipient = rows(em, "Get-Recipient", Identity="help@contoso.com")[0]
+    assert recipient["EmailAddresses"] == ["SMTP:help@contoso.com"]
+
+
+def test_proxy_addresses_survive_soft_delete_and_select(em: Emulator) -> None:
+    em.invoke("Remove-Mailbox", {"Identity": "old-projects@contoso.com", "Confirm": False})
+    soft = em.invoke("Get-Mailbox", {"SoftDeletedMailbox": True, "ResultSize": "Unlimited"},
+                     ["PrimarySmtpAddress", "EmailAddresses"]).value
+    assert soft == [{"PrimarySmtpAddress": "old-projects@contoso.com",
+                     "EmailAddresses": ["SMTP:old-projects@contoso.com"]}]
+    assert em.to_snapshot()["soft_deleted_mailboxes"][0]["EmailAddresses"] == [
+        "SMTP:old-projects@contoso.com"]
+
+
+def test_a_secondary_proxy_address_is_held_and_resolves(clock: Any, wall: Any) -> None:
+    snap = seed()
+    carol = next(r for r in snap["recipients"] if r["PrimarySmtpAddress"].startswith("carol"))
+    carol["EmailAddresses"] = [f"SMTP:{carol['PrimarySmtpAddress']}", "smtp:help@contoso.com"]
+    em = Emulator(snap, clock=clock, wall_clock=wall)
+    assert rows(em, "Get-Recipient", Identity="help@contoso.com")[0]["Name"] == carol["Name"]
+    with pytest.raises(AlreadyExists) as refused:
+        em.invoke("New-Mailbox", {"Shared": True, "Name": "Help", "Alias": "help",
+                                  "PrimarySmtpAddress": "help@contoso.com"})
+    assert refused.value.exception_type == "ProxyAddressExistsException"
+
+
+# --- grantee kinds (GATEWAY-FACTS §j) -----------------------------------------------------------
+
+
+def test_a_plain_distribution_group_is_refused_as_grantee(em: Emulator) -> None:
+    em.invoke("New-DistributionGroup", {"Name": "Sales", "Alias": "sales",
+                                        "PrimarySmtpAddress": "sales@contoso.com",
+                                        "ManagedBy": ["alice@contoso.com"]})
+    em.invoke("New-DistributionGroup", {"Name": "Sec", "Alias": "sec", "Type": "Security",
+                                        "PrimarySmtpAddress": "sec@contoso.com",
+                                        "ManagedBy": ["alice@contoso.com"]})
+    def calls(group: str) -> list[tuple[str, dict[str, Any]]]:
+        target = "support-london@contoso.com"
+        return [
+            ("Add-MailboxPermission", {"Identity": target, "User": group,
+                                       "AccessRights": ["FullAccess"]}),
+            ("Add-RecipientPermission", {"Identity": target, "Trustee": group,
+                                         "AccessRights": ["SendAs"]}),
+            ("Set-Mailbox", {"Identity": target, "GrantSendOnBehalfTo": {
+                "@odata.type": "#Exchange.GenericHashTable", "add": [group]}}),
+        ]
+
+    for cmdlet, params in calls("sales@contoso.com"):
+        with pytest.raises(BadParameter, match="not a security principal"):
+            em.invoke(cmdlet, params)
+    # A mail-enabled security group is a security principal.
+    for cmdlet, params in calls("sec@contoso.com"):
+        em.invoke(cmdlet, params)
+    full = rows(em, "Get-MailboxPermission", Identity="support-london@contoso.com")
+    assert any(r["User"] == "Sec" for r in full)
+
+
+def test_new_distribution_group_makes_a_room_list(em: Emulator) -> None:
+    em.invoke("New-DistributionGroup", {"Name": "Rooms", "RoomList": True,
+                                        "PrimarySmtpAddress": "rooms@contoso.com",
+                                        "ManagedBy": ["alice@contoso.com"]})
+    row = rows(em, "Get-DistributionGroup", Identity="rooms@contoso.com")[0]
+    assert row["RecipientTypeDetails"] == "RoomList"
