@@ -72,6 +72,9 @@ class ExecutionOptions:
     confirm_reads: int = 3  # failed read-backs tolerated while settling an ambiguous write
     confirm_wait: float = 30.0  # how long a committed write may take to show (lag)
     max_backoff: float = 8.0
+    # How long a write naming an object created in this run waits out "not found": Exchange
+    # does not show a new object to every front end at once (``--verify-wait``).
+    create_wait: float = 60.0
     sleep: Callable[[float], None] = lambda seconds: pause(seconds)
 
 
@@ -138,11 +141,9 @@ def build_graph(changes: Sequence[Change]) -> tuple[list[OpRef], dict[tuple[str,
     """Every operation and the operations each must wait for."""
     refs = [OpRef(c, i) for c in changes for i in range(len(c.operations))]
     preds: dict[tuple[str, int], set[tuple[str, int]]] = {r.key: set() for r in refs}
-    creators: dict[str, tuple[str, int]] = {}
+    creators = creations(changes)
     deleters: dict[str, tuple[str, int]] = {}
     for c in changes:
-        if c.action == "create" and c.operations and c.operations[0].cmdlet.startswith("New-"):
-            creators[c.id.lower()] = (c.address, 0)
         if c.action == "delete" and c.operations:
             deleters[c.id.lower()] = (c.address, 0)
     for r in refs:
@@ -160,6 +161,24 @@ def build_graph(changes: Sequence[Change]) -> tuple[list[OpRef], dict[tuple[str,
                     preds[deleter].add(r.key)
     _check_acyclic(preds)
     return refs, preds
+
+
+def creations(changes: Sequence[Change]) -> dict[str, tuple[str, int]]:
+    """Resource id (lower case) -> the operation that creates it, for the changes that do."""
+    return {c.id.lower(): (c.address, 0) for c in changes if c.action == "create"
+            and c.operations and c.operations[0].cmdlet.startswith("New-")}
+
+
+def created_before(ref: OpRef, creators: Mapping[str, tuple[str, int]]) -> set[str]:
+    """The addresses of changes whose create ``ref`` needs to have happened: its own (after
+    the first operation of a create) and those of the principals it names."""
+    out = {ref.address} if ref.index > 0 and ref.change.id.lower() in creators else set()
+    for name in PRINCIPAL_PARAMETERS:
+        for principal in _added_principals(ref.op.parameters.get(name)):
+            creator = creators.get(principal.lower())
+            if creator is not None:
+                out.add(creator[0])
+    return out
 
 
 def _check_acyclic(preds: Mapping[tuple[str, int], set[tuple[str, int]]]) -> None:
@@ -204,6 +223,8 @@ class Executor:
 
     def run(self, changes: Sequence[Change]) -> list[OpResult]:
         refs, preds = build_graph(changes)
+        creators = creations(changes)
+        created: set[str] = set()  # changes whose create ran in this run
         view = self.journal.view(self.checksum)
         if any(r.op.cmdlet.startswith("New-") for r in refs):
             # Before any write: which recipients exist, so that a create refused as "address
@@ -220,6 +241,9 @@ class Executor:
 
         def finish(result: OpResult) -> list[tuple[str, int]]:
             results[result.ref.key] = result
+            if result.calls and result.status == SUCCEEDED and result.ref.key in {
+                    creators.get(result.ref.change.id.lower())}:
+                created.add(result.ref.address)
             if self.progress is not None:
                 self.progress(result, result.ref, len(results), total)
             ready = []
@@ -251,7 +275,8 @@ class Executor:
                             continue
                         if self.progress is not None:
                             self.progress(None, ref, len(results), total)
-                        futures[pool.submit(self._run_one, ref, view)] = key
+                        fresh = bool(created_before(ref, creators) & created)
+                        futures[pool.submit(self._run_one, ref, view, fresh)] = key
                     if not futures:
                         continue
                     done, _ = wait(futures, return_when=FIRST_COMPLETED)
@@ -286,11 +311,11 @@ class Executor:
 
     # --- one operation ----------------------------------------------------------------------
 
-    def _run_one(self, ref: OpRef, view: JournalView) -> OpResult:
+    def _run_one(self, ref: OpRef, view: JournalView, fresh: bool = False) -> OpResult:
         fields = self._fields(ref)
         self.journal.append("start", **fields)
         try:
-            result = self._attempt(ref, view, fields["fingerprint"])
+            result = self._attempt(ref, view, fields["fingerprint"], fresh)
         except Exception as e:  # one operation's crash must not stop the others
             log.debug("apply: %s raised", ref.describe(), exc_info=True)
             result = OpResult(ref, FAILED, message=str(e) or type(e).__name__)
@@ -300,7 +325,9 @@ class Executor:
             self.journal.append("failed", **fields, error=result.message)
         return result
 
-    def _attempt(self, ref: OpRef, view: JournalView, fp: str) -> OpResult:
+    def _attempt(self, ref: OpRef, view: JournalView, fp: str, fresh: bool) -> OpResult:
+        """One operation to its end. ``fresh``: it names an object created earlier in this
+        run, so "not found" may be Exchange not showing it yet, and is waited out."""
         op, opts = ref.op, self.options
         write = is_write(op.cmdlet)
         calls = 0
@@ -313,7 +340,7 @@ class Executor:
                 return OpResult(ref, FAILED, message="an earlier run left this write's outcome "
                                 "unknown and reading it back failed; not replayed")
         ambiguous = throttled = 0
-        delay = opts.backoff
+        delay, unseen = opts.backoff, 0.0
         while True:
             calls += 1
             try:
@@ -338,6 +365,17 @@ class Executor:
                 # Enable answered "not found" did nothing.
                 if op.cmdlet.startswith(REMOVE_VERBS):
                     return OpResult(ref, SUCCEEDED, "not present", calls=calls)
+                if fresh and isinstance(e, NotFound) and unseen < opts.create_wait:
+                    # Not processed: safe to send again once the new object shows.
+                    wait_for = min(delay, opts.max_backoff, opts.create_wait - unseen)
+                    opts.sleep(wait_for)
+                    unseen += wait_for
+                    delay *= 2
+                    continue
+                if fresh and isinstance(e, NotFound):
+                    return OpResult(ref, FAILED, calls=calls, message=(
+                        f"{e.message} (still not found {unseen:g} s after it was created in "
+                        f"this run; --verify-wait allows longer)"))
                 return OpResult(ref, FAILED, message=e.message, calls=calls)
             except (AmbiguousWriteError, TransientError) as e:
                 ambiguous += 1

@@ -100,7 +100,8 @@ def render_report(report) -> str:  # type: ignore[no-untyped-def]
               help="Directory of the apply journal. Default: REPO/.reconciler/journal.")
 @click.option("--verify-wait", type=click.FloatRange(min=0), default=60.0, show_default=True,
               metavar="SECONDS",
-              help="How long to keep reading back writes Exchange does not show yet.")
+              help="How long to keep reading back writes Exchange does not show yet, and to "
+                   "wait out 'not found' on a write naming an object created in this run.")
 def command(target: Path, repo: Path | None, live_source: str | None,
             customers: tuple[str, ...], auto_approve: bool, allow_large_changes: bool,
             journal_dir: Path | None, verify_wait: float) -> None:
@@ -114,6 +115,7 @@ def command(target: Path, repo: Path | None, live_source: str | None,
     Exit codes: 0 applied (or nothing to do); 1 refused or failed (the summary says which
     operations succeeded, failed and were skipped).
     """
+    from reconciler.apply.executor import ExecutionOptions
     from reconciler.apply.journal import JOURNAL_DIRECTORY, Journal
     from reconciler.apply.runner import ApplyOptions, apply_plan
     from reconciler.apply.saved import load_saved_plan, stale_differences
@@ -196,7 +198,8 @@ def command(target: Path, repo: Path | None, live_source: str | None,
         waited += delay
         attempts += 1
         delay = min(delay * 2, 30.0)
-    options = ApplyOptions(journal_dir=journals, verify_attempts=attempts)
+    options = ApplyOptions(journal_dir=journals, verify_attempts=attempts,
+                           execution=ExecutionOptions(create_wait=verify_wait))
     report = apply_plan(plan, desired, backend_for, root=root, options=options,
                         progress=apply_progress(sys.stderr))
     click.echo(render_report(report), nl=False)

@@ -105,9 +105,11 @@ class Repo:
     """A desired-state repository in a temporary directory, and its tenant."""
 
     def __init__(self, root: Path, *, lag_seconds: float = 0.0,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None,
+                 lag_applies_to_writes: bool = False) -> None:
         self.root = root
-        kw: dict[str, Any] = {"lag_seconds": lag_seconds}
+        kw: dict[str, Any] = {"lag_seconds": lag_seconds,
+                              "lag_applies_to_writes": lag_applies_to_writes}
         if clock is not None:
             kw["clock"] = clock
         self.backend = FaultyBackend(Emulator(copy.deepcopy(BASE_SNAPSHOT), **kw))

@@ -95,3 +95,51 @@ def test_move_is_remembered_so_the_next_plan_shows_none(repo: Repo, cli):
     assert not make_plan(repo.root).plan.has_changes
     state = json.loads((repo.root / ".reconciler/state/contoso.json").read_text())
     assert state["locations"]["support-london@contoso.com"] == "contoso/paris"
+
+
+@pytest.fixture
+def slow_to_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: list[float]) -> Repo:
+    """A tenant where a new object is not found, by reads or writes, for 20 s after its
+    creation, on a clock that moves only when apply waits."""
+    repo = Repo(tmp_path / "repo", lag_seconds=20, clock=lambda: clock[0],
+                lag_applies_to_writes=True)
+    repo.write()
+    monkeypatch.setattr("reconciler.live.sources.open_backend",
+                        lambda source, customer, root: repo.backend)
+    return repo
+
+
+def _waits_move_the_clock(monkeypatch: pytest.MonkeyPatch, clock: list[float]) -> list[float]:
+    waits: list[float] = []
+
+    def pause(seconds: float) -> None:
+        waits.append(seconds)
+        clock[0] += seconds
+    monkeypatch.setattr("reconciler.apply.executor.pause", pause)
+    return waits
+
+
+def test_writes_right_after_a_create_wait_out_not_found(
+        cli, slow_to_show: Repo, clock: list[float], monkeypatch: pytest.MonkeyPatch):
+    slow_to_show.yaml(LONDON, TEAM)
+    waits = _waits_move_the_clock(monkeypatch, clock)
+    run = cli("apply", slow_to_show.root, "--auto-approve", "--verify-wait", "60")
+    assert run.code == 0, run.out + run.err
+    assert "Apply complete" in run.out and "0 failed, 0 skipped" in run.out
+    assert waits and sum(waits) < 120  # waited, within bounds
+    # Each mailbox was created once; only writes refused as "not found" (which did nothing)
+    # were sent again, a group's create naming the new mailbox as a member among them.
+    creates = [k for k in slow_to_show.backend.writes if k.startswith("New-Mailbox")]
+    assert len(creates) == 2 and all(slow_to_show.backend.writes[k] == 1 for k in creates)
+    clock[0] += 60
+    assert "No changes." in cli("plan", slow_to_show.root).out
+
+
+def test_not_found_after_a_create_is_waited_out_only_within_verify_wait(
+        cli, slow_to_show: Repo, clock: list[float], monkeypatch: pytest.MonkeyPatch):
+    slow_to_show.yaml(LONDON, TEAM)
+    _waits_move_the_clock(monkeypatch, clock)
+    run = cli("apply", slow_to_show.root, "--auto-approve", "--verify-wait", "5")
+    assert run.code == 1
+    assert "still not found 5 s after it was created in this run" in run.out
+    assert "--verify-wait allows longer" in run.out
