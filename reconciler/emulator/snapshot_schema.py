@@ -216,11 +216,6 @@ SCHEMA: dict[str, Any] = {
             "type": "array",
             "items": _row({"Group": _STR, "Member": _STR}),
         },
-        "calendar_processing": {
-            "description": "Get-CalendarProcessing rows of resource mailboxes (docs/format.md §9).",
-            "type": "array",
-            "items": _row({"Identity": _STR}),
-        },
     },
 }
 
