@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from reconciler.adopt.adopt import location_dir, plan_import
@@ -20,9 +21,11 @@ from reconciler.adopt.inventory import (
     member_principal,
     non_default_calendar,
     primary_address,
+    read_raw,
 )
 from reconciler.adopt.yamlout import dump
 from reconciler.emulator import SNAPSHOT_FORMAT, validate_snapshot
+from reconciler.errors import ReconcilerError
 from reconciler.model import (
     Customer,
     CustomerState,
@@ -31,6 +34,7 @@ from reconciler.model import (
     Resource,
     RoomMailbox,
     SharedMailbox,
+    Tenant,
     UserMailbox,
 )
 
@@ -73,6 +77,33 @@ def snapshot_of(customer: Customer, raw: RawTenant) -> dict[str, Any]:
     }
     validate_snapshot(snapshot)
     return snapshot
+
+
+def snapshot_from_trace(directory: Path, tenant: str | None = None) -> dict[str, Any]:
+    """The tenant a trace (``--trace DIR``) read, as a snapshot (docs/format.md §9): its recorded
+    answers are read back through the same cmdlets as ``export``. A trace that did not read a
+    whole tenant (a plan reads only what it manages) is refused, naming the first read it
+    lacks; ``reconciler export --trace DIR`` records one that does."""
+    from reconciler.emulator.replay import TraceAnswers, replay_gateway
+    from reconciler.live.backend import ExchangeError
+
+    answers = TraceAnswers.load(directory)
+    gateway = replay_gateway(answers, tenant)
+    try:
+        raw = read_raw(gateway, workers=1)
+    except ExchangeError as e:
+        raise ReconcilerError(
+            f"the trace in {directory} does not hold a whole tenant: {e}. Record one with "
+            "`reconciler export --customer ID --out FILE --trace DIR`.") from None
+    domains = [str(d.get("DomainName") or d.get("Name")) for d in raw.accepted_domains]
+    initial = next((str(d.get("DomainName") or d.get("Name")) for d in raw.accepted_domains
+                    if d.get("InitialDomain")), None) or next(
+        (d for d in domains if d.lower().endswith(".onmicrosoft.com")), None)
+    if initial is None:
+        raise ReconcilerError(f"the trace in {directory} does not say the tenant's initial "
+                              "domain (no Get-AcceptedDomain answer names one)")
+    customer = Customer("trace", "trace", Tenant(gateway.tenant_id, initial), tuple(domains))
+    return snapshot_of(customer, raw)
 
 
 # --- CSV ----------------------------------------------------------------------------------------

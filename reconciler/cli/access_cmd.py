@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from reconciler.cli.options import repository_argument
+from reconciler.cli.options import repository_argument, trace_options
 from reconciler.errors import ReconcilerError
 
 FORMATS = ("text", "json", "csv")
@@ -24,6 +24,7 @@ FORMATS = ("text", "json", "csv")
                    "snapshot:DIR) instead of the desired state. With --user, reads each selected "
                    "tenant in full: give --customer on large tenants.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@trace_options
 def command(path: Path, mailbox: str | None, user: str | None, customers: tuple[str, ...],
             live_source: str | None, fmt: str) -> None:
     """Who can reach a mailbox (--mailbox), or what a user can reach (--user).

@@ -9,7 +9,7 @@ from typing import TextIO
 import click
 
 from reconciler.cli import EXIT_ERROR, EXIT_OK
-from reconciler.cli.options import live_option
+from reconciler.cli.options import live_option, trace_options
 from reconciler.cli.output import use_colour
 from reconciler.errors import ReconcilerError
 
@@ -90,6 +90,7 @@ def render_report(report) -> str:  # type: ignore[no-untyped-def]
               help="The desired-state repository a saved plan was made from (its customers' "
                    "tenant settings). Default: the current directory.")
 @live_option
+@trace_options
 @click.option("--customer", "customers", multiple=True, metavar="ID",
               help="When planning PATH: only this customer (repeatable).")
 @click.option("--auto-approve", is_flag=True,

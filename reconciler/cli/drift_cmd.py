@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from reconciler.cli import EXIT_CHANGES, EXIT_OK
-from reconciler.cli.options import live_option, repository_argument
+from reconciler.cli.options import live_option, repository_argument, trace_options
 from reconciler.errors import ReconcilerError
 
 FORMATS = ("text", "markdown", "json", "html")
@@ -17,6 +17,7 @@ FORMATS = ("text", "markdown", "json", "html")
 @click.command("drift")
 @repository_argument
 @live_option
+@trace_options
 @click.option("--customer", "customers", multiple=True, metavar="ID",
               help="Report only this customer (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from reconciler.cli.options import live_option, repository_argument
+from reconciler.cli.options import live_option, repository_argument, trace_options
 from reconciler.errors import ReconcilerError
 
 FORMATS = ("json", "csv", "yaml")
@@ -19,6 +19,7 @@ FORMATS = ("json", "csv", "yaml")
               help="The customer whose tenant to export.")
 @repository_argument
 @live_option
+@trace_options
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The file to write.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from reconciler.cli.options import live_option, repository_argument
+from reconciler.cli.options import live_option, repository_argument, trace_options
 
 
 @click.command("import")
@@ -15,6 +15,7 @@ from reconciler.cli.options import live_option, repository_argument
               help="The customer whose tenant to adopt (customers/ID/customer.yaml must exist).")
 @repository_argument
 @live_option
+@trace_options
 @click.option("--dry-run", is_flag=True, help="Say what would be added; write nothing.")
 def command(customer: str, path: Path, live_source: str | None, dry_run: bool) -> None:
     """Adopt the live mailboxes of a customer's tenant into YAML (the overbuild).

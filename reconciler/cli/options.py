@@ -3,7 +3,10 @@ behave the same everywhere."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -14,3 +17,28 @@ live_option = click.option(
     "--live", "live_source", metavar="SOURCE",
     help="Where live state comes from, for every customer: exchange, sandbox[:DIR] or "
          "snapshot:DIR. Default: each customer's tenant.connection.")
+
+
+def trace_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--trace DIR`` and ``--trace-redact/--no-trace-redact``: record every round trip to
+    Exchange Online's gateway while the command runs (reconciler.live.exchange.trace)."""
+
+    @functools.wraps(command)
+    def run(*args: Any, trace_dir: Path | None, trace_redact: bool, **kwargs: Any) -> Any:
+        if trace_dir is None:
+            return command(*args, **kwargs)
+        from reconciler.live.exchange.trace import recording
+
+        with recording(trace_dir, redact=trace_redact):
+            return command(*args, **kwargs)
+
+    run = click.option(
+        "--trace-redact/--no-trace-redact", default=True, show_default=True,
+        help="Replace the tenant's addresses, names and GUIDs in the trace by stable "
+             "pseudonyms (the mapping is written beside DIR, as DIR.pseudonyms.json: keep it, "
+             "never share it).")(run)
+    return click.option(
+        "--trace", "trace_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
+        help="Record every request to Exchange Online and its answer in DIR/trace.jsonl (no "
+             "token, key or sign-in), for a bug report or a replay "
+             "(reconciler sandbox serve --replay DIR).")(run)

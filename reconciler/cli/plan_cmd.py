@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from reconciler.cli import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
-from reconciler.cli.options import live_option, repository_argument
+from reconciler.cli.options import live_option, repository_argument, trace_options
 from reconciler.cli.output import use_colour
 from reconciler.errors import ReconcilerError
 from reconciler.plan.plan import Plan
@@ -43,6 +43,7 @@ def refuse_over_limits(plan: Plan, allowed: bool, hint: str) -> None:
 @click.command("plan")
 @repository_argument
 @live_option
+@trace_options
 @click.option("--customer", "customers", multiple=True, metavar="ID",
               help="Plan only this customer (repeatable).")
 @click.option("--changed-since", metavar="GIT_REF",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -34,13 +35,24 @@ from reconciler.errors import ReconcilerError
               help="Latency added to every call.")
 @click.option("--lag", type=float, default=0.0, show_default=True,
               help="Read-after-write lag, in seconds.")
+@click.option("--replay", "replay_dir", metavar="DIR",
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Answer from the trace in DIR (--trace DIR) instead of the sandbox: each "
+                   "recorded request gets its recorded answer, any other a 400 naming it.")
+@click.option("--replay-timing", is_flag=True,
+              help="With --replay: answer as slowly as the recording did.")
 def command(path: Path, port: int, apps: tuple[str, ...], seed: int, fault_rate: float,
-            kinds: str, latency_ms: float, lag: float) -> None:
-    """Serve the sandbox tenants of PATH as a fake Exchange Online (gateway + sign-in)."""
-    from reconciler.emulator.service import FakeExchangeService, self_signed_tls
+            kinds: str, latency_ms: float, lag: float, replay_dir: Path | None,
+            replay_timing: bool) -> None:
+    """Serve the sandbox tenants of PATH as a fake Exchange Online (gateway + sign-in), or
+    with --replay the answers of a recorded trace."""
+    from reconciler.emulator.service import FakeExchangeService
     from reconciler.live.sandbox import SandboxBackend, sandbox_directory, seed_sandbox
 
     directory = sandbox_directory(path)
+    if replay_dir is not None:
+        _serve_replay(replay_dir, replay_timing, apps, port, directory)
+        return
     if not directory.is_dir():
         seed_sandbox(path)
     try:
@@ -63,6 +75,24 @@ def command(path: Path, port: int, apps: tuple[str, ...], seed: int, fault_rate:
         tenant_ids.append(tenant["id"])
     if not served:
         raise ReconcilerError(f"no sandbox tenants in {directory}")
+    _register(service, apps, tenant_ids)
+    _run(service, served, port, directory, bool(apps))
+
+
+def _serve_replay(replay_dir: Path, timing: bool, apps: tuple[str, ...], port: int,
+                  directory: Path) -> None:
+    from reconciler.emulator.replay import ReplayService, TraceAnswers
+
+    answers = TraceAnswers.load(replay_dir)
+    if not answers.tenants:
+        raise ReconcilerError(f"the trace in {replay_dir} holds no request")
+    service = ReplayService(answers, timing=timing)
+    _register(service, apps, answers.tenants)
+    served = [f"{replay_dir.name}: tenant {tenant}" for tenant in answers.tenants]
+    _run(service, served, port, directory, bool(apps))  # each unrecorded request is logged
+
+
+def _register(service: Any, apps: tuple[str, ...], tenant_ids: list[str]) -> None:
     for app in apps:
         app_id, sep, certificate = app.partition("=")
         if not sep:
@@ -73,6 +103,12 @@ def command(path: Path, port: int, apps: tuple[str, ...], seed: int, fault_rate:
             raise ReconcilerError(f"--app: cannot read {certificate}: {e.strerror}") from None
         for tenant_id in tenant_ids:
             service.identity.register(tenant_id, app_id, [pem])
+
+
+def _run(service: Any, served: list[str], port: int, directory: Path, apps: bool) -> None:
+    """Serve over TLS until Ctrl+C (or a termination signal), saying how to connect."""
+    from reconciler.emulator.service import self_signed_tls
+
     context, ca_file = self_signed_tls(directory.parent)
     service.start(port=port, ssl_context=context)
     url = service.url

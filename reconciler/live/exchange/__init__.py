@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from reconciler.live.backend import BadParameter, CmdletResult
+from reconciler.live.exchange import trace
 from reconciler.live.exchange.auth import DEFAULT_AUTHORITY_HOST, TokenProvider
 from reconciler.live.exchange.gateway import Gateway, RetryPolicy
 from reconciler.model import Customer, Tenant
@@ -129,6 +130,7 @@ class ExchangeBackend:
             headers={"User-Agent": "exchange-reconciler"},
             trust_env=True,  # HTTPS_PROXY / NO_PROXY
         )
+        trace.attach(self._client)  # --trace DIR: every gateway round trip, recorded
         tokens = TokenProvider(tenant, authority_host=s.authority_host,
                                resource=_origin_of(s.exchange_url), http_client=self._client,
                                sleep=sleep)

@@ -1,0 +1,191 @@
+"""Traces (``--trace DIR``): recorded from the fake Exchange Online, replayed by the replay
+service to the identical plan; redacted consistently; never holding a secret."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from reconciler.desired import load
+from reconciler.emulator import Emulator
+from reconciler.emulator.faults import FaultConfig, FaultKind
+from reconciler.emulator.replay import TraceAnswers, replay_gateway, replay_service
+from reconciler.live.backend import AmbiguousWriteError, ExchangeError
+from reconciler.live.exchange import trace
+from reconciler.live.exchange.redact import Pseudonyms, redact_desired
+from reconciler.plan.planner import plan_desired
+from tests.exchange.conftest import APP_ID, AppCertificate, Pki, backend_for
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "desired-state"
+
+
+def example_snapshot() -> dict[str, Any]:
+    return json.loads((EXAMPLE / "sandbox" / "contoso.json").read_text())
+
+
+def plan_over(service: Any, tenant_id: str, pki: Pki, app_cert: AppCertificate,
+              key_env: str, desired: Any = None) -> dict[str, Any]:
+    desired = desired or load(EXAMPLE)
+    backends: list[Any] = []
+
+    def open_backend(state: Any) -> Any:
+        backend = backend_for(service, tenant_id, pki, certificate_key=key_env,
+                              certificate_thumbprint=app_cert.sha1)
+        backends.append(backend)
+        return backend
+
+    try:
+        result = plan_desired(desired, open_backend, customers=["contoso"])
+    finally:
+        for backend in backends:
+            backend.close()
+    return json.loads(result.plan.to_json())
+
+
+def records(directory: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (directory / trace.TRACE_FILE).read_text().splitlines()]
+
+
+def test_a_recorded_plan_replays_to_the_identical_plan(start_service, pki: Pki,
+                                                       app_cert: AppCertificate, key_env: str,
+                                                       tmp_path: Path) -> None:
+    snapshot = example_snapshot()
+    tenant_id = snapshot["tenant"]["id"]
+    service = start_service({tenant_id: Emulator(snapshot)}, max_page_size=2,
+                            faults=FaultConfig(seed=3, rate=0.2, slow_seconds=0.01,
+                                               retry_after_choices=("0.01",),
+                                               kinds=(FaultKind.THROTTLE, FaultKind.SERVER_ERROR)))
+    service.identity.register(tenant_id, APP_ID, [app_cert.certificate])
+    with trace.recording(tmp_path / "t", redact=False):
+        recorded = plan_over(service, tenant_id, pki, app_cert, key_env)
+    rows = records(tmp_path / "t")
+    assert recorded["changes"] and rows
+    assert {r["status"] for r in rows} >= {200, 429}  # the faults are in the trace
+    assert any("@odata.nextLink" in (r.get("body") or {}) for r in rows)  # and the pages
+    assert all(r["path"].endswith("/InvokeCommand") for r in rows)  # sign-in is not
+
+    with replay_service(tmp_path / "t", ssl_context=pki.server_context) as replay:
+        replay.identity.register(tenant_id, APP_ID, [app_cert.certificate])
+        replayed = plan_over(replay, tenant_id, pki, app_cert, key_env)
+    assert replayed == recorded
+    assert not replay.answers.unrecorded
+
+
+def test_an_unrecorded_request_is_a_clear_failure_naming_it(start_service, pki: Pki,
+                                                            app_cert: AppCertificate,
+                                                            key_env: str,
+                                                            tmp_path: Path) -> None:
+    snapshot = example_snapshot()
+    tenant_id = snapshot["tenant"]["id"]
+    service = start_service({tenant_id: Emulator(snapshot)})
+    service.identity.register(tenant_id, APP_ID, [app_cert.certificate])
+    with trace.recording(tmp_path / "t", redact=False), backend_for(
+            service, tenant_id, pki, certificate_key=key_env,
+            certificate_thumbprint=app_cert.sha1) as backend:
+        backend.invoke("Get-Mailbox", {"ResultSize": "Unlimited"})
+    gateway = replay_gateway(TraceAnswers.load(tmp_path / "t"))
+    assert gateway.invoke("Get-Mailbox", {"ResultSize": "Unlimited"}).value
+    with pytest.raises(ExchangeError) as missing:
+        gateway.invoke("Get-Mailbox", {"Identity": "nobody@contoso.com"})
+    assert "not recorded" in str(missing.value)
+    assert 'Get-Mailbox {"Identity": "nobody@contoso.com"}' in str(missing.value)
+
+
+def redacted_copy(source: Path, target: Path, pseudonyms: Pseudonyms) -> None:
+    """The desired-state tree with the trace's pseudonyms, as a reporter would share it."""
+    for path in source.rglob("*.yaml"):
+        if "sandbox" in path.relative_to(source).parts:
+            continue
+        out = target / path.relative_to(source)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        document = yaml.safe_load(path.read_text())
+        out.write_text(yaml.safe_dump(redact_desired(document, pseudonyms), sort_keys=False))
+
+
+def shape(change: dict[str, Any]) -> tuple[Any, ...]:
+    return (change["customer"], change["site"], change["type"], change["action"],
+            [(op["cmdlet"], sorted(op["parameters"])) for op in change["operations"]])
+
+
+def test_a_redacted_trace_plans_the_same_changes_under_pseudonyms(
+        start_service, pki: Pki, app_cert: AppCertificate, key_env: str,
+        tmp_path: Path) -> None:
+    snapshot = example_snapshot()
+    tenant_id = snapshot["tenant"]["id"]
+    service = start_service({tenant_id: Emulator(snapshot)}, max_page_size=3)
+    service.identity.register(tenant_id, APP_ID, [app_cert.certificate])
+    with trace.recording(tmp_path / "t") as writer:
+        original = plan_over(service, tenant_id, pki, app_cert, key_env)
+    pseudonyms = Pseudonyms.load(trace.pseudonyms_path(tmp_path / "t"))
+    assert writer.redact and pseudonyms.originals()
+    text = (tmp_path / "t" / trace.TRACE_FILE).read_text()
+    for value in ("contoso", "alice", "Accueil", tenant_id, snapshot["recipients"][0]["Guid"]):
+        assert value.lower() not in text.lower()
+    fake_tenant = pseudonyms.guid(tenant_id)
+    assert f"/adminapi/beta/{fake_tenant}/InvokeCommand" in text
+
+    redacted_copy(EXAMPLE, tmp_path / "repo", pseudonyms)
+    with replay_service(tmp_path / "t", ssl_context=pki.server_context) as replay:
+        replay.identity.register(fake_tenant, APP_ID, [app_cert.certificate])
+        redacted = plan_over(replay, fake_tenant, pki, app_cert, key_env,
+                             load(tmp_path / "repo"))
+    assert not replay.answers.unrecorded
+    assert redacted["summary"] == original["summary"]
+    by_id = {c["id"]: c for c in redacted["changes"]}
+    assert len(by_id) == len(original["changes"])
+    for change in original["changes"]:
+        twin = by_id[pseudonyms.string(change["id"], "Identity")]
+        assert shape(twin) == shape(change)
+        for op, twin_op in zip(change["operations"], twin["operations"], strict=True):
+            assert twin_op["parameters"] == pseudonyms.value(op["parameters"])
+        assert twin["id"] != change["id"] or "@" not in change["id"]
+
+
+def test_no_secret_or_token_reaches_a_trace(start_service, pki: Pki, app_cert: AppCertificate,
+                                            key_env: str, tmp_path: Path,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    snapshot = example_snapshot()
+    tenant_id = snapshot["tenant"]["id"]
+    service = start_service({tenant_id: Emulator(snapshot)},
+                            faults=FaultConfig(seed=1, rate=0.3, slow_seconds=0.01,
+                                               retry_after_choices=("0.01",)))
+    service.identity.register(tenant_id, APP_ID, [app_cert.certificate])
+    for redact, name in ((True, "redacted"), (False, "raw")):
+        with trace.recording(tmp_path / name, redact=redact), backend_for(
+                service, tenant_id, pki, certificate_key=key_env,
+                certificate_thumbprint=app_cert.sha1) as backend:
+            backend.invoke("Get-Mailbox", {"ResultSize": "Unlimited"})
+            service.identity.revoke_all()  # a 401, a new sign-in, the same request again
+            backend.invoke("Get-Recipient", {"ResultSize": "Unlimited"})
+            with contextlib.suppress(AmbiguousWriteError, ExchangeError):
+                backend.invoke("Set-Mailbox", {"Identity": "alice@contoso.com",
+                                               "Office": "Paris", "Password": "Secret-123!"})
+            # A $batch (each sub-request carries its own Authorization) through the same client.
+            token = backend.gateway._current_token()
+            backend._client.post(
+                f"{service.url}/adminapi/beta/{tenant_id}/$batch",
+                headers={"Authorization": f"Bearer {token}"},
+                json={"requests": [{"id": "0", "method": "POST", "url": "x",
+                                    "headers": {"Authorization": f"Bearer {token}"},
+                                    "body": {"CmdletInput": {"CmdletName": "Get-Mailbox"}}}]})
+    assert service.identity.tokens_issued >= 2 and service.schedule.injected()
+    written = "\n".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file())
+    assert "$batch" in written and '"status": 401' in written
+    everything = written + caplog.text
+    key_lines = [line for line in app_cert.key_pem.decode().splitlines() if "-----" not in line]
+    assert not any(line in everything for line in key_lines)
+    for token in service.identity.issued:
+        assert token not in everything
+    assert "Secret-123!" not in everything
+    assert not re.search(r"Bearer\s+(?!error=)\S", everything)
+    assert not re.search(r"authorization['\"]?\s*[:,=]", everything, re.I)
+    assert "eyJ" not in everything and "client_assertion" not in everything
+    assert "oauth2" not in written  # sign-in is never recorded

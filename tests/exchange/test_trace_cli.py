@@ -1,0 +1,94 @@
+"""``--trace DIR`` on the command line, ``sandbox serve --replay DIR`` and ``sandbox
+from-trace``: recorded against a served sandbox, replayed from another process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.live.exchange import trace
+from tests.exchange.conftest import AppCertificate
+from tests.exchange.test_serve import Served, served  # noqa: F401  (the fixture)
+
+RECONCILER = Path(sys.executable).parent / "reconciler"
+
+
+def run(target: Served, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "SSL_CERT_DIR"}
+    env.update(target.env)
+    return subprocess.run([str(RECONCILER), *args], capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+def plan_json(target: Served, *extra: str) -> dict:
+    done = run(target, "plan", str(target.repo), "--live", "exchange", "--customer", "contoso",
+               "--format", "json", "--allow-large-changes", *extra)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture
+def replayed(served: Served, tmp_path: Path,  # noqa: F811
+             app_cert: AppCertificate) -> Iterator[Served]:
+    """The raw plan trace of the served sandbox, served again by ``sandbox serve --replay``."""
+    plan_json(served, "--trace", str(tmp_path / "plan-trace"), "--no-trace-redact")
+    (tmp_path / "app.crt").write_bytes(app_cert.cert_pem)
+    server = subprocess.Popen(
+        [str(RECONCILER), "sandbox", "serve", str(tmp_path / "elsewhere"), "--port", "0",
+         "--replay", str(tmp_path / "plan-trace"), "--app",
+         f"{served.app_id}={tmp_path / 'app.crt'}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert server.stdout is not None
+        lines = []
+        for line in server.stdout:
+            lines.append(line)
+            if line.startswith("Ctrl+C"):
+                break
+        url = next(line.split()[2] for line in lines if line.startswith("Serving on"))
+        ca_file = next(line.split("=", 1)[1].strip() for line in lines
+                       if "SSL_CERT_FILE" in line)
+        env = dict(served.env, SSL_CERT_FILE=ca_file, RECONCILER_EXCHANGE_URL=url,
+                   RECONCILER_AUTHORITY_HOST=url)
+        yield Served(served.repo, env, served.tenants, served.app_id)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_a_plan_replayed_by_sandbox_serve_is_the_recorded_plan(served: Served,  # noqa: F811
+                                                               replayed: Served) -> None:
+    recorded = plan_json(served)
+    assert plan_json(replayed) == recorded
+    # The replay is not the sandbox: a request it did not record fails, naming the call.
+    done = run(replayed, "access", str(served.repo), "--live", "exchange", "--customer",
+               "contoso", "--user", "alice@contoso.com")
+    assert done.returncode == 1
+    assert "Exchange answer not recorded: POST /adminapi/beta/" in done.stderr
+
+
+def test_an_export_trace_becomes_the_exported_snapshot(served: Served,  # noqa: F811
+                                                       tmp_path: Path) -> None:
+    done = run(served, "export", "--customer", "contoso", str(served.repo), "--live",
+               "exchange", "--out", str(tmp_path / "exported.json"),
+               "--trace", str(tmp_path / "export-trace"), "--no-trace-redact")
+    assert done.returncode == 0, done.stderr
+    done = run(served, "sandbox", "from-trace", str(tmp_path / "export-trace"),
+               "--out", str(tmp_path / "from-trace.json"))
+    assert done.returncode == 0, done.stderr
+    exported = json.loads((tmp_path / "exported.json").read_text())
+    assert json.loads((tmp_path / "from-trace.json").read_text()) == exported
+
+    # A redacted plan trace holds only what the plan read: no snapshot, and the reason.
+    plan_json(served, "--trace", str(tmp_path / "plan-trace"))
+    assert trace.pseudonyms_path(tmp_path / "plan-trace").exists()
+    done = run(served, "sandbox", "from-trace", str(tmp_path / "plan-trace"),
+               "--out", str(tmp_path / "partial.json"))
+    assert done.returncode == 1
+    assert "does not hold a whole tenant" in done.stderr and "Traceback" not in done.stderr
