@@ -231,14 +231,14 @@ class SharedMailbox(Mailbox):
 class Booking:
     """How a room takes meeting requests (Get/Set-CalendarProcessing). A field left ``None``
     is not managed. ``delegates`` receive the requests to approve; for them to get any,
-    Exchange also needs ForwardRequestsToDelegates and, when in-policy requests are not booked
-    straight away, AllRequestInPolicy: ``delegates_receive`` is whether both hold (live), or
-    must (desired, whenever delegates are declared)."""
+    Exchange also needs ForwardRequestsToDelegates and AllRequestInPolicy:
+    ``delegates_receive_requests`` is whether both hold (live), or must (desired, whenever
+    delegates are declared)."""
 
     automate: str | None = None  # AutomateProcessing: AutoAccept | AutoUpdate | None
     delegates: tuple[str, ...] | None = None  # ResourceDelegates, an exact list
     all_book_in_policy: bool | None = None
-    delegates_receive: bool | None = None
+    delegates_receive_requests: bool | None = None
     source: SourceRef | None = field(default=None, compare=False, hash=False, repr=False)
     delegate_sources: tuple[SourceRef | None, ...] = field(default=(), compare=False,
                                                            repr=False)

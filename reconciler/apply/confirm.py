@@ -119,7 +119,7 @@ def _settings_hold(row: Mapping[str, Any], params: Mapping[str, Any],
         elif key == "ForwardingSmtpAddress":
             if strip_smtp(str(current or "")).lower() != strip_smtp(str(wanted or "")).lower():
                 return False
-        elif key == "ManagedBy" and isinstance(wanted, list):
+        elif key in ("ManagedBy", "ResourceDelegates") and isinstance(wanted, list):
             if {rec.canonical(p).lower() for p in current or ()} != {
                     rec.canonical(p).lower() for p in wanted}:
                 return False
@@ -263,6 +263,7 @@ CHECKS: dict[str, Callable[[Backend, Mapping[str, Any], Recipients], bool]] = {
     "Set-MailboxFolderPermission": _calendar_set,
     "Remove-MailboxFolderPermission": _calendar_removed,
     "Set-MailboxAutoReplyConfiguration": _auto_reply,
+    "Set-CalendarProcessing": _set_object("Get-CalendarProcessing"),
     "New-DistributionGroup": _new_object("Get-DistributionGroup"),
     "Set-DistributionGroup": _set_object("Get-DistributionGroup"),
     "Remove-DistributionGroup": _removed_object("Get-DistributionGroup"),

@@ -21,6 +21,7 @@ from reconciler.errors import InputError, Problem
 from reconciler.model import (
     AccessGrant,
     AutoReply,
+    Booking,
     CalendarGrant,
     Customer,
     CustomerState,
@@ -451,7 +452,9 @@ class _ResourceBuilder:
                 rid = self.identity(ctx, merged)
                 resource = RoomMailbox(id=rid, name=merged["name"], alias=rid.partition("@")[0],
                                        location=merged.get("location"),
-                                       capacity=merged.get("capacity"), **common)
+                                       capacity=merged.get("capacity"),
+                                       booking=self.booking(ctx, merged.get("booking")),
+                                       **common)
         if len(self.loader.problems) != errors_before:
             return None
         return resource
@@ -569,6 +572,38 @@ class _ResourceBuilder:
         if "calendar_permissions" in item:
             out["calendar_permissions"] = self.calendar(ctx, item["calendar_permissions"])
         return out
+
+    def booking(self, ctx: _Entry, value: dict[str, Any] | None) -> Booking | None:
+        """A room's ``booking:``. Delegates get requests only when the room accepts them
+        automatically (AutoUpdate: "ResourceDelegates will not be forwarded requests"; None:
+        calendar processing is off), so declaring delegates asks for ``automate:
+        AutoAccept``; and they need ForwardRequestsToDelegates and AllRequestInPolicy, which
+        the plan then keeps on (``delegates_receive_requests``)."""
+        if value is None:
+            return None
+        doc, source = ctx.doc_of("booking"), ctx.ref("booking")
+        delegates = value.get("delegates")
+        sources: tuple[SourceRef | None, ...] = ()
+        if delegates is not None:
+            sources = tuple(doc.item_ref(delegates, i) for i in range(len(delegates)))
+            seen: set[str] = set()
+            for i, name in enumerate(delegates):
+                if name.lower() in seen:
+                    self.problem(f"{name} is listed twice in booking delegates; list each once",
+                                 sources[i])
+                seen.add(name.lower())
+        automate = value.get("automate")
+        if delegates and automate != "AutoAccept":
+            self.problem(
+                f"booking delegates receive a room's requests only with automate: AutoAccept "
+                f"(with {automate or 'automate left out'} Exchange forwards them nothing); "
+                f"add automate: AutoAccept or remove the delegates",
+                doc.value_ref(value, "automate") if automate else source)
+        return Booking(automate=automate,
+                       delegates=tuple(delegates) if delegates is not None else None,
+                       all_book_in_policy=value.get("all_book_in_policy"),
+                       delegates_receive_requests=True if delegates else None,
+                       source=source, delegate_sources=sources)
 
     def forwarding(self, ctx: _Entry, value: str | dict[str, Any],
                    source: SourceRef | None) -> Forwarding:

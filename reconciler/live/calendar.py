@@ -10,20 +10,23 @@ name, with each entry's grantee told apart from another that shares its display 
   <address>``, so that every entry is known by its principal's primary address.
 
 One extra call per mailbox whose calendar is read; the second kind of call is made only for a
-display name that is shared, never per grant otherwise.
+display name that is shared, never per grant otherwise. A room's booking (its calendar
+processing) is read here too, one Get-CalendarProcessing per room that declares ``booking:``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from reconciler.errors import ReconcilerError
 from reconciler.live.backend import Backend, NotFound, NotPresent
 from reconciler.live.directory import Directory, is_system_principal
-from reconciler.model import CALENDAR_BUILTIN_USERS
+from reconciler.model import CALENDAR_BUILTIN_USERS, Booking
 
 FOLDER_PROPERTIES = ("Name", "FolderPath", "FolderType")
+PROCESSING_PROPERTIES = ("Identity", "AutomateProcessing", "ResourceDelegates", "AllBookInPolicy",
+                         "AllRequestInPolicy", "ForwardRequestsToDelegates")
 
 
 class NoCalendar(ReconcilerError):
@@ -86,3 +89,21 @@ def _bearers(user: str, directory: Directory) -> list[Any]:
         return []
     bearers = directory.bearing_display_name(user)
     return bearers if len(bearers) > 1 else []
+
+
+def booking_of(row: Mapping[str, Any], canonical: Callable[[str], str]) -> Booking:
+    """A room's booking as Get-CalendarProcessing reports it. Delegates receive requests when
+    the room forwards them (ForwardRequestsToDelegates) and lets everyone request
+    (AllRequestInPolicy): Set-CalendarProcessing.md, Example 4 and GATEWAY-FACTS §h."""
+    return Booking(
+        automate=str(row.get("AutomateProcessing") or "None"),
+        delegates=tuple(sorted({canonical(str(d)) for d in row.get("ResourceDelegates") or ()})),
+        all_book_in_policy=_flag(row.get("AllBookInPolicy")),
+        delegates_receive_requests=(_flag(row.get("ForwardRequestsToDelegates"))
+                                    and _flag(row.get("AllRequestInPolicy"))))
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "$true")
+    return bool(value)

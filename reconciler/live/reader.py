@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.live.backend import Backend
-from reconciler.live.calendar import read_calendar
+from reconciler.live.calendar import PROCESSING_PROPERTIES, booking_of, read_calendar
 from reconciler.live.directory import (
     Directory,
     is_system_principal,
@@ -156,6 +156,8 @@ def read_live(
                 tasks.append((rid, "calendar"))
             if wanted.auto_reply is not None:
                 tasks.append((rid, "auto_reply"))
+            if isinstance(wanted, RoomMailbox) and wanted.booking is not None:
+                tasks.append((rid, "booking"))
         if isinstance(wanted, DistributionGroup) and kind == "group" and wanted.members is not None:
             tasks.append((rid, "members"))
     bulk_sendas = len(sendas_needed) > SENDAS_BULK_THRESHOLD
@@ -182,6 +184,9 @@ def read_live(
             folders[rid], value = read_calendar(backend, identity, directory)
         elif what == "auto_reply":
             value = _get(backend, "Get-MailboxAutoReplyConfiguration", {"Identity": identity})
+        elif what == "booking":
+            value = _get(backend, "Get-CalendarProcessing", {"Identity": identity},
+                         PROCESSING_PROPERTIES)
         else:
             value = _get(backend, "Get-DistributionGroupMember",
                          {"Identity": identity, "ResultSize": "Unlimited"})
@@ -215,6 +220,9 @@ def read_live(
         built = _build(rid, wanted, raw, located, results, directory)
         if rid in folders and isinstance(built, Mailbox):
             built = dataclasses.replace(built, calendar_folder=folders[rid])
+        if results.get((rid, "booking")) and isinstance(built, RoomMailbox):
+            built = dataclasses.replace(built, booking=booking_of(
+                results[(rid, "booking")][0], directory.canonical))
         live.state.add(built)
 
     # Unmanaged: shared mailboxes, rooms and groups that no file declares.

@@ -18,12 +18,14 @@ from reconciler.live.reader import LiveTenant, normalise_message
 from reconciler.model import (
     CALENDAR_BUILTIN_USERS,
     AutoReply,
+    Booking,
     CustomerState,
     DistributionGroup,
     Forwarding,
     Location,
     Mailbox,
     Resource,
+    RoomMailbox,
     SourceRef,
     UserMailbox,
 )
@@ -179,8 +181,18 @@ def project(wanted: Resource, have: Resource) -> Resource:
         updates["calendar_permissions"] = tuple(
             g for g in have.calendar_permissions
             if g.user not in CALENDAR_BUILTIN_USERS or g.user in declared)
+    if isinstance(wanted, RoomMailbox) and isinstance(have, RoomMailbox) \
+            and wanted.booking is not None and have.booking is not None:
+        updates["booking"] = _project_booking(wanted.booking, have.booking)
     projected = dataclasses.replace(have, **updates) if updates else have
     return _same_type(wanted, projected)
+
+
+def _project_booking(wanted: Booking, have: Booking) -> Booking:
+    """The live booking with what the YAML leaves out taken as not managed."""
+    return Booking(**{key: getattr(have, key) if getattr(wanted, key) is not None else None
+                      for key in ("automate", "delegates", "all_book_in_policy",
+                                  "delegates_receive_requests")})
 
 
 def _project_auto_reply(wanted: AutoReply, have: AutoReply) -> AutoReply:
@@ -297,6 +309,11 @@ class _Resolver:
                 if fwd.is_none:
                     fwd = Forwarding()
                 updates["forwarding"] = fwd
+        if isinstance(resource, RoomMailbox) and resource.booking is not None \
+                and resource.booking.delegates is not None:
+            booking = resource.booking
+            updates["booking"] = dataclasses.replace(booking, delegates=self._list(
+                resource, booking.delegates, booking.delegate_sources, "booking delegate"))
         if isinstance(resource, DistributionGroup):
             if resource.owners is not None:
                 updates["owners"] = self._list(resource, resource.owners,

@@ -18,6 +18,7 @@ from reconciler.model import (
     CALENDAR_BUILTIN_USERS,
     AccessGrant,
     AutoReply,
+    Booking,
     CalendarGrant,
     DistributionGroup,
     Forwarding,
@@ -76,6 +77,8 @@ def create_operations(want: Resource) -> list[Operation]:
         calendar_permissions=tuple(
             CalendarGrant(u, role="AvailabilityOnly" if u == "Default" else "None")
             for u in CALENDAR_BUILTIN_USERS))
+    if isinstance(blank, RoomMailbox):
+        blank = dataclasses.replace(blank, booking=NEW_ROOM_BOOKING)
     ops.extend(_mailbox_update_ops(want, blank, created=True))
     return ops
 
@@ -144,6 +147,9 @@ def _mailbox_update_ops(want: Mailbox, have: Mailbox, created: bool = False) -> 
     if want.calendar_permissions is not None:
         ops.extend(_calendar_ops(calendar_identity(identity, have),
                                  want.calendar_permissions, have.calendar_permissions or ()))
+
+    if isinstance(want, RoomMailbox) and want.booking is not None:
+        ops.extend(booking_operations(identity, want.booking, getattr(have, "booking", None)))
 
     if want.auto_reply is not None and want.auto_reply != have.auto_reply:
         ops.append(Operation("Set-MailboxAutoReplyConfiguration",
@@ -222,6 +228,31 @@ def _send_as_ops(identity: str, want: tuple[AccessGrant, ...],
         "Identity": identity, "Trustee": user, "AccessRights": ["SendAs"], "Confirm": False})
         for user in add]
     return ops
+
+
+# What Exchange gives a new room (Set-CalendarProcessing.md: the parameters' defaults).
+NEW_ROOM_BOOKING = Booking(automate="AutoAccept", delegates=(), all_book_in_policy=True,
+                           delegates_receive_requests=False)
+
+
+def booking_operations(identity: str, want: Booking, have: Booking | None) -> list[Operation]:
+    """One Set-CalendarProcessing with every managed setting that differs. Delegates are the
+    whole list (ResourceDelegates replaces it); for them to receive requests the room must
+    forward them and let everyone request (Set-CalendarProcessing.md, Example 4)."""
+    have = have or NEW_ROOM_BOOKING
+    params: dict[str, Any] = {}
+    if want.automate is not None and want.automate != have.automate:
+        params["AutomateProcessing"] = want.automate
+    if want.all_book_in_policy is not None and want.all_book_in_policy != have.all_book_in_policy:
+        params["AllBookInPolicy"] = want.all_book_in_policy
+    if want.delegates is not None and set(want.delegates) != set(have.delegates or ()):
+        params["ResourceDelegates"] = sorted(want.delegates)
+    if want.delegates_receive_requests and not have.delegates_receive_requests:
+        params["ForwardRequestsToDelegates"] = True
+        params["AllRequestInPolicy"] = True
+    if not params:
+        return []
+    return [Operation("Set-CalendarProcessing", {"Identity": identity, **params})]
 
 
 def calendar_identity(identity: str, have: Mailbox) -> str:

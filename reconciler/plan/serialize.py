@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.model import AccessGrant, AutoReply, CalendarGrant, Forwarding, Resource
+from reconciler.model import AccessGrant, AutoReply, Booking, CalendarGrant, Forwarding, Resource
 
 # Name of the setting in the plan, where it differs from the model field.
 _FIELD_NAMES = {"located_at": "location"}
@@ -29,6 +29,10 @@ def value_json(value: Any) -> Any:
                                else {"external": value.external})
         out["deliver_to_mailbox"] = value.deliver_to_mailbox
         return out
+    if isinstance(value, Booking):
+        return {k: value_json(getattr(value, k)) for k in (
+            "automate", "delegates", "all_book_in_policy", "delegates_receive_requests")
+            if getattr(value, k) is not None}
     if isinstance(value, AutoReply):
         return {k: getattr(value, k) for k in ("state", "start", "end", "internal_message",
                                                 "external_audience", "external_message")

@@ -94,6 +94,11 @@ def attribute_lines(change: Change) -> list[Line]:
                 lines.append(Line("+", f"  {_path(path)}: {_fmt(value)}"))
             for path, value in sorted(diff.get("dictionary_item_removed", {}).items()):
                 lines.append(Line("-", f"  {_path(path)}: {_fmt(value)}"))
+            # A list inside a setting (a room's booking delegates): each item added or gone.
+            for kind, marker in (("iterable_item_added", "+"), ("iterable_item_removed", "-")):
+                for path, value in sorted(diff.get(kind, {}).items()):
+                    lines.append(Line(marker, f"  {_path(path).rsplit('[', 1)[0]}: "
+                                              f"{_fmt(value)}"))
             for path, delta in sorted(diff.get("type_changes", {}).items()):
                 lines.append(Line("~", f"  {_path(path)}: {_fmt(delta['old_value'])} -> "
                                        f"{_fmt(delta['new_value'])}"))

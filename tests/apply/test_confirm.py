@@ -38,6 +38,13 @@ EVERYTHING = """\
           - {user: bob@contoso.com, access: [SendAs]}
         calendar_permissions:
           - {user: Default, role: Reviewer}
+    room_mailboxes:
+      - name: Board Room 3
+        alias: board-room-3
+        booking:
+          automate: AutoAccept
+          delegates: [alice@contoso.com, bob@contoso.com]
+          all_book_in_policy: false
     distribution_groups:
       - name: London All Staff
         alias: london-all

@@ -186,8 +186,12 @@ def test_groups_keep_a_source_per_owner_and_member(state) -> None:  # type: igno
     assert group.owners == ("alice@contoso.com",)
     assert group.members == ("alice@contoso.com", "bob@contoso.com", "carol@contoso.com")
     file = str(EXAMPLE / "customers/contoso/sites/london/mailboxes.yaml")
-    assert [s.line for s in group.owner_sources] == [49]
-    assert [s.line for s in group.member_sources] == [50, 50, 50]
+    lines = Path(file).read_text().splitlines()
+    owners = 1 + next(n for n, line in enumerate(lines)
+                      if line.strip().startswith("owners: [alice@contoso.com]"))
+    assert lines[owners - 3].strip() == "- name: London All"
+    assert [s.line for s in group.owner_sources] == [owners]
+    assert [s.line for s in group.member_sources] == [owners + 1] * 3
     assert group.owner_sources[0].file == file
     assert group.permissions == (AccessGrant("alice@contoso.com", frozenset({"SendAs"})),)
 
