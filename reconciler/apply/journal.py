@@ -1,7 +1,8 @@
 """The apply journal: an append-only record of every operation, one JSON line per event.
 
 ``<repo>/.reconciler/journal/<customer>.jsonl`` (``--journal DIR``). Each operation gets a
-``start`` line before its call and an end line (``done``, ``failed`` or ``skipped``) after;
+``start`` line before its call and an end line (``done``, ``failed`` or ``skipped``) after,
+and a ``complete`` line when an apply of a plan ended with all of it succeeded;
 each line is flushed and fsynced before the call goes out or the next step is taken, so after a
 crash or a SIGKILL the journal says exactly which operations finished and which one was in
 flight. A line holds the plan checksum, the change address, the operation's index, its cmdlet,
@@ -43,6 +44,8 @@ class JournalView:
     in_flight: set[OpKey] = field(default_factory=set)
     # Fingerprints of writes started by any plan with no end recorded afterwards.
     unresolved: set[str] = field(default_factory=set)
+    # When an apply of this plan ended with every operation succeeded (a ``complete`` line).
+    completed: str | None = None
 
 
 class Journal:
@@ -77,7 +80,9 @@ class Journal:
             key = (str(record.get("plan")), str(record.get("address")), int(record.get("op", -1)))
             event = record.get("event")
             fp = str(record.get("fingerprint") or "")
-            if event == "start":
+            if event == "complete" and key[0] == checksum:
+                out.completed = str(record.get("time") or "")
+            elif event == "start":
                 started[key] = record
                 if fp:
                     open_by_fingerprint.setdefault(fp, set()).add(key)

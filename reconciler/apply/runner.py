@@ -120,6 +120,9 @@ def apply_plan(
             executor = Executor(backend, journal, checksum,
                                 replace(options.execution, concurrency=concurrency), progress)
             results = executor.run(changes)
+            if all(r.status == SUCCEEDED for r in results):
+                # Replaying this plan later is then answered from the journal (saved.py).
+                journal.append("complete", plan=checksum)
         finally:
             journal.close()
             backend.close()

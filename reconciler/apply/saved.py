@@ -16,6 +16,7 @@ done must still be called for, and nothing new may be.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,9 @@ from typing import Any
 from reconciler.apply.journal import JournalView
 from reconciler.apply.state import AppliedState, parse_location
 from reconciler.errors import ReconcilerError
+from reconciler.live.reader import LiveTenant
 from reconciler.model import DesiredState, Location
+from reconciler.plan.diff import existing_count, safety_refusals
 from reconciler.plan.plan import SUPPORTED_MAJOR, Change, Plan, Refusal, checksum_of
 from reconciler.plan.planner import BackendFactory, plan_desired
 
@@ -70,13 +73,19 @@ def load_saved_plan(path: Path) -> SavedPlan:
     try:
         plan = Plan(changes=[Change.from_dict(c) for c in changes],
                     warnings=list(data.get("warnings") or ()),
-                    refusals=[Refusal(str(r["customer"]), str(r["message"]))
-                              for r in data.get("refusals") or ()],
+                    # Not covered by the checksum, so never read: apply works the safety
+                    # limits out again from live counts.
+                    refusals=[],
                     customers=sorted(data.get("customers") or {c.customer for c in
                                                                  [Change.from_dict(x)
                                                                   for x in changes]}))
     except (KeyError, TypeError, AttributeError) as e:
         raise PlanRefused(f"{path} is not a valid plan: {e}") from e
+    twice = duplicates(plan)
+    if twice:
+        raise PlanRefused(f"plan {path} lists a change more than once, which the planner never "
+                          f"does ({'; '.join(twice)}): it was edited after it was made. Make "
+                          f"the plan again.")
     return SavedPlan(plan=plan, checksum=expected, path=Path(path))
 
 
@@ -123,35 +132,96 @@ class Recheck:
     """What planning the saved plan's resources again found."""
 
     differences: list[str]  # addresses, with what moved; empty: the plan is current
-    # The checksum does not cover a plan's refusals, so the delete limit is worked out again
-    # from its changes rather than trusted from the file. (The percentage limit needs the whole
-    # tenant's size, which a read of the plan's resources does not give; it is taken from the
-    # plan as made.)
+    # The safety limits worked out again from live counts: the checksum does not cover a
+    # plan's refusals, and a file's refusals or limits are never read.
     refusals: list[Refusal]
+    # When the journal says this very plan was carried out in full: the time its last
+    # operation was done. Its differences then say what moved since.
+    applied_on: str | None = None
 
 
-def stale_differences(
+def duplicates(saved: Plan) -> list[str]:
+    """Changes a plan lists twice: one address, or one resource, under two changes. The
+    planner never writes such a plan; applying one would run a change nobody reviewed."""
+    addresses = Counter(c.address for c in saved.changes)
+    out = [f"{a}: listed {n} times in the plan" for a, n in sorted(addresses.items()) if n > 1]
+    distinct = {c.address: c for c in saved.actionable}.values()
+    ids = Counter(f"{c.customer}/{c.id.lower()}" for c in distinct)
+    out += [f"{r}: changed by {n} different changes of the plan"
+            for r, n in sorted(ids.items()) if n > 1]
+    return out
+
+
+def completed_on(saved: Plan, journal: Mapping[str, JournalView]) -> str | None:
+    """When the journal says this plan was carried out in full (for each of its customers,
+    an apply that ended with all of it succeeded): the latest such time; None otherwise."""
+    times = []
+    for cid in sorted({c.customer for c in saved.actionable}):
+        view = journal.get(cid)
+        if view is None or view.completed is None:
+            return None
+        times.append(view.completed)
+    return max(times) if times else None
+
+
+def _scope(saved: Plan) -> dict[str, set[str] | None]:
+    scope: dict[str, set[str] | None] = {}
+    for c in saved.actionable:
+        scope.setdefault(c.customer, set()).add(c.id)  # type: ignore[union-attr]
+    return scope
+
+
+def _limits(saved: Plan, desired: DesiredState, live: Mapping[str, LiveTenant]) -> list[Refusal]:
+    out: list[Refusal] = []
+    for cid in sorted({c.customer for c in saved.actionable}):
+        tenant = live.get(cid)
+        existing = existing_count(tenant) if tenant is not None else 0
+        out.extend(safety_refusals(desired.customers[cid], existing, saved.actionable))
+    return out
+
+
+def recheck_saved(
     saved: Plan,
     desired: DesiredState,
     backend_for: BackendFactory,
     applied: AppliedState,
     journal: Mapping[str, JournalView],
 ) -> Recheck:
-    """Plan the resources ``saved`` changes again and compare. Raises on any read error
-    (fail closed)."""
+    """Verify a saved plan against a fresh plan of its resources: each change must be what
+    planning its address now gives, one for one and operation for operation; the safety
+    limits are worked out again from live counts. A plan the journal says was carried out in
+    full is checked for what moved since instead. Raises on any read error (fail closed)."""
+    applied_on = completed_on(saved, journal)
+    if applied_on is not None:
+        return _replayed(saved, desired, backend_for, applied, applied_on)
     # Unmanaged resources are only reported, never touched: their moving is no reason to refuse.
     actionable = saved.actionable
-    scope: dict[str, set[str] | None] = {}
-    for c in actionable:
-        scope.setdefault(c.customer, set()).add(c.id)  # type: ignore[union-attr]
     overrides: dict[str, dict[str, Location]] = {}
     for c in actionable:
         if c.moved_from:
             overrides.setdefault(c.customer, {})[c.id] = parse_location(c.moved_from)
-    result = plan_desired(desired, backend_for, customers=saved.customers, scope=scope,
+    result = plan_desired(desired, backend_for, customers=saved.customers, scope=_scope(saved),
                           previous_locations=applied.previous_locations(overrides))
     applied.mark_pending(result.plan)
-    now_by = {c.address: c for c in result.plan.changes}
+    problems = _compare(actionable, result.plan.changes, journal)
+    return Recheck(problems, _limits(saved, desired, result.live))
+
+
+def _replayed(saved: Plan, desired: DesiredState, backend_for: BackendFactory,
+              applied: AppliedState, applied_on: str) -> Recheck:
+    """A completed plan applied again: current when a fresh plan of its resources (against
+    the applied-state record, as `reconciler plan` would make it) has nothing to do."""
+    result = plan_desired(desired, backend_for, customers=saved.customers, scope=_scope(saved),
+                          previous_locations=applied.previous_locations())
+    applied.mark_pending(result.plan)
+    moved = [f"{c.address}: changed since it was applied (now needs {c.action})"
+             for c in result.plan.actionable]
+    return Recheck(moved, [], applied_on)
+
+
+def _compare(actionable: list[Change], now: list[Change],
+             journal: Mapping[str, JournalView]) -> list[str]:
+    now_by = {c.address: c for c in now}
     saved_by = {c.address: c for c in actionable}
     problems: list[str] = []
     for address in sorted(set(now_by) | set(saved_by)):
@@ -168,14 +238,8 @@ def stale_differences(
                             f"({new.action})")  # type: ignore[union-attr]
         elif new is None:
             problems.append(f"{address}: no longer needs the planned {old.action} (live or "
-                            f"desired state already changed)")
+                            f"desired state already changed, or the repository no longer "
+                            f"declares it)")
         elif _comparable(old.to_dict()) != _comparable(new.to_dict()):
             problems.append(f"{address}: {_what_differs(old.to_dict(), new.to_dict())}")
-    refusals = []
-    for cid in sorted({c.customer for c in actionable}):
-        limit = desired.customers[cid].customer.policy.max_deletes
-        deletes = sum(1 for c in actionable if c.customer == cid and c.action == "delete")
-        if limit is not None and deletes > limit:
-            refusals.append(Refusal(cid, f"{deletes} deletes exceed max_deletes {limit} of "
-                                         f"customer {cid}"))
-    return Recheck(problems, refusals)
+    return problems

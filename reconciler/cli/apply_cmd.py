@@ -84,6 +84,46 @@ def render_report(report) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(out) + "\n"
 
 
+def _verify_saved(target: Path, plan, desired, backend_for, root: Path,  # type: ignore[no-untyped-def]
+                  journals: Path, allow_large_changes: bool) -> None:
+    """Exit unless the saved plan is exactly what planning its resources now gives (or, when
+    it was carried out already, say so and exit 0 when nothing moved since)."""
+    from reconciler.apply.journal import Journal
+    from reconciler.apply.saved import recheck_saved
+    from reconciler.apply.state import AppliedState
+
+    unknown = sorted({c.customer for c in plan.actionable} - set(desired.customers))
+    if unknown:
+        raise ReconcilerError(
+            f"plan refused: it changes customer(s) {', '.join(unknown)}, which {root} does "
+            f"not declare; give the repository it was made from with --path")
+    applied = AppliedState.load(root, plan.customers)
+    views = {cid: Journal(journals, cid).view(plan.checksum) for cid in plan.customers}
+    try:
+        recheck = recheck_saved(plan, desired, backend_for, applied, views)
+    except ReconcilerError as e:
+        raise ReconcilerError(f"plan refused: could not re-read the state it was made "
+                              f"against, so cannot tell whether it is current: {e}") from e
+    if recheck.applied_on is not None and not recheck.differences:
+        click.echo(f"{target} was already applied on {recheck.applied_on}; nothing to do.")
+        sys.exit(EXIT_OK)
+    if recheck.refusals and not allow_large_changes:
+        for refusal in recheck.refusals:
+            click.echo(f"Error: plan refused: {refusal.message}", err=True)
+        click.echo("Nothing was changed. If the plan is what you want, run again with "
+                   "--allow-large-changes.", err=True)
+        sys.exit(EXIT_ERROR)
+    if recheck.differences:
+        why = (f"it was applied on {recheck.applied_on}, and since then" if recheck.applied_on
+               else "since it was made,")
+        click.echo(f"Error: plan refused: {target} is stale; {why} the live or desired state "
+                   f"has changed for:", err=True)
+        for line in recheck.differences:
+            click.echo(f"  {line}", err=True)
+        click.echo("Nothing was changed. Make a new plan and review it.", err=True)
+        sys.exit(EXIT_ERROR)
+
+
 @click.command("apply")
 @click.argument("target", type=click.Path(path_type=Path), default=".")
 @click.option("--path", "repo", type=click.Path(file_okay=False, path_type=Path),
@@ -117,10 +157,9 @@ def command(target: Path, repo: Path | None, live_source: str | None,
     operations succeeded, failed and were skipped).
     """
     from reconciler.apply.executor import ExecutionOptions
-    from reconciler.apply.journal import JOURNAL_DIRECTORY, Journal
+    from reconciler.apply.journal import JOURNAL_DIRECTORY
     from reconciler.apply.runner import ApplyOptions, apply_plan
-    from reconciler.apply.saved import load_saved_plan, stale_differences
-    from reconciler.apply.state import AppliedState
+    from reconciler.apply.saved import load_saved_plan
     from reconciler.cli.plan_cmd import progress_printer, refuse_over_limits
     from reconciler.desired import load
     from reconciler.live.sources import open_backend
@@ -157,32 +196,7 @@ def command(target: Path, repo: Path | None, live_source: str | None,
 
     journals = journal_dir or root / JOURNAL_DIRECTORY
     if saved_mode:
-        unknown = sorted({c.customer for c in plan.actionable} - set(desired.customers))
-        if unknown:
-            raise ReconcilerError(
-                f"plan refused: it changes customer(s) {', '.join(unknown)}, which {root} does "
-                f"not declare; give the repository it was made from with --path")
-        applied = AppliedState.load(root, plan.customers)
-        views = {cid: Journal(journals, cid).view(plan.checksum) for cid in plan.customers}
-        try:
-            recheck = stale_differences(plan, desired, backend_for, applied, views)
-        except ReconcilerError as e:
-            raise ReconcilerError(f"plan refused: could not re-read the state it was made "
-                                  f"against, so cannot tell whether it is current: {e}") from e
-        moved = recheck.differences
-        if recheck.refusals and not allow_large_changes:
-            for refusal in recheck.refusals:
-                click.echo(f"Error: plan refused: {refusal.message}", err=True)
-            click.echo("Nothing was changed. If the plan is what you want, run again with "
-                       "--allow-large-changes.", err=True)
-            sys.exit(EXIT_ERROR)
-        if moved:
-            click.echo(f"Error: plan refused: {target} is stale; the live or desired state it "
-                       f"was made against has changed for:", err=True)
-            for line in moved:
-                click.echo(f"  {line}", err=True)
-            click.echo("Nothing was changed. Make a new plan and review it.", err=True)
-            sys.exit(EXIT_ERROR)
+        _verify_saved(target, plan, desired, backend_for, root, journals, allow_large_changes)
     else:
         if not auto_approve:
             if not sys.stdin.isatty():

@@ -9,6 +9,7 @@ written as ``bob@contoso.com`` equals one Exchange reports as ``Bob Jones`` or a
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,14 +222,26 @@ def _same_type(wanted: Resource, have: Resource) -> Resource:
 
 
 def _safety(desired: CustomerState, live: LiveTenant, changes: list[Change]) -> list[Refusal]:
+    return safety_refusals(desired, existing_count(live), changes)
+
+
+def existing_count(live: LiveTenant) -> int:
+    """How many resources the customer has live, whether the read was scoped or not."""
+    return live.existing or len(live.state.resources)
+
+
+def safety_refusals(desired: CustomerState, existing: int,
+                    changes: Iterable[Change]) -> list[Refusal]:
+    """The customer's safety limits (docs/format.md §7) over ``changes``, against ``existing`` live
+    resources. Apply calls this again for a saved plan: a file's own refusals are never read."""
     policy = desired.customer.policy
     cid = desired.customer.id
     refusals = []
+    changes = [c for c in changes if c.customer == cid]
     deletes = sum(1 for c in changes if c.action == "delete")
     if policy.max_deletes is not None and deletes > policy.max_deletes:
         refusals.append(Refusal(cid, f"{deletes} deletes exceed max_deletes "
                                      f"{policy.max_deletes} of customer {cid}"))
-    existing = live.existing or len(live.state.resources)
     touched = sum(1 for c in changes if c.action in ("update", "delete", "move"))
     if policy.max_change_percent is not None and existing >= MIN_EXISTING_FOR_PERCENT:
         percent = 100.0 * touched / existing
