@@ -129,6 +129,8 @@ class Pseudonyms:
             return found
 
     def guid(self, value: str) -> str:
+        if not value.strip("0-"):
+            return value  # the empty GUID means "none" (an ArchiveGuid without an archive)
         return self._get("guid", value, lambda n: f"10000000-0000-4000-8000-{n:012d}")
 
     def domain(self, value: str) -> str:
@@ -166,9 +168,10 @@ class Pseudonyms:
         """A name-like string, token by token."""
         if not value or is_vocabulary(value):
             return value
-        if ":\\" in value:  # a folder identity: the mailbox is the tenant's, the folder is not
+        if ":\\" in value:  # a folder identity: mailbox and folder, each as its own name, so
+            # that a calendar's localised name matches Get-MailboxFolderStatistics' answer
             mailbox, _, folder = value.partition(":\\")
-            return f"{self.name(mailbox)}:\\{folder}"
+            return f"{self.name(mailbox)}:\\{self.name(folder)}"
         if _DOMAIN.match(value) and self.knows_domain(value):
             return self.domain(value)
         return _TOKEN.sub(self._token, value)
