@@ -24,6 +24,18 @@ CUSTOMER_LEVEL = "-"
 """The site segment of a resource located at customer level (docs/format.md §8)."""
 
 
+def site_label(site: str) -> str:
+    """A site as people read it: its id, or "customer level" (the one way every output writes
+    that level; the plan JSON keeps ``-``)."""
+    return "customer level" if site == CUSTOMER_LEVEL else site
+
+
+def location_label(location: str) -> str:
+    """``customer/site`` (as the plan's ``moved_from`` holds it) as people read it."""
+    customer, _, site = location.partition("/")
+    return f"{customer} / {site_label(site)}" if site else customer
+
+
 @dataclass(frozen=True, slots=True)
 class SourceRef:
     """A position in a YAML file (1-based line and column)."""

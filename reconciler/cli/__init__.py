@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 import sys
 
 import click
@@ -34,7 +35,18 @@ EXIT_ERROR = 1
 EXIT_CHANGES = 2
 
 
+_VERBOSE = re.compile(r"^(-v+|--verbose)$")
+
+
 class _LazyGroup(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """-v, -vv and --verbose are accepted anywhere before a ``--``, also after the
+        subcommand: they are moved to the front, where this group reads them."""
+        end = args.index("--") if "--" in args else len(args)
+        verbose = [a for a in args[:end] if _VERBOSE.match(a)]
+        rest = [a for a in args[:end] if not _VERBOSE.match(a)] + args[end:]
+        return super().parse_args(ctx, verbose + rest)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [name for name in COMMANDS if self._load(name) is not None]
 

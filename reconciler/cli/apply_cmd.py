@@ -9,7 +9,7 @@ from typing import TextIO
 import click
 
 from reconciler.cli import EXIT_ERROR, EXIT_OK
-from reconciler.cli.options import live_option, trace_options
+from reconciler.cli.options import live_option, repository_option, trace_options
 from reconciler.cli.output import use_colour
 from reconciler.errors import ReconcilerError
 
@@ -126,9 +126,7 @@ def _verify_saved(target: Path, plan, desired, backend_for, root: Path,  # type:
 
 @click.command("apply")
 @click.argument("target", type=click.Path(path_type=Path), default=".")
-@click.option("--path", "repo", type=click.Path(file_okay=False, path_type=Path),
-              help="The desired-state repository a saved plan was made from (its customers' "
-                   "tenant settings). Default: the current directory.")
+@repository_option
 @live_option
 @trace_options
 @click.option("--customer", "customers", multiple=True, metavar="ID",
@@ -161,14 +159,14 @@ def command(target: Path, repo: Path | None, live_source: str | None,
     from reconciler.apply.runner import ApplyOptions, apply_plan
     from reconciler.apply.saved import load_saved_plan
     from reconciler.cli.plan_cmd import progress_printer, refuse_over_limits
-    from reconciler.desired import load
+    from reconciler.desired import find_root, load
     from reconciler.live.sources import open_backend
     from reconciler.plan.planner import make_plan
     from reconciler.render.text import render_text
 
     saved_mode = target.is_file()
     if saved_mode:
-        root = repo or Path(".")
+        root = repo or find_root(Path("."))
         if customers:
             raise click.UsageError("--customer selects what to plan; a saved plan is applied "
                                    "as it is")
@@ -178,7 +176,7 @@ def command(target: Path, repo: Path | None, live_source: str | None,
         if not target.is_dir():
             raise ReconcilerError(f"{target} is neither a saved plan nor a desired-state "
                                   f"directory")
-        root = target
+        root = find_root(target)
         plan = make_plan(root, live_source=live_source, customers=customers or None,
                          progress=progress_printer(sys.stderr.isatty())).plan
         click.echo(render_text(plan, colour=use_colour()), nl=False)

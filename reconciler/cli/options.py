@@ -10,8 +10,24 @@ from typing import Any
 
 import click
 
+
+def _repository(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """The repository holding PATH: PATH itself or the nearest folder above it that holds
+    reconciler.yaml or customers/, as git finds its own from a subfolder."""
+    from reconciler.desired.repository import find_root
+
+    return None if value is None else find_root(value)
+
+
 repository_argument = click.argument(
-    "path", type=click.Path(file_okay=False, path_type=Path), default=".")
+    "path", type=click.Path(file_okay=False, path_type=Path), default=".",
+    callback=_repository)
+"""PATH: the repository, found from any folder inside it (default: the current one)."""
+
+repository_option = click.option(
+    "--path", "repo", type=click.Path(file_okay=False, path_type=Path), callback=_repository,
+    help="The desired-state repository a saved plan was made from (its customers' tenant "
+         "settings). Default: the repository holding the current folder.")
 
 live_option = click.option(
     "--live", "live_source", metavar="SOURCE",

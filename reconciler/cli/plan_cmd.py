@@ -9,7 +9,7 @@ import click
 
 from reconciler.cli import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 from reconciler.cli.options import live_option, repository_argument, trace_options
-from reconciler.cli.output import use_colour
+from reconciler.cli.output import github_source_url, use_colour
 from reconciler.errors import ReconcilerError
 from reconciler.plan.plan import Plan
 
@@ -70,6 +70,7 @@ def command(path: Path, live_source: str | None, customers: tuple[str, ...],
     customer's policy says prune: true.
     """
     from reconciler.plan.planner import make_plan
+    from reconciler.render.common import RenderContext
     from reconciler.render.markdown import render_markdown
     from reconciler.render.text import render_text
 
@@ -77,12 +78,14 @@ def command(path: Path, live_source: str | None, customers: tuple[str, ...],
     result = make_plan(path, live_source=live_source, customers=customers or None,
                        changed_since=changed_since, progress=progress)
     plan = result.plan
+    context = RenderContext(changed_since=changed_since, in_scope=result.in_scope,
+                            source_url=github_source_url(str(path)))
     if fmt == "json":
         click.echo(plan.to_json(), nl=False)
     elif fmt == "markdown":
-        click.echo(render_markdown(plan))
+        click.echo(render_markdown(plan, context=context))
     else:
-        click.echo(render_text(plan, colour=use_colour()), nl=False)
+        click.echo(render_text(plan, colour=use_colour(), context=context), nl=False)
 
     refuse_over_limits(plan, allow_large_changes, "Review the plan.")
     if out is not None:

@@ -15,7 +15,8 @@ from typing import Any
 
 import click
 
-from reconciler.errors import ReconcilerError
+from reconciler.cli.options import repository_argument
+from reconciler.errors import ReconcilerError, did_you_mean
 from reconciler.live.reader import has_archive
 
 # subcommand -> module exposing ``command``; imported only when that subcommand runs
@@ -56,7 +57,7 @@ def command() -> None:
     """Manage the embedded simulated tenant (seeded from PATH/sandbox/)."""
 
 
-_PATH = click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
+_PATH = repository_argument
 
 
 def _report(results: list[tuple[str, str]], target: Path) -> None:
@@ -108,11 +109,13 @@ def show(path: Path, customers: tuple[str, ...]) -> None:
     files = sorted(directory.glob("*.json")) if directory.is_dir() else []
     if customers:
         wanted = set(customers)
-        missing = sorted(wanted - {f.stem for f in files})
+        have = sorted(f.stem for f in files)
+        missing = sorted(wanted - set(have))
         if missing:
-            raise ReconcilerError(
-                f"no sandbox tenant for {', '.join(missing)} in {directory} (run `reconciler "
-                f"sandbox init {path}`)")
+            raise ReconcilerError("; ".join(
+                f"no sandbox tenant for customer {c!r}{did_you_mean(c, have)} in {directory}"
+                for c in missing) + f" (tenants there: {', '.join(have) or 'none'}; `reconciler "
+                f"sandbox init {path}` creates the missing ones from their seeds)")
         files = [f for f in files if f.stem in wanted]
     if not files:
         raise ReconcilerError(f"no sandbox tenants in {directory}: run `reconciler sandbox init "

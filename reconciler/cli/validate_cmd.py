@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from reconciler.cli.options import repository_argument
 from reconciler.cli.output import github_annotation, in_github_actions
 from reconciler.errors import InputError, Problem
 
@@ -34,13 +35,12 @@ def _as_dict(problem: Problem) -> dict[str, object]:
 
 
 @click.command(name="validate")
-@click.argument("path", required=False, default=".",
-                type=click.Path(file_okay=False, path_type=Path))
+@repository_argument
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="text: one 'file:line:col: message' per problem on stderr. "
               "json: a list of {file, line, column, message} on stdout ([] when valid).")
 def command(path: Path, fmt: str) -> None:
-    """Check the desired-state repository at PATH (default: the current directory).
+    """Check the desired-state repository at PATH (default: the one holding the current folder).
 
     Every file is checked against the JSON Schemas in schemas/ and then for meaning: identities
     declared once, files in the folder of the customer and site they name, known templates and

@@ -8,6 +8,7 @@ line and column.
 from __future__ import annotations
 
 from .loader import derive_alias, load
+from .repository import find_root
 from .schema import SCHEMA_DIR
 
-__all__ = ["SCHEMA_DIR", "derive_alias", "load"]
+__all__ = ["SCHEMA_DIR", "derive_alias", "find_root", "load"]

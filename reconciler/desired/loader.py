@@ -83,6 +83,16 @@ def load(path: str | Path) -> DesiredState:
 # --- files of a repository ----------------------------------------------------------------------
 
 
+def _no_customers(root: Path) -> str:
+    where = "the current folder" if str(root) == "." else str(root)
+    if (root / "reconciler.yaml").is_file():
+        return (f"no customers/ folder in {where}: a repository holds "
+                "customers/<customer>/customer.yaml for each customer (docs/format.md §1)")
+    return (f"{where} is not in a provider repository: neither it nor any folder above it holds "
+            "customers/ or reconciler.yaml. Run the command inside one, give its folder as PATH, "
+            "or create one with `reconciler init DIR`")
+
+
 @dataclass
 class _CustomerFiles:
     id: str
@@ -178,9 +188,7 @@ class _Loader:
     def discover(self) -> Iterator[_CustomerFiles]:
         customers_dir = self.root / "customers"
         if not customers_dir.is_dir():
-            self.problem("no customers/ folder here; a repository holds customers/<customer>/"
-                         "customer.yaml for each customer (see examples/desired-state)",
-                         SourceRef(self.display(self.root), 1, 1))
+            self.problem(_no_customers(self.root), None)
             return
         for cdir in sorted(customers_dir.iterdir()):
             if cdir.name.startswith(".") or not cdir.is_dir():

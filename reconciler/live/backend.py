@@ -7,11 +7,14 @@ Errors are typed by what they mean, not by transport, so callers can decide what
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from reconciler.errors import ReconcilerError
+
+call_log = logging.getLogger("reconciler.calls")
 
 
 @dataclass(slots=True)
@@ -20,6 +23,19 @@ class CmdletResult:
 
     value: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+
+def describe_call(cmdlet: str, parameters: Mapping[str, Any] | None) -> str:
+    """A call as a log line names it: the cmdlet and the object it is about, when one is."""
+    identity = (parameters or {}).get("Identity")
+    return f"{cmdlet} {identity}" if identity else cmdlet
+
+
+def log_call(where: str, cmdlet: str, parameters: Mapping[str, Any] | None,
+             result: CmdletResult, seconds: float) -> None:
+    """Every call to a tenant, whatever the backend, at info level (``-v``)."""
+    call_log.info("%s: %s: %d object%s in %.3fs", where, describe_call(cmdlet, parameters),
+                  len(result.value), "" if len(result.value) == 1 else "s", seconds)
 
 
 @runtime_checkable

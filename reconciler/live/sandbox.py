@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.emulator.snapshot_schema import load_snapshot
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, did_you_mean
 from reconciler.live.backend import CmdletResult, is_write
 from reconciler.live.snapshot import EmulatedBackend, snapshot_path
 
@@ -78,6 +78,7 @@ class SandboxBackend(EmulatedBackend):
     Exchange's read-after-write lag within this process."""
 
     read_only = False
+    kind = "sandbox"
 
     def __init__(self, directory: Path, customer_id: str, *, lag_seconds: float = 0.0) -> None:
         super().__init__(directory, customer_id)
@@ -96,6 +97,11 @@ class SandboxBackend(EmulatedBackend):
         parameters: Mapping[str, Any] | None = None,
         select: Sequence[str] | None = None,
     ) -> CmdletResult:
+        return self._logged(cmdlet, parameters,
+                            lambda: self._invoke(cmdlet, parameters, select))
+
+    def _invoke(self, cmdlet: str, parameters: Mapping[str, Any] | None,
+                select: Sequence[str] | None) -> CmdletResult:
         with self._lock:
             if not is_write(cmdlet):
                 return self._load().invoke(cmdlet, parameters, select)
@@ -162,6 +168,12 @@ def seed_sandbox(repo_root: Path, *, reset: bool = False,
         raise ReconcilerError(
             f"no seed snapshots: {seeds} does not exist (it holds one <customer>.json tenant "
             f"snapshot per customer, see docs/format.md §9)")
+    seeded = sorted(seed.stem for seed in seeds.glob("*.json"))
+    unknown = sorted(set(customers or ()) - set(seeded))
+    if unknown:
+        raise ReconcilerError("; ".join(
+            f"no seed snapshot for customer {c!r}{did_you_mean(c, seeded)} in {seeds}"
+            for c in unknown) + f" (seeded customers: {', '.join(seeded) or 'none'})")
     target = sandbox_directory(repo_root)
     target.mkdir(parents=True, exist_ok=True)
     done: list[tuple[str, str]] = []

@@ -8,7 +8,8 @@ never applied through it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from reconciler import collector
 from reconciler.emulator.snapshot_schema import load_snapshot
 from reconciler.emulator.tenant import Emulator
 from reconciler.errors import ReconcilerError
-from reconciler.live.backend import CmdletResult, ReadOnlyBackend, is_write
+from reconciler.live.backend import CmdletResult, ReadOnlyBackend, is_write, log_call
 
 
 def snapshot_path(directory: Path, customer_id: str) -> Path:
@@ -31,6 +32,7 @@ class EmulatedBackend:
     costs nothing."""
 
     read_only = True
+    kind = "snapshot"  # how log lines name it
     # Answers come from this process under one lock: parallel callers would only contend.
     concurrency = 1
 
@@ -88,6 +90,14 @@ class EmulatedBackend:
         self._emulator = None
         self._stamp = None
 
+    def _logged(self, cmdlet: str, parameters: Mapping[str, Any] | None,
+                run: Callable[[], CmdletResult]) -> CmdletResult:
+        started = time.monotonic()
+        result = run()
+        log_call(f"{self.kind} {self.customer_id}", cmdlet, parameters, result,
+                 time.monotonic() - started)
+        return result
+
 
 class SnapshotBackend(EmulatedBackend):
     """A read-only :class:`~reconciler.live.backend.Backend` over ``<directory>/<customer>.json``;
@@ -115,4 +125,5 @@ class SnapshotBackend(EmulatedBackend):
             raise ReadOnlyBackend(
                 f"{cmdlet} refused: the snapshot {self.path} is read-only (plan with "
                 f"--live snapshot:DIR, apply against exchange or sandbox).", cmdlet=cmdlet)
-        return self._load().invoke(cmdlet, parameters, select)
+        return self._logged(cmdlet, parameters,
+                            lambda: self._load().invoke(cmdlet, parameters, select))

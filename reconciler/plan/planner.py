@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler import collector
-from reconciler.errors import InputError, Problem, ReconcilerError
+from reconciler.errors import InputError, Problem, ReconcilerError, did_you_mean
 from reconciler.live.backend import Backend
 from reconciler.live.reader import LiveTenant, read_live
 from reconciler.model import CustomerState, DesiredState, Location
@@ -31,6 +31,8 @@ class PlanResult:
 
     plan: Plan
     live: dict[str, LiveTenant] = field(default_factory=dict)
+    # With --changed-since: how many resources the changes put in scope (None: all were).
+    in_scope: int | None = None
 
 
 def select_customers(desired: DesiredState, wanted: Collection[str] | None) -> list[str]:
@@ -39,8 +41,8 @@ def select_customers(desired: DesiredState, wanted: Collection[str] | None) -> l
     unknown = sorted(set(wanted) - set(desired.customers))
     if unknown:
         known = ", ".join(sorted(desired.customers)) or "none"
-        raise InputError([Problem(f"unknown customer {c!r} (customers here: {known})")
-                          for c in unknown])
+        raise InputError([Problem(f"unknown customer {c!r}{did_you_mean(c, desired.customers)}"
+                                  f"; customers here: {known}") for c in unknown])
     return sorted(set(wanted))
 
 
@@ -124,4 +126,8 @@ def make_plan(
         previous_locations=applied.previous_locations(
             scope.previous_locations if scope else None), progress=progress)
     applied.mark_pending(result.plan)
+    if scope is not None:
+        result.in_scope = sum(
+            len(desired.customers[cid].resources) if ids is None else len(ids)
+            for cid, ids in scope.ids.items() if cid in select_customers(desired, customers))
     return result

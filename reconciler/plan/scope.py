@@ -47,9 +47,20 @@ def load_at_ref(root: Path, ref: str) -> DesiredState | None:
     """The desired state as it was at ``ref``; None when the repository did not exist there."""
     from reconciler.desired import load
 
-    top = Path(_git(root, "rev-parse", "--show-toplevel").decode().strip())
+    try:
+        top = Path(_git(root, "rev-parse", "--show-toplevel").decode().strip())
+    except ReconcilerError as e:
+        raise ReconcilerError(f"--changed-since {ref}: {root} is not in a git repository, so "
+                              "there is nothing to compare with; plan without --changed-since, "
+                              "or run `git init` and commit first") from e
     relative = root.resolve().relative_to(top.resolve()).as_posix() or "."
-    _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    try:
+        _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    except ReconcilerError as e:
+        raise ReconcilerError(
+            f"--changed-since {ref}: git knows no commit named '{ref}' in {top}. Give a branch, "
+            "tag or commit that exists (`git branch -a` lists them); in a shallow CI checkout, "
+            f"fetch it first (`git fetch origin {ref.removeprefix('origin/')}`)") from e
     try:
         archive = _git(top, "archive", "--format=tar", ref, "--", relative)
     except ReconcilerError:

@@ -1,54 +1,119 @@
-"""The plan as Markdown for a pull-request comment: a summary table first, then each change in a
-collapsible section, kept under GitHub's comment limit by summarising the tail."""
+"""The plan as Markdown for a pull-request comment: a one-line summary first, a table per
+customer and site, then each change in a collapsible section under its customer and site
+(destructive ones open), each linking to the YAML line that causes it, and the unmanaged
+resources in one closing section. Kept under GitHub's comment limit by summarising the tail."""
 
 from __future__ import annotations
 
+from reconciler.model import site_label
 from reconciler.plan.plan import Change, Plan
-from reconciler.render.common import MARKERS, VERBS, attribute_lines, grouped, powershell
+from reconciler.render.common import (
+    MARKERS,
+    SYMBOLS,
+    UNMANAGED_HINT,
+    RenderContext,
+    attribute_lines,
+    change_verb,
+    grouped,
+    no_changes_sentence,
+    own_notes,
+    powershell,
+    summary_line,
+)
+from reconciler.words import plural
 
 GITHUB_COMMENT_LIMIT = 65_536
 # Headroom for the truncation notice and a sticky-comment marker a workflow may add.
 BUDGET = GITHUB_COMMENT_LIMIT - 2_000
+# Calls that lose data or take access away: a reviewer must see them without a click.
+DESTRUCTIVE_CMDLETS = frozenset({
+    "Remove-Mailbox", "Disable-Mailbox", "Remove-DistributionGroup", "Remove-MailboxPermission",
+    "Remove-RecipientPermission", "Remove-MailboxFolderPermission",
+    "Remove-DistributionGroupMember"})
+UNMANAGED_ROWS = 200
 
 
-def render_markdown(plan: Plan, *, title: str = "Reconciler plan",
-                    limit: int = BUDGET) -> str:
-    head: list[str] = [f"### {title}", ""]
-    s = plan.summary
+def is_destructive(change: Change) -> bool:
+    return change.action == "delete" or any(
+        op.cmdlet in DESTRUCTIVE_CMDLETS or (op.cmdlet == "Set-Mailbox" and "Type" in op.parameters)
+        for op in change.operations)
+
+
+def render_markdown(plan: Plan, *, title: str = "Reconciler plan", limit: int = BUDGET,
+                    context: RenderContext | None = None) -> str:
+    context = context or RenderContext()
+    text = "\n".join(_head(plan, title, context))
+    closing = [*_unmanaged_section(plan), "", f"Plan checksum: `{plan.checksum}`", ""]
+    budget = limit - len("\n".join(closing)) - 300
+    shown = 0
+    for (customer, site), changes in grouped(plan.actionable):
+        heading = f"\n\n#### {customer} / {site_label(site)}\n"
+        for i, change in enumerate(changes):
+            section = (heading if i == 0 else "") + _section(change, context)
+            if len(text) + len(section) > budget:
+                break
+            text += section
+            shown += 1
+        else:
+            continue
+        break
+    if shown < len(plan.actionable):
+        rest = plan.actionable[shown:]
+        text += (f"\n\n**{plural(len(rest), 'more change')} not shown** to stay within the "
+                 f"comment limit ({_counts(rest)}); the full plan is in the plan file.\n")
+    return text + "\n".join(["", "", *closing])
+
+
+def _head(plan: Plan, title: str, context: RenderContext) -> list[str]:
+    if plan.has_changes:
+        first = f"**{summary_line(plan)}**"
+        destructive = sum(1 for c in plan.actionable if is_destructive(c))
+        if destructive:
+            first += f" :warning: {plural(destructive, 'destructive change')}, shown open below."
+    else:
+        first = f"**No changes.** {no_changes_sentence(context)}"
+    head = [f"### {title}", "", first, ""]
+    head += [f"> :no_entry: **Refused:** {refusal.message}" for refusal in plan.refusals]
+    head += [f"> :warning: {warning}" for warning in plan.warnings]
+    if plan.refusals or plan.warnings:
+        head.append("")
     if not plan.has_changes:
-        head += ["**No changes.** The live mailboxes match the desired state.", ""]
+        return head
+    used = [a for a in MARKERS if plan.summary[a]]
+    head += ["Symbols: " + " · ".join(f"`{MARKERS[a]}` {SYMBOLS[a]}" for a in used), ""]
     head += ["| customer | site | add | change | destroy | move | unmanaged |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for (customer, site), changes in grouped(plan.changes):
         counts = {a: sum(1 for c in changes if c.action == a) for a in MARKERS}
-        head.append(f"| {customer} | {site} | {counts['create']} | {counts['update']} | "
-                    f"{counts['delete']} | {counts['move']} | {counts['unmanaged']} |")
+        head.append(f"| {customer} | {site_label(site)} | {counts['create']} | "
+                    f"{counts['update']} | {counts['delete']} | {counts['move']} | "
+                    f"{counts['unmanaged']} |")
+    s = plan.summary
     head.append(f"| **total** | | **{s['create']}** | **{s['update']}** | **{s['delete']}** | "
                 f"**{s['move']}** | **{s['unmanaged']}** |")
-    head.append("")
-    for refusal in plan.refusals:
-        head.append(f"> :no_entry: **Refused:** {refusal.message}")
-    for warning in plan.warnings:
-        head.append(f"> :warning: {warning}")
-    if plan.refusals or plan.warnings:
-        head.append("")
+    return head
 
-    # Blank lines around: GitHub renders Markdown after a closing HTML tag only past one.
-    tail = ["", "", f"Plan checksum: `{plan.checksum}`", ""]
-    text = "\n".join(head)
-    budget = limit - len("\n".join(tail)) - 200
-    shown = 0
-    for change in plan.changes:
-        section = _section(change)
-        if len(text) + len(section) > budget:
-            break
-        text += section
-        shown += 1
-    if shown < len(plan.changes):
-        rest = plan.changes[shown:]
-        text += (f"\n\n**{len(rest)} more change(s) not shown** to stay within the comment "
-                 f"limit ({_counts(rest)}); the full plan is in the plan file.\n")
-    return text + "\n".join(tail)
+
+def _unmanaged_section(plan: Plan) -> list[str]:
+    unmanaged = [c for c in plan.changes if c.action == "unmanaged"]
+    if not unmanaged:
+        return []
+    notes = any(own_notes(c) for c in unmanaged)
+    out = ["", f"#### Unmanaged ({len(unmanaged)})", "", UNMANAGED_HINT, "",
+           "| customer | site | type | address | name |" + (" note |" if notes else ""),
+           "|---|---|---|---|---|" + ("---|" if notes else "")]
+    for change in unmanaged[:UNMANAGED_ROWS]:
+        name = (change.before or {}).get("name") or ""
+        note = f" {_cell('; '.join(own_notes(change)))} |" if notes else ""
+        out.append(f"| {change.customer} | {site_label(change.site)} | {change.type} | "
+                   f"`{change.id}` | {_cell(str(name))} |{note}")
+    if len(unmanaged) > UNMANAGED_ROWS:
+        out += ["", f"…and {len(unmanaged) - UNMANAGED_ROWS} more, in the plan file."]
+    return out
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _counts(changes: list[Change]) -> str:
@@ -60,20 +125,23 @@ def _counts(changes: list[Change]) -> str:
     return ", ".join(parts)
 
 
-def _section(change: Change) -> str:
+def _section(change: Change, context: RenderContext) -> str:
     marker = MARKERS[change.action]
-    summary = f"<code>{marker} {change.address}</code> {VERBS[change.action]}"
-    if change.moved_from:
-        summary += f" (moved from <code>{change.moved_from}</code>)"
+    summary = f"<code>{marker} {change.type} {change.id}</code> {change_verb(change)}"
+    if change.source:
+        link = context.link(change.source)
+        summary += (f" · <a href=\"{link}\">{change.source}</a>" if link
+                    else f" · <code>{change.source}</code>")
     body = [f"{line.marker} {line.text}" for line in attribute_lines(change)]
-    body += [f"# {note}" for note in change.notes]
+    body += [f"# {note}" for note in own_notes(change)]
     if change.action == "move" and not body:
-        body = [f"# located at {change.site} now; no Exchange call is needed"]
-    out = [f"\n<details><summary>{summary}</summary>\n", "```diff"]
+        body = [f"# located at {site_label(change.site)} now; no Exchange call is needed"]
+    opened = " open" if is_destructive(change) else ""
+    out = [f"\n<details{opened}><summary>{summary}</summary>\n", "```diff"]
     out += [line.replace("```", "'''") for line in body]
     out.append("```")
     if change.operations:
-        out += ["", "```powershell"]
+        out += ["", f"{plural(len(change.operations), 'Exchange call')}:", "", "```powershell"]
         out += [powershell(op).replace("```", "'''") for op in change.operations]
         out.append("```")
     out.append("</details>")

@@ -97,9 +97,9 @@ def test_one_list_split_element_by_element(drift_scenario: DriftScenario) -> Non
     lines = {i.drift_class: [f"{line.marker} {line.text}" for line in
                              attribute_lines(i.change)] for i in report.items}
     assert lines[NOT_YET_APPLIED] == ["~ permissions:",
-                                      '+   bob@contoso.com {"access": ["SendAs"]}']
+                                      '+   bob@contoso.com: access SendAs']
     assert lines[CHANGED_OUTSIDE_GIT] == ["~ permissions:",
-                                          '-   carol@contoso.com {"access": ["FullAccess"]}']
+                                          '-   carol@contoso.com: access FullAccess']
 
 
 def test_group_members_split_element_by_element(drift_scenario: DriftScenario) -> None:

@@ -67,7 +67,7 @@ def test_the_comment_for_a_plan_of_5000_changes_fits_github(tmp_path: Path) -> N
     assert body.startswith("<!-- reconciler-plan:contoso -->\n")
     assert "| **total** | | **5000** |" in body
     assert "box00000@contoso.com" in body
-    assert "more change(s) not shown" in body
+    assert "more changes not shown" in body
 
 
 def _drift(tmp_path: Path, code: str | None, issues: list[dict[str, Any]],

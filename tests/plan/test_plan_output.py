@@ -57,23 +57,75 @@ def test_plan_json_validates_against_the_published_schema(scenario: Scenario) ->
     assert Plan(changes=restored).checksum == data["checksum"]
 
 
-def test_text_says_no_changes_first_and_closes_with_the_summary(scenario: Scenario) -> None:
+def test_text_says_no_changes_and_nothing_after_it(scenario: Scenario) -> None:
     scenario.yaml(LONDON, "user_mailboxes:\n  - user: alice@contoso.com\n")
     text = render_text(scenario.plan())
-    assert text.startswith("No changes.")
-    assert text.rstrip().endswith(
-        "Plan: 0 to add, 0 to change, 0 to destroy, 0 to move; 0 unmanaged.")
-    assert "\x1b[" not in text
+    assert text == "No changes. The live mailboxes match the desired state.\n"
 
 
-def test_text_marks_each_action_and_colour_is_optional(scenario: Scenario) -> None:
+def test_text_opens_with_the_legend_and_closes_with_unmanaged_then_the_summary(
+        scenario: Scenario) -> None:
     plan = _rich(scenario).plan()
     plain = render_text(plan)
-    assert "  + shared_mailbox sales@contoso.com" in plain
-    assert "  ~ shared_mailbox support@contoso.com" in plain
-    assert "  ? room_mailbox old-room@contoso.com" in plain
-    assert "(moved from contoso/paris)" in plain
+    assert plain.startswith("Symbols:\n  + create\n  ~ update in place\n  ? unmanaged")
+    assert "  - delete" not in plain  # only the symbols this plan uses
+    assert ("  + shared_mailbox sales@contoso.com  will be created  "
+            "[customers/contoso/sites/london/mailboxes.yaml:5]") in plain
+    assert ("  ~ shared_mailbox support@contoso.com  will be updated in place (moved from "
+            "contoso / paris)  [customers/contoso/sites/london/mailboxes.yaml:2]") in plain
+    # Unmanaged entries come after every change, in their own section, once explained.
+    unmanaged = plain.index("Unmanaged (1).")
+    assert plain.index("sales@contoso.com") < unmanaged
+    assert "  ? contoso / customer level: room_mailbox old-room@contoso.com  (Old Room)" in (
+        plain[unmanaged:])
+    assert plain.rstrip().endswith("Plan: 1 to add, 2 to change, 0 to destroy, 0 to move; "
+                                   "1 unmanaged.")
     assert "\x1b[32m" in render_text(plan, colour=True)
+
+
+def test_text_shows_one_grant_per_line_and_no_json_null(scenario: Scenario) -> None:
+    scenario.yaml(LONDON, """\
+        shared_mailboxes:
+          - name: Sales
+            permissions:
+              - {user: alice@contoso.com, access: [FullAccess, SendAs]}
+              - {user: bob@contoso.com, access: [SendAs]}
+        user_mailboxes:
+          - user: alice@contoso.com
+            convert_to: shared
+        """)
+    text = render_text(scenario.plan())
+    assert ("      + permissions:\n"
+            "      +   alice@contoso.com: access FullAccess, SendAs\n"
+            "      +   bob@contoso.com: access SendAs\n") in text
+    assert "      ~ convert_to: (unset) -> shared\n" in text
+    assert "null" not in text and "Exchange call(s)" not in text
+    assert "      1 Exchange call:\n" in text and "Exchange calls:\n" in text
+
+
+def test_markdown_summary_first_destructive_open_unmanaged_last_links_at_head(
+        scenario: Scenario) -> None:
+    from reconciler.render.common import RenderContext
+
+    scenario.live("New-Mailbox", Shared=True, Name="Gone", Alias="gone",
+                  PrimarySmtpAddress="gone@contoso.com")
+    scenario.policy("prune: true\nprotect: [old-room@contoso.com]\n")
+    plan = _rich(scenario).plan()
+    context = RenderContext(source_url="https://github.com/acme/repo/blob/0123abc/")
+    text = render_markdown(plan, context=context)
+    lines = text.splitlines()
+    assert lines[0] == "### Reconciler plan"
+    assert lines[2].startswith("**Plan: 1 to add, 2 to change, 1 to destroy, 0 to move; "
+                               "1 unmanaged.**")
+    assert "<details open><summary><code>- shared_mailbox gone@contoso.com</code>" in text
+    assert "<details><summary><code>+ shared_mailbox sales@contoso.com</code>" in text
+    assert ('<a href="https://github.com/acme/repo/blob/0123abc/customers/contoso/sites/'
+            'london/mailboxes.yaml#L5">customers/contoso/sites/london/mailboxes.yaml:5</a>'
+            ) in text
+    assert "#### contoso / london" in text
+    unmanaged = text.index("#### Unmanaged (1)")
+    assert text.index("gone@contoso.com") < unmanaged < text.index("`old-room@contoso.com`")
+    assert "protected by policy" in text[unmanaged:]
 
 
 def _big_plan(n: int) -> Plan:
@@ -94,7 +146,7 @@ def test_markdown_of_a_huge_plan_stays_under_the_comment_limit() -> None:
     assert len(text) < GITHUB_COMMENT_LIMIT
     assert "| **total** | | **5000** |" in text
     assert "box00000@contoso.com" in text  # the first changes are kept
-    assert "more change(s) not shown" in text and "5000 create" not in text
+    assert "more changes not shown" in text and "5000 create" not in text
 
 
 def test_text_of_a_large_plan_is_one_line_per_change() -> None:
@@ -241,3 +293,37 @@ def test_the_plan_is_the_same_from_any_working_directory(
     assert absolute.stdout == relative.stdout
     sources = [c["source"] for c in json.loads(absolute.stdout)["changes"] if "source" in c]
     assert sources and all(s.startswith("customers/contoso/") for s in sources)
+
+
+def test_changed_since_an_unknown_ref_names_it_and_what_to_do(
+        scenario: Scenario, tmp_path: Path) -> None:
+    repo = _rich(scenario).write()
+    args = ["plan", str(repo), "--live", f"snapshot:{_snapshot_dir(scenario, tmp_path)}",
+            "--changed-since", "nosuchref"]
+    outside = CliRunner().invoke(cli, args)
+    assert outside.exit_code == 1
+    assert "is not in a git repository" in outside.stderr
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "base")
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    assert "--changed-since nosuchref: git knows no commit named 'nosuchref'" in result.stderr
+    assert "git branch -a" in result.stderr and "unknown error" not in result.stderr
+
+
+def test_changed_since_with_no_yaml_change_says_so_not_that_live_matches(
+        scenario: Scenario, tmp_path: Path) -> None:
+    repo = _rich(scenario).write()
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "base")
+    args = ["plan", str(repo), "--live", f"snapshot:{_snapshot_dir(scenario, tmp_path)}"]
+    full = CliRunner().invoke(cli, args)
+    assert "Plan: 1 to add, 2 to change" in full.stdout  # the tenant does differ
+    since = CliRunner().invoke(cli, [*args, "--changed-since", "HEAD"])
+    assert since.exit_code == 0
+    assert since.stdout == ("No changes. No YAML changed since HEAD, so nothing was compared; "
+                            "a plan without --changed-since compares every resource.\n")
+    markdown = CliRunner().invoke(cli, [*args, "--changed-since", "HEAD", "--format", "markdown"])
+    assert "No YAML changed since HEAD" in markdown.stdout

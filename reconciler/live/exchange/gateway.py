@@ -48,6 +48,7 @@ from reconciler.live.backend import (
     Throttled,
     TransientError,
     is_write,
+    log_call,
 )
 
 log = logging.getLogger(__name__)
@@ -171,8 +172,9 @@ class Gateway:
                         f"{cmdlet}: refusing to follow a nextLink to another origin "
                         f"({_origin(next_link)})", cmdlet=cmdlet)
                 url = next_link
-        log.debug("%s: %d objects, %d page(s), %d warning(s) in %.3fs", cmdlet,
-                  len(result.value), pages, len(result.warnings), time.monotonic() - started)
+        log.debug("%s: %d page(s), %d warning(s)", cmdlet, pages, len(result.warnings))
+        log_call(f"exchange {self.tenant_id}", cmdlet, parameters, result,
+                 time.monotonic() - started)
         return result
 
     # --- one request, with its retries ---------------------------------------------------------
