@@ -8,7 +8,12 @@ from pathlib import Path
 import click
 
 from reconciler.cli import EXIT_CHANGES, EXIT_OK
-from reconciler.cli.options import live_option, repository_argument, trace_options
+from reconciler.cli.options import (
+    live_option,
+    no_cache_option,
+    repository_argument,
+    trace_options,
+)
 from reconciler.errors import ReconcilerError
 
 FORMATS = ("text", "markdown", "json", "html")
@@ -27,8 +32,9 @@ FORMATS = ("text", "markdown", "json", "html")
 @click.option("--applied-ref", metavar="REF",
               help="The git ref of the last apply; {customer} is replaced by each customer's "
                    "id. Default: refs/tags/reconciler/applied/{customer}.")
+@no_cache_option
 def command(path: Path, live_source: str | None, customers: tuple[str, ...], fmt: str,
-            out: Path | None, applied_ref: str | None) -> None:
+            out: Path | None, applied_ref: str | None, no_cache: bool) -> None:
     """Compare live Exchange with the desired state in PATH and classify each difference.
 
     Classes: changed outside git (live differs from what was last applied), not yet applied
@@ -43,7 +49,8 @@ def command(path: Path, live_source: str | None, customers: tuple[str, ...], fmt
 
     report = make_drift_report(path, live_source=live_source, customers=customers or None,
                                applied_ref=applied_ref,
-                               progress=progress_printer(sys.stderr.isatty()))
+                               progress=progress_printer(sys.stderr.isatty()),
+                               use_cache=not no_cache)
     if fmt == "json":
         text = report.to_json()
     elif fmt == "markdown":

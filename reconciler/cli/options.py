@@ -29,6 +29,12 @@ repository_option = click.option(
     help="The desired-state repository a saved plan was made from (its customers' tenant "
          "settings). Default: the repository holding the current folder.")
 
+no_cache_option = click.option(
+    "--no-cache", is_flag=True,
+    help="Parse every YAML file, neither reading nor writing the parse cache in "
+         ".reconciler/cache/ (a file's cached result is used only while its bytes and the "
+         "product's version are the same).")
+
 live_option = click.option(
     "--live", "live_source", metavar="SOURCE",
     help="Where live state comes from, for every customer: exchange, sandbox[:DIR] or "

@@ -8,7 +8,12 @@ from pathlib import Path
 import click
 
 from reconciler.cli import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
-from reconciler.cli.options import live_option, repository_argument, trace_options
+from reconciler.cli.options import (
+    live_option,
+    no_cache_option,
+    repository_argument,
+    trace_options,
+)
 from reconciler.cli.output import github_source_url, use_colour
 from reconciler.errors import ReconcilerError
 from reconciler.plan.plan import Plan
@@ -57,9 +62,10 @@ def refuse_over_limits(plan: Plan, allowed: bool, hint: str) -> None:
               help="Exit 2 when there are changes, 0 when there are none, 1 on error.")
 @click.option("--allow-large-changes", is_flag=True,
               help="Accept a plan over the max_deletes / max_change_percent limits.")
+@no_cache_option
 def command(path: Path, live_source: str | None, customers: tuple[str, ...],
             changed_since: str | None, out: Path | None, fmt: str, detailed_exitcode: bool,
-            allow_large_changes: bool) -> None:
+            allow_large_changes: bool, no_cache: bool) -> None:
     """Compare the desired state in PATH with live Exchange and show the changes.
 
     Each change lists the exact Exchange calls apply will make. The plan is deterministic: the
@@ -76,7 +82,8 @@ def command(path: Path, live_source: str | None, customers: tuple[str, ...],
 
     progress = progress_printer(sys.stderr.isatty() and fmt == "text")
     result = make_plan(path, live_source=live_source, customers=customers or None,
-                       changed_since=changed_since, progress=progress)
+                       changed_since=changed_since, progress=progress,
+                       use_cache=not no_cache)
     plan = result.plan
     context = RenderContext(changed_since=changed_since, in_scope=result.in_scope,
                             source_url=github_source_url(str(path)))

@@ -40,8 +40,9 @@ from reconciler.model import (
     UserMailbox,
 )
 
+from .cache import ParseCache
 from .schema import raw_schemas, schema_problems
-from .yamlfile import YamlDocument, YamlError, read_yaml
+from .yamlfile import YamlDocument, YamlError, parse_yaml, read_bytes
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -67,14 +68,17 @@ def derive_alias(name: str) -> str:
     return text.strip(".-")
 
 
-def load(path: str | Path) -> DesiredState:
-    """Load and check the repository at ``path``. Raises :class:`InputError` with every problem."""
+def load(path: str | Path, *, cache: ParseCache | None = None) -> DesiredState:
+    """Load and check the repository at ``path``. Raises :class:`InputError` with every problem.
+
+    With ``cache``, a file whose bytes were parsed and passed their schema before is taken from
+    it (see :mod:`reconciler.desired.cache`); every other check runs as without."""
     # The loader allocates many small objects and no cycles worth collecting while it runs;
     # pausing the cyclic collector avoids rescanning everything already loaded, again and again.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _Loader(Path(path)).run()
+        return _Loader(Path(path), cache or ParseCache(None)).run()
     finally:
         if enabled:
             gc.enable()
@@ -119,8 +123,9 @@ def _named(directory: Path, stem: str) -> Path | None:
 
 
 class _Loader:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, cache: ParseCache) -> None:
         self.root = root
+        self.cache = cache
         self.problems: list[Problem] = []
         self.state = DesiredState(root=str(root))
         self.provider_doc: YamlDocument | None = None
@@ -144,8 +149,14 @@ class _Loader:
 
     def read(self, path: Path, kind: str) -> YamlDocument | None:
         """Parse and schema-check one file; None when it has problems (already recorded)."""
+        display = self.display(path)
         try:
-            doc = read_yaml(str(path), self.display(path))
+            raw = read_bytes(str(path), display)
+            key = self.cache.key(raw, kind) if self.cache.enabled else None
+            cached = self.cache.get(key, display) if key else None
+            if cached is not None:
+                return cached
+            doc = parse_yaml(raw, display)
         except YamlError as e:
             self.problems.extend(e.problems)
             return None
@@ -153,6 +164,8 @@ class _Loader:
         if found:
             self.problems.extend(found)
             return None
+        if key:
+            self.cache.put(key, doc)
         return doc
 
     # -- the whole repository --

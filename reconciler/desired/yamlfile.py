@@ -54,13 +54,29 @@ class YamlError(Exception):
         self.problems = problems
 
 
+Pos = tuple[int, int]  # 1-based line and column
+
+
+@dataclass(slots=True)
+class Marks:
+    """Where one dict or list was written: the container itself, and for a dict the position
+    of each key and of its value, for a list the position of each item."""
+
+    at: Pos
+    pairs: dict[str, tuple[Pos, Pos]] | None = None
+    items: list[Pos] | None = None
+
+
 @dataclass
 class YamlDocument:
     """A file's plain data plus the positions of its dicts and lists."""
 
     file: str  # as it should appear in messages
     data: Any
-    nodes: dict[int, Node] = field(default_factory=dict)  # id(dict or list) -> its node
+    marks: dict[int, Marks] = field(default_factory=dict)  # id(dict or list) -> its marks
+
+    def at(self, pos: Pos) -> SourceRef:
+        return SourceRef(self.file, pos[0], pos[1])
 
     def ref(self, node: Node) -> SourceRef:
         mark = node.start_mark
@@ -68,8 +84,8 @@ class YamlDocument:
 
     def where(self, value: Any) -> SourceRef | None:
         """The position of a dict or list of this document."""
-        node = self.nodes.get(id(value))
-        return self.ref(node) if node is not None else None
+        marks = self.marks.get(id(value))
+        return self.at(marks.at) if marks is not None else None
 
     def key_ref(self, mapping: dict[str, Any], key: str) -> SourceRef | None:
         """The position of ``key`` in ``mapping`` (of the mapping when not found)."""
@@ -80,22 +96,19 @@ class YamlDocument:
         return self._pair_ref(mapping, key, 1)
 
     def _pair_ref(self, mapping: dict[str, Any], key: str, which: int) -> SourceRef | None:
-        node = self.nodes.get(id(mapping))
-        if node is None:
+        marks = self.marks.get(id(mapping))
+        if marks is None:
             return None
-        for pair in node.value:
-            if pair[0].value == key:
-                return self.ref(pair[which])
-        return self.ref(node)
+        pair = (marks.pairs or {}).get(key)
+        return self.at(pair[which] if pair is not None else marks.at)
 
     def item_ref(self, sequence: list[Any], index: int) -> SourceRef | None:
         """The position of item ``index`` of ``sequence``."""
-        node = self.nodes.get(id(sequence))
-        if node is None:
+        marks = self.marks.get(id(sequence))
+        if marks is None:
             return None
-        if 0 <= index < len(node.value):
-            return self.ref(node.value[index])
-        return self.ref(node)
+        items = marks.items or []
+        return self.at(items[index] if 0 <= index < len(items) else marks.at)
 
     def path_ref(self, path: list[str | int] | tuple[str | int, ...]) -> SourceRef:
         """The position of the value at ``path`` (keys and indexes), as near as it exists."""
@@ -113,18 +126,27 @@ class YamlDocument:
         return best
 
 
+def _pos(node: Node) -> Pos:
+    mark = node.start_mark
+    return (mark.line + 1, mark.column + 1)
+
+
 def read_yaml(path: str, display: str) -> YamlDocument:
     """Read ``path`` (named ``display`` in messages) into a :class:`YamlDocument`.
 
     Raises :class:`YamlError` for anything that is not a single, plain YAML document.
     """
+    return parse_yaml(read_bytes(path, display), display)
+
+
+def read_bytes(path: str, display: str) -> bytes:
+    """The bytes of ``path`` (up to one past the size limit); :class:`YamlError` if unreadable."""
     try:
         with open(path, "rb") as f:
-            raw = f.read(MAX_FILE_BYTES + 1)
+            return f.read(MAX_FILE_BYTES + 1)
     except OSError as e:
         raise YamlError([Problem(f"cannot read the file: {e.strerror or e}",
                                  SourceRef(display, 1, 1))]) from None
-    return parse_yaml(raw, display)
 
 
 def parse_yaml(raw: bytes, display: str) -> YamlDocument:
@@ -209,7 +231,7 @@ class _Walker:
 
     def __init__(self, doc: YamlDocument, budget: int) -> None:
         self.doc = doc
-        self.nodes = doc.nodes
+        self.marks = doc.marks
         self.budget = budget
         self.exhausted = False
         self.active: set[int] = set()  # containers being walked: an alias to one is a cycle
@@ -246,7 +268,7 @@ class _Walker:
                 if node.tag != _SEQ:
                     self.fail(node, f"the tag {node.tag} is not allowed; write a plain list")
                 items = [self.value(item, depth + 1) for item in node.value]
-                self.nodes[id(items)] = node
+                self.marks[id(items)] = Marks(_pos(node), items=[_pos(i) for i in node.value])
                 return items
         finally:
             self.active.discard(key)
@@ -257,6 +279,7 @@ class _Walker:
         if node.tag != _MAP:
             self.fail(node, f"the tag {node.tag} is not allowed; write a plain mapping")
         result: dict[str, Any] = {}
+        pairs: dict[str, tuple[Pos, Pos]] = {}
         for key_node, value_node in node.value:
             if key_node.__class__ is not ScalarNode:
                 self.fail(key_node, "a key must be plain text, not a list or mapping")
@@ -272,7 +295,8 @@ class _Walker:
                                     f"(first at line {first.start_mark.line + 1}); keep one")
                 continue
             result[key] = self.value(value_node, depth + 1)
-        self.nodes[id(result)] = node
+            pairs[key] = (_pos(key_node), _pos(value_node))
+        self.marks[id(result)] = Marks(_pos(node), pairs=pairs)
         return result
 
     def scalar(self, node: ScalarNode) -> Any:

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from reconciler.desired.cache import ParseCache
 from reconciler.drift.record import (
     AppliedRecord,
     PendingRecord,
@@ -49,10 +50,11 @@ _MODEL_FIELD = {"location": "located_at"}
 def drift_desired(desired: DesiredState, backend_for: BackendFactory, *,
                   root: Path, customers: Collection[str] | None = None,
                   applied_ref: str | None = None, now: datetime | None = None,
-                  progress: ProgressCallback | None = None) -> DriftReport:
+                  progress: ProgressCallback | None = None,
+                  cache: ParseCache | None = None) -> DriftReport:
     """The drift report of ``desired`` (loaded from ``root``) against each customer's tenant."""
     selected = select_customers(desired, customers)
-    records = applied_records(root, desired, selected, applied_ref)
+    records = applied_records(root, desired, selected, applied_ref, cache=cache)
     pending = pending_records(root, selected, now=now)
     previous = _previous_locations(desired, records, pending)
     result = plan_desired(desired, backend_for, customers=selected,
@@ -74,16 +76,19 @@ def drift_desired(desired: DesiredState, backend_for: BackendFactory, *,
 def make_drift_report(root: str | Path, *, live_source: str | None = None,
                       customers: Collection[str] | None = None,
                       applied_ref: str | None = None,
-                      progress: ProgressCallback | None = None) -> DriftReport:
-    """Load the repository at ``root`` and report its drift against each customer's source."""
+                      progress: ProgressCallback | None = None,
+                      use_cache: bool = False) -> DriftReport:
+    """Load the repository at ``root`` and report its drift against each customer's source;
+    ``use_cache``: through the repository's parse cache, here and at the applied ref."""
     from reconciler.desired import load
     from reconciler.live.sources import open_backend
 
     root = Path(root)
-    desired = load(root)
+    cache = ParseCache.of_repository(root) if use_cache else None
+    desired = load(root, cache=cache)
     return drift_desired(desired, lambda state: open_backend(live_source, state.customer, root),
                          root=root, customers=customers, applied_ref=applied_ref,
-                         progress=progress)
+                         progress=progress, cache=cache)
 
 
 def _previous_locations(desired: DesiredState, records: Mapping[str, AppliedRecord],

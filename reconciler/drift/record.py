@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from reconciler.desired.cache import ParseCache
 from reconciler.errors import ReconcilerError
 from reconciler.model import CustomerState, DesiredState, Location
 
@@ -69,7 +70,8 @@ def in_git(root: Path) -> bool:
 
 
 def applied_records(root: Path, desired: DesiredState, customers: Iterable[str],
-                    ref_pattern: str | None) -> dict[str, AppliedRecord]:
+                    ref_pattern: str | None, *,
+                    cache: ParseCache | None = None) -> dict[str, AppliedRecord]:
     """The applied record of each customer. ``ref_pattern`` may contain ``{customer}``; when
     the user gave it explicitly and it names no commit, that is an error, while a missing
     default ref only means "no record yet"."""
@@ -100,7 +102,7 @@ def applied_records(root: Path, desired: DesiredState, customers: Iterable[str],
             continue
         record.commit = commit
         if commit not in loaded:
-            loaded[commit] = load_at_ref(root, commit)
+            loaded[commit] = load_at_ref(root, commit, cache=cache)
         base = loaded[commit]
         if base is None:
             record.note = (f"the desired state at {ref} ({commit[:12]}) cannot be loaded (the "

@@ -102,17 +102,21 @@ def make_plan(
     customers: Collection[str] | None = None,
     changed_since: str | None = None,
     progress: ProgressCallback | None = None,
+    use_cache: bool = False,
 ) -> PlanResult:
     """Load the repository at ``root`` and plan it against each customer's live source;
-    with ``changed_since``, only what differs from that git ref."""
+    with ``changed_since``, only what differs from that git ref. ``use_cache``: parse only
+    the YAML files not in the repository's parse cache (reconciler.desired.cache)."""
     from reconciler.desired import load
+    from reconciler.desired.cache import ParseCache
     from reconciler.live.sources import open_backend
     from reconciler.plan.scope import changed_since as scope_since
 
     root = Path(root)
-    desired = load(root)
+    cache = ParseCache.of_repository(root) if use_cache else None
+    desired = load(root, cache=cache)
     collector.settled()
-    scope = scope_since(root, changed_since, desired) if changed_since else None
+    scope = scope_since(root, changed_since, desired, cache) if changed_since else None
     # --- applied-state record (reconciler.apply.state), kept out of plan_desired so that it
     # stays a pure function of its inputs: where apply last put each resource (a move has no
     # operation to show it live), and writes applied but not yet visible, which this plan shows

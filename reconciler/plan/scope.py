@@ -1,8 +1,9 @@
 """``--changed-since REF``: which resources a pull request touches.
 
-The desired state at REF is loaded from git (``git archive``) and compared with the working
-tree by identity: a resource added, edited, moved or removed is in scope, and where it was
-declared at REF is its previous location (so a move shows as a move). A change to a
+The files git reports as changed since REF are loaded as they were at REF (``git archive``),
+with the customer, site and settings files they depend on, and compared with the working tree
+by identity: a resource added, edited, moved or removed is in scope, and where it was declared
+at REF is its previous location (so a move shows as a move). A change to a
 customer's own settings (customer.yaml, site.yaml, reconciler.yaml: templates, policy,
 placement) can change any of its resources, so it puts the whole customer in scope.
 """
@@ -10,14 +11,17 @@ placement) can change any of its resources, so it puts the whole customer in sco
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.desired.cache import ParseCache
+from reconciler.desired.loader import YAML_SUFFIXES
 from reconciler.errors import InputError, ReconcilerError
-from reconciler.model import DesiredState, Location
+from reconciler.model import CustomerState, DesiredState, Location
 
 WHOLE_CUSTOMER_FILES = ("customer.yaml", "site.yaml", "reconciler.yaml")
 
@@ -43,17 +47,15 @@ def _git(root: Path, *args: str) -> bytes:
     return done.stdout
 
 
-def load_at_ref(root: Path, ref: str) -> DesiredState | None:
-    """The desired state as it was at ``ref``; None when the repository did not exist there."""
-    from reconciler.desired import load
-
+def _toplevel(root: Path, ref: str) -> tuple[Path, str]:
+    """The git work tree holding ``root``, and ``root`` relative to it (posix, "." for itself);
+    an error a user can act on when there is none or it knows no commit ``ref``."""
     try:
         top = Path(_git(root, "rev-parse", "--show-toplevel").decode().strip())
     except ReconcilerError as e:
         raise ReconcilerError(f"--changed-since {ref}: {root} is not in a git repository, so "
                               "there is nothing to compare with; plan without --changed-since, "
                               "or run `git init` and commit first") from e
-    relative = root.resolve().relative_to(top.resolve()).as_posix() or "."
     try:
         _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     except ReconcilerError as e:
@@ -61,21 +63,84 @@ def load_at_ref(root: Path, ref: str) -> DesiredState | None:
             f"--changed-since {ref}: git knows no commit named '{ref}' in {top}. Give a branch, "
             "tag or commit that exists (`git branch -a` lists them); in a shallow CI checkout, "
             f"fetch it first (`git fetch origin {ref.removeprefix('origin/')}`)") from e
+    return top, root.resolve().relative_to(top.resolve()).as_posix() or "."
+
+
+def _names(output: bytes) -> list[str]:
+    return [name for name in output.decode("utf-8", "surrogateescape").split("\0") if name]
+
+
+def changed_files(root: Path, ref: str) -> set[str]:
+    """The files under ``root`` (relative to it, posix) that differ between ``ref`` and the
+    working tree: committed since, staged, edited, removed, or new and not ignored."""
+    top, relative = _toplevel(root, ref)
+    names = _names(_git(top, "diff", "--name-only", "--no-renames", "-z", ref, "--", relative))
+    names += _names(_git(top, "ls-files", "--others", "--exclude-standard", "-z", "--",
+                         relative))
+    prefix = "" if relative == "." else f"{relative}/"
+    return {name[len(prefix):] for name in names if name.startswith(prefix)}
+
+
+def _is_settings(name: str) -> bool:
+    """A file that the resources of its folder depend on (customer, site, provider settings)."""
+    stem, _, suffix = name.rpartition("/")[2].rpartition(".")
+    return f"{stem}.yaml" in WHOLE_CUSTOMER_FILES and f".{suffix}" in YAML_SUFFIXES
+
+
+def load_at_ref(root: Path, ref: str, *, only: set[str] | None = None,
+                cache: ParseCache | None = None) -> DesiredState | None:
+    """The desired state as it was at ``ref``; None when the repository did not exist there.
+
+    With ``only`` (paths relative to ``root``), just those files are loaded, with the
+    customer, site and settings files every resource depends on: what a pull request's scope
+    needs, at the cost of what it changed."""
+    from reconciler.desired import load
+
+    top, relative = _toplevel(root, ref)
+    paths = [relative]
+    if only is not None:
+        prefix = "" if relative == "." else f"{relative}/"
+        try:
+            listed = _names(_git(top, "ls-tree", "-r", "-z", "--name-only", ref, "--",
+                                 relative))
+        except ReconcilerError:
+            return None
+        if not listed:
+            return None  # the folder did not exist at ref: everything is new
+        paths = [name for name in listed
+                 if _is_settings(name[len(prefix):]) or name[len(prefix):] in only]
     try:
-        archive = _git(top, "archive", "--format=tar", ref, "--", relative)
+        archive = _git(top, "archive", "--format=tar", ref, "--", *paths)
     except ReconcilerError:
         return None  # the folder did not exist at ref: everything is new
     with tempfile.TemporaryDirectory(prefix="reconciler-base-") as tmp:
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(tmp, filter="data")
         try:
-            return load(Path(tmp) / relative)
+            return load(Path(tmp) / relative, cache=cache)
         except InputError:
             return None  # an invalid base says nothing reliable: plan everything
 
 
-def changed_since(root: Path, ref: str, current: DesiredState) -> Scope:
-    base = load_at_ref(root, ref)
+def _declared_in(state: CustomerState, root: Path, files: set[str]) -> set[str]:
+    """The ids of ``state``'s resources declared in one of ``files`` (relative to ``root``)."""
+    found = set()
+    for rid, resource in state.resources.items():
+        source = resource.source
+        if source is not None and \
+                Path(os.path.relpath(source.file, root)).as_posix() in files:
+            found.add(rid)
+    return found
+
+
+def changed_since(root: Path, ref: str, current: DesiredState,
+                  cache: ParseCache | None = None) -> Scope:
+    """What differs between ``ref`` and the working tree. Only the files git reports as changed
+    are loaded at ``ref`` (with the settings they depend on): a resource in an unchanged file
+    is unchanged, unless its customer's settings changed, which puts the whole customer in
+    scope."""
+    files = changed_files(root, ref)
+    base = load_at_ref(root, ref, only=files, cache=cache)
     scope = Scope()
     if base is None:
         scope.ids = dict.fromkeys(current.customers)
@@ -87,7 +152,7 @@ def changed_since(root: Path, ref: str, current: DesiredState) -> Scope:
             continue
         ids: set[str] = set()
         previous: dict[str, Location] = {}
-        for rid in set(state.resources) | set(before.resources):
+        for rid in _declared_in(state, root, files) | set(before.resources):
             old, new = before.resources.get(rid), state.resources.get(rid)
             if old != new:
                 ids.add(rid)

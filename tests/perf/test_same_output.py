@@ -4,6 +4,7 @@ collection), on the example repository and on a generated one."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from reconciler.desired import load
 from reconciler.emulator import Emulator
 from reconciler.emulator.snapshot_schema import load_snapshot
 from reconciler.plan.planner import plan_desired
+from tests.perf.conftest import commit_all
 
 
 def reference_json(root: Path, live: Path) -> str:
@@ -49,3 +51,37 @@ def test_generated_plan_is_byte_identical(generated_copy: tuple[Path, Path], pol
     expected = reference_json(root, live)
     assert expected.count('"action": "update"') == 8  # the 2% drift
     assert cli_json(root, live) == expected
+
+
+def test_a_warm_cache_and_a_pull_requests_plan_give_the_same_bytes(
+        generated_copy: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.desired import loader
+
+    root, live = generated_copy
+    commit_all(root)
+    expected = reference_json(root, live)
+    assert cli_json(root, live, "--no-cache") == expected
+    assert not (root / ".reconciler" / "cache").exists()
+    assert cli_json(root, live) == expected  # fills the cache
+    assert len(list((root / ".reconciler" / "cache").glob("*.json"))) == 2 + 10 + 8
+    assert cli_json(root, live) == expected  # served from it
+
+    path = root / "customers/customer-0/sites/site-0/mailboxes-0000.yaml"
+    path.write_text(path.read_text().replace("    alias: mbx-0\n",
+                                             "    alias: mbx-0\n    archive: true\n"))
+    read: list[str] = []
+    original = loader.read_bytes
+
+    def spy(file: str, display: str) -> bytes:
+        read.append(file)
+        return original(file, display)
+
+    monkeypatch.setattr(loader, "read_bytes", spy)
+    warm = cli_json(root, live, "--changed-since", "HEAD")
+    base = [Path(f).name for f in read if "reconciler-base-" in f]
+    # At the base ref: the edited file, with the settings, customer and site files alone.
+    assert sorted(base) == sorted(["mailboxes-0000.yaml", "customer.yaml",
+                                   "reconciler.yaml"] + ["site.yaml"] * 10)
+    assert cli_json(root, live, "--changed-since", "HEAD", "--no-cache") == warm
+    changes = json.loads(warm)["changes"]
+    assert [(c["action"], c["id"]) for c in changes] == [("update", "mbx-0@customer-0.example")]

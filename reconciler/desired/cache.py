@@ -1,0 +1,173 @@
+"""A content-addressed cache of parsed YAML files, so that a plan re-parses only what changed.
+
+Each entry is one file's loaded result: its plain data and the line and column of every dict,
+list, key and item (so messages keep their file:line), stored as JSON under
+``<repository>/.reconciler/cache/<key>.json``. The key is the SHA-256 of the product's version
+(the release plus a digest of the code and schemas that parse and check a file), of what the
+file is read as (resources, customer, site, settings) and of the file's bytes. So:
+
+- an edited file has another key: it is parsed again, never served stale;
+- a renamed or copied file with the same bytes is served, under its new name (names are not
+  part of an entry; messages name the file as it is now);
+- another product version has other keys.
+
+Only files that parsed and passed their schema are stored, so a cached file skips both; every
+file is still opened and read by the loader each time (its checks run), and everything that
+looks across files (an identity declared twice, templates, sites, principals) runs on the
+loaded data as without a cache. An entry is data only (JSON, never pickle: a cache may be
+restored in CI); one that cannot be read or does not fit its data counts as absent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from reconciler import __version__
+
+from .yamlfile import Marks, Pos, YamlDocument
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR = Path(".reconciler") / "cache"
+ENTRY_FORMAT = "reconciler-parse-cache/1"
+# What decides a file's loaded result, besides its bytes: a change to any of these is a new
+# product version for the cache, released or not.
+_SOURCES = ("yamlfile.py", "schema.py", "cache.py")
+
+
+@cache
+def product_version() -> str:
+    """The release and a digest of the parsing code and the schemas."""
+    digest = hashlib.sha256(__version__.encode())
+    here = Path(__file__).resolve().parent
+    for name in _SOURCES:
+        digest.update((here / name).read_bytes())
+    for schema in sorted((here.parent / "schemas").glob("*.schema.json")):
+        digest.update(schema.name.encode() + schema.read_bytes())
+    return digest.hexdigest()
+
+
+class ParseCache:
+    """The cache in ``directory``; ``ParseCache(None)`` caches nothing."""
+
+    def __init__(self, directory: Path | None, version: str | None = None) -> None:
+        self.directory = directory
+        self.version = version
+        self.hits = 0
+        self.misses = 0
+
+    @classmethod
+    def of_repository(cls, root: Path) -> ParseCache:
+        return cls(Path(root) / CACHE_DIR)
+
+    @property
+    def enabled(self) -> bool:
+        return self.directory is not None
+
+    def key(self, raw: bytes, kind: str) -> str:
+        digest = hashlib.sha256((self.version or product_version()).encode())
+        digest.update(b"\0" + kind.encode() + b"\0")
+        digest.update(raw)
+        return digest.hexdigest()
+
+    def get(self, key: str, display: str) -> YamlDocument | None:
+        """The document stored under ``key``, named ``display``; None when absent or unusable."""
+        if self.directory is None:
+            return None
+        try:
+            entry = json.loads((self.directory / f"{key}.json").read_bytes())
+            doc = _document(entry, key, display)
+        except (OSError, ValueError, TypeError, KeyError, IndexError):
+            doc = None
+        if doc is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return doc
+
+    def put(self, key: str, doc: YamlDocument) -> None:
+        """Store ``doc``; a cache that cannot be written is skipped, never an error."""
+        if self.directory is None:
+            return
+        marks: list[list[int]] = []
+        _flatten(doc.data, doc.marks, marks)
+        body = json.dumps({"format": ENTRY_FORMAT, "key": key, "data": doc.data,
+                           "marks": marks}, ensure_ascii=False, separators=(",", ":"))
+        try:
+            if not self.directory.is_dir():
+                self.directory.mkdir(parents=True, exist_ok=True)
+                # Never committed by a `git add -A`, whatever the repository ignores.
+                (self.directory / ".gitignore").write_text("*\n", encoding="utf-8")
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".entry-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(body.encode())
+            os.replace(tmp, self.directory / f"{key}.json")
+        except OSError as e:
+            log.debug("parse cache not written (%s): %s", self.directory, e)
+
+
+def _flatten(value: Any, marks: dict[int, Marks], out: list[list[int]]) -> None:
+    """Each container's marks, in the order a depth-first walk of the data meets them."""
+    if isinstance(value, dict):
+        m = marks[id(value)]
+        flat = [*m.at]
+        pairs = m.pairs or {}
+        for key in value:
+            (kl, kc), (vl, vc) = pairs[key]
+            flat.extend((kl, kc, vl, vc))
+        out.append(flat)
+        for item in value.values():
+            _flatten(item, marks, out)
+    elif isinstance(value, list):
+        m = marks[id(value)]
+        flat = [*m.at]
+        for line, col in m.items or ():
+            flat.extend((line, col))
+        out.append(flat)
+        for item in value:
+            _flatten(item, marks, out)
+
+
+def _document(entry: Any, key: str, display: str) -> YamlDocument | None:
+    if not isinstance(entry, dict) or entry.get("format") != ENTRY_FORMAT \
+            or entry.get("key") != key:
+        return None
+    doc = YamlDocument(display, entry["data"])
+    flat = entry["marks"]
+    if _attach(doc.data, flat, 0, doc.marks) != len(flat):
+        return None
+    return doc
+
+
+def _attach(value: Any, flat: list[list[int]], at: int, marks: dict[int, Marks]) -> int:
+    """Give each container of ``value`` its marks from ``flat[at:]``; the next unused index.
+    Raises IndexError or ValueError when the marks do not fit the data."""
+    if isinstance(value, dict):
+        row = flat[at]
+        if len(row) != 2 + 4 * len(value):
+            raise ValueError("marks do not fit the data")
+        pairs: dict[str, tuple[Pos, Pos]] = {}
+        for i, key in enumerate(value):
+            base = 2 + 4 * i
+            pairs[key] = ((row[base], row[base + 1]), (row[base + 2], row[base + 3]))
+        marks[id(value)] = Marks((row[0], row[1]), pairs=pairs)
+        at += 1
+        for item in value.values():
+            at = _attach(item, flat, at, marks)
+    elif isinstance(value, list):
+        row = flat[at]
+        if len(row) != 2 + 2 * len(value):
+            raise ValueError("marks do not fit the data")
+        marks[id(value)] = Marks((row[0], row[1]),
+                                 items=[(row[i], row[i + 1]) for i in range(2, len(row), 2)])
+        at += 1
+        for item in value:
+            at = _attach(item, flat, at, marks)
+    return at

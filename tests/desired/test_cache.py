@@ -1,0 +1,149 @@
+"""The parse cache serves a file's loaded result only while its bytes and the product's version
+are the same, and every check across files still runs on what it serves."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from reconciler.desired import cache as cache_module
+from reconciler.desired import load
+from reconciler.desired.cache import CACHE_DIR, ParseCache
+from reconciler.errors import InputError
+from tests.desired.conftest import write_repo
+
+MAILBOXES = """\
+shared_mailboxes:
+  - name: Front Desk
+    alias: front
+    permissions:
+      - {user: ann@acme.com, access: [FullAccess]}
+  - name: Sales
+    calendar_permissions:
+      - {user: bob@acme.com, role: Reviewer}
+"""
+OTHER = """\
+shared_mailboxes:
+  - name: Support
+"""
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return write_repo(tmp_path / "repo", {
+        "customers/acme/sites/hq/mailboxes.yaml": MAILBOXES,
+        "customers/acme/sites/hq/other.yaml": OTHER,
+    })
+
+
+def loaded(root: Path) -> tuple[object, ParseCache]:
+    cache = ParseCache.of_repository(root)
+    return load(root, cache=cache), cache
+
+
+def sources(state: object) -> dict[str, tuple[str, int, int]]:
+    (customer,) = state.customers.values()  # type: ignore[attr-defined]
+    return {rid: (Path(r.source.file).name, r.source.line, r.source.column)
+            for rid, r in customer.resources.items()}
+
+
+def test_a_warm_cache_gives_the_same_state_and_positions(root: Path) -> None:
+    plain = load(root)
+    cold, first = loaded(root)
+    warm, second = loaded(root)
+    assert first.hits == 0 and first.misses == 5  # customer, two sites, two resource files
+    assert second.hits == 5 and second.misses == 0
+    assert plain == cold == warm
+    assert sources(warm) == sources(plain)
+    (customer,) = warm.customers.values()  # type: ignore[attr-defined]
+    grant = customer.resources["front@acme.com"].permissions[0]
+    assert (grant.source.line, grant.source.column) == (5, 9)
+    # Data only: every entry is JSON.
+    entries = list((root / CACHE_DIR).glob("*.json"))
+    assert len(entries) == 5 and all(json.loads(e.read_bytes())["data"] for e in entries)
+
+
+def test_touching_nothing_or_only_the_time_serves_every_file(root: Path) -> None:
+    loaded(root)
+    later = os.stat(root / "customers/acme/sites/hq/mailboxes.yaml").st_mtime + 100
+    os.utime(root / "customers/acme/sites/hq/mailboxes.yaml", (later, later))
+    state, cache = loaded(root)
+    assert (cache.hits, cache.misses) == (5, 0)
+    assert state == load(root)
+
+
+def test_an_edited_file_is_parsed_again(root: Path) -> None:
+    loaded(root)
+    path = root / "customers/acme/sites/hq/mailboxes.yaml"
+    path.write_text(MAILBOXES.replace("alias: front", "alias: reception"))
+    state, cache = loaded(root)
+    assert (cache.hits, cache.misses) == (4, 1)
+    assert "reception@acme.com" in sources(state) and "front@acme.com" not in sources(state)
+    assert state == load(root)
+
+
+def test_a_renamed_file_is_served_under_its_new_name(root: Path) -> None:
+    loaded(root)
+    old = root / "customers/acme/sites/hq/mailboxes.yaml"
+    old.rename(old.with_name("desk.yaml"))
+    state, cache = loaded(root)
+    assert (cache.hits, cache.misses) == (5, 0)
+    assert sources(state)["front@acme.com"] == ("desk.yaml", 2, 5)
+    assert sources(state) == sources(load(root))
+
+
+def test_another_product_version_parses_everything_again(
+        root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded(root)
+    cache_module.product_version.cache_clear()
+    monkeypatch.setattr(cache_module, "__version__", "999.0")
+    try:
+        state, cache = loaded(root)
+    finally:
+        cache_module.product_version.cache_clear()
+    assert (cache.hits, cache.misses) == (0, 5)
+    assert state == load(root)
+
+
+def test_problems_across_cached_files_are_still_found(root: Path) -> None:
+    loaded(root)
+    # Both files unchanged except that the second now declares the first's identity.
+    (root / "customers/acme/sites/hq/other.yaml").write_text(
+        OTHER + "  - name: Front Desk\n    alias: front\n")
+    with pytest.raises(InputError) as uncached:
+        load(root)
+    with pytest.raises(InputError) as cached:
+        load(root, cache=ParseCache.of_repository(root))
+    assert [str(p) for p in cached.value.problems] == [str(p) for p in uncached.value.problems]
+    assert "front@acme.com is declared twice" in str(cached.value.problems[0])
+    assert "mailboxes.yaml:2:5" in str(cached.value.problems[0])
+
+
+def test_an_invalid_file_is_never_cached(root: Path) -> None:
+    path = root / "customers/acme/sites/hq/other.yaml"
+    path.write_text("shared_mailboxes:\n  - name: Support\n    archive: perhaps\n")
+    for _ in range(2):
+        with pytest.raises(InputError):
+            loaded(root)
+    cache = ParseCache.of_repository(root)
+    assert cache.key(path.read_bytes(), "resources") + ".json" not in {
+        p.name for p in (root / CACHE_DIR).iterdir()}
+
+
+def test_an_entry_that_does_not_fit_its_data_is_not_served(root: Path) -> None:
+    loaded(root)
+    for entry in (root / CACHE_DIR).glob("*.json"):
+        body = json.loads(entry.read_bytes())
+        body["marks"] = body["marks"][:-1]
+        entry.write_text(json.dumps(body))
+    state, cache = loaded(root)
+    assert (cache.hits, cache.misses) == (0, 5)
+    assert state == load(root)
+
+
+def test_the_cache_ignores_itself_in_git(root: Path) -> None:
+    loaded(root)
+    assert (root / CACHE_DIR / ".gitignore").read_text() == "*\n"
