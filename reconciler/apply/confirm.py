@@ -148,6 +148,12 @@ def _new_object(getter: str) -> Callable[[Backend, Mapping[str, Any], Recipients
     return check
 
 
+def _recovered(backend: Backend, params: Mapping[str, Any], rec: Recipients) -> bool:
+    """A soft-deleted mailbox is back when Get-Mailbox finds it by the identity it was
+    recovered by (its GUID), no longer among the soft-deleted."""
+    return bool(_get(backend, "Get-Mailbox", str(params["SoftDeletedObject"])))
+
+
 def _removed_object(getter: str) -> Callable[[Backend, Mapping[str, Any], Recipients], bool]:
     def check(backend: Backend, params: Mapping[str, Any], rec: Recipients) -> bool:
         return _get(backend, getter, str(params["Identity"])) is None
@@ -252,6 +258,7 @@ def _member(present: bool) -> Callable[[Backend, Mapping[str, Any], Recipients],
 CHECKS: dict[str, Callable[[Backend, Mapping[str, Any], Recipients], bool]] = {
     "New-Mailbox": _new_object("Get-Mailbox"),
     "Remove-Mailbox": _removed_object("Get-Mailbox"),
+    "Undo-SoftDeletedMailbox": _recovered,
     "Set-Mailbox": _set_object("Get-Mailbox"),
     "Enable-Mailbox": _archive(True),
     "Disable-Mailbox": _archive(False),

@@ -52,6 +52,9 @@ DEFAULT_TEMPLATE = "user_mailbox"
 _ALIAS_DROP = re.compile(r"[^a-z0-9._-]+")
 _DASHES = re.compile(r"-{2,}")
 _DOTS = re.compile(r"\.{2,}")
+# The years an auto-reply schedule may name (UNVERIFIED: Exchange documents no range; outside
+# these the value is almost certainly a typing mistake).
+MIN_AUTO_REPLY_YEAR, MAX_AUTO_REPLY_YEAR = 2000, 2099
 _ZONE_SPACE = re.compile(r" (?=[Zz+-][0-9:]*$)")
 
 
@@ -264,6 +267,8 @@ class _Loader:
             # schema only; the owner's own problem is already reported.
             if rdoc is not None and builder is not None and (sid == "-" or sid in sites):
                 builder.file(rdoc, sid)
+        if builder is not None:
+            builder.alias_collisions()
 
     def build_customer(self, cid: str, doc: YamlDocument, settings: dict[str, Any]) -> Customer:
         body = doc.data["customer"]
@@ -389,6 +394,23 @@ class _ResourceBuilder:
                 resource = self.build(rtype, doc, item, location)
                 if resource is not None:
                     self.add(resource)
+
+    def alias_collisions(self) -> None:
+        """Aliases that differ only in what alias derivation turns into or drops ('-'): Exchange
+        derives "Sales Team" and "SalesTeam" alike, so the two entries would fight over one
+        alias (docs/format.md §4)."""
+        seen: dict[str, Resource] = {}
+        for rid in sorted(self.state.resources):
+            resource = self.state.resources[rid]
+            if isinstance(resource, UserMailbox):
+                continue
+            key = rid.partition("@")[0].replace("-", "")
+            other = seen.setdefault(key, resource)
+            if other is not resource:
+                self.problem(
+                    f"the alias of {resource.id} and that of {other.id} (at {other.source}) "
+                    f"differ only in '-', which Exchange's own alias derivation drops: the two "
+                    f"entries would collide; give one of them another alias", resource.source)
 
     def add(self, resource: Resource) -> None:
         existing = self.state.resources.get(resource.id)
@@ -642,8 +664,8 @@ class _ResourceBuilder:
 
     def auto_reply(self, ctx: _Entry, value: dict[str, Any],
                    source: SourceRef | None) -> AutoReply:
-        start = _utc(value.get("start"))
-        end = _utc(value.get("end"))
+        start = self.timestamp(value, "start", source)
+        end = self.timestamp(value, "end", source)
         if value["state"] == "Scheduled" and (start is None or end is None):
             self.problem("a Scheduled auto_reply needs start and end (e.g. start: "
                          "2026-12-20T00:00:00Z); add them, or use state: Enabled", source)
@@ -655,6 +677,26 @@ class _ResourceBuilder:
             internal_message=value.get("internal_message"),
             external_audience=value.get("external_audience"),
             external_message=value.get("external_message"), source=source)
+
+    def timestamp(self, value: dict[str, Any], key: str, source: SourceRef | None) -> str | None:
+        """An auto-reply time in UTC; a date that cannot exist (30 February, hour 25) or lies
+        outside the years Exchange's schedule is meant for is an error, not a value that
+        Exchange would refuse at apply."""
+        raw = value.get(key)
+        moment = _utc(raw)
+        if moment is None or raw is None:
+            return moment
+        try:
+            year = dt.datetime.fromisoformat(moment.replace("Z", "+00:00")).year
+        except ValueError:
+            self.problem(f"auto_reply {key} '{raw}' is not a real date and time; write it as "
+                         f"ISO 8601 with a time zone, e.g. 2026-12-20T00:00:00Z", source)
+            return None
+        if not MIN_AUTO_REPLY_YEAR <= year <= MAX_AUTO_REPLY_YEAR:
+            self.problem(f"auto_reply {key} '{raw}' is out of range: the year must lie between "
+                         f"{MIN_AUTO_REPLY_YEAR} and {MAX_AUTO_REPLY_YEAR}", source)
+            return None
+        return moment
 
 
 @dataclass(slots=True)

@@ -722,3 +722,27 @@ def get_retention_policy(em: Emulator, cmdlet: str, params: dict[str, Any]) -> C
             raise not_found(identity, cmdlet)
     return CmdletResult(value=rows)
 
+
+
+@handler("Get-HostedOutboundSpamFilterPolicy", "Identity")
+def get_hosted_outbound_spam_filter_policy(em: Emulator, cmdlet: str, params: dict[str, Any]
+                                           ) -> CmdletResult:
+    # One policy, the default. AutoForwardingMode Automatic (Exchange's default) blocks
+    # automatic forwarding outside the organisation, as Off does; On allows it.
+    mode = str(em._tenant.get("auto_forwarding_mode") or "Automatic")
+    row = {"Identity": "Default", "Name": "Default", "IsDefault": True,
+           "AutoForwardingMode": mode}
+    if _lower(params["Identity"]) != "default":
+        raise not_found(params["Identity"], cmdlet)
+    return CmdletResult(value=[row])
+
+
+@handler("Get-MailboxStatistics", "Identity")
+def get_mailbox_statistics(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
+    obj = em._require(params["Identity"], MAILBOX, cmdlet, read=True)
+    row = obj.row or {}
+    size = int(row.get("TotalItemBytes") or 0)
+    return CmdletResult(value=[{
+        "Identity": obj.identity, "DisplayName": row.get("DisplayName"),
+        "TotalItemSize": f"{size / 1024 ** 3:.3f} GB ({size:,} bytes)",
+        "ItemCount": int(row.get("ItemCount") or 0)}])

@@ -30,6 +30,7 @@ from reconciler.live.directory import (
     placement_site,
     strip_smtp,
 )
+from reconciler.live.tenant_facts import TenantFacts, read_tenant_facts
 from reconciler.model import (
     CALENDAR_BUILTIN_USERS,
     CALENDAR_ROLES,
@@ -89,6 +90,8 @@ class LiveTenant:
     # Resources the customer has live, whether read in full or not (a scoped read reads few):
     # shared mailboxes, rooms, groups, and the declared user mailboxes that exist.
     existing: int = 0
+    # What the tenant defines (soft-deleted mailboxes, retention policies...), read when needed.
+    facts: TenantFacts = field(default_factory=TenantFacts)
 
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -244,6 +247,8 @@ def read_live(
             live.state.add(DistributionGroup(id=rid, located_at=located,
                                              name=g.get("DisplayName"), alias=g.get("Alias")))
             live.exists_as[rid] = "DistributionGroup"
+    live.facts = read_tenant_facts(desired, backend, {rid: (kind, raw) for rid, (_, kind, raw)
+                                                      in matched.items()}, scope)
     return live
 
 

@@ -33,6 +33,13 @@ from reconciler.model import (
 from reconciler.plan.operations import create_operations, delete_operations, update_operations
 from reconciler.plan.plan import Change, Refusal
 from reconciler.plan.serialize import settings_json
+from reconciler.plan.tenant_rules import (
+    CreateRules,
+    deletes_refusal,
+    entry_problems,
+    exchange_notes,
+    rename_note,
+)
 
 SOFT_DELETE_NOTE = ("Exchange keeps a removed mailbox recoverable for 30 days "
                     "(Undo-SoftDeletedMailbox).")
@@ -67,6 +74,7 @@ def diff_customer(desired: CustomerState, live: LiveTenant, *,
     out = CustomerDiff()
     customer = desired.customer
     resolver = _Resolver(desired, live, out.problems)
+    creates = CreateRules(live, root)
 
     for rid, ambiguous in sorted(live.ambiguous_placement.items()):
         out.warnings.append(f"{customer.id}: {rid} matches the placement rules of sites "
@@ -84,6 +92,7 @@ def diff_customer(desired: CustomerState, live: LiveTenant, *,
                 f"{kind}; declare it under the matching list or remove the entry",
                 wanted.source))
             continue
+        out.problems.extend(entry_problems(wanted, desired, live))
         if have is None:
             if isinstance(wanted, UserMailbox):
                 out.problems.append(Problem(
@@ -91,12 +100,19 @@ def diff_customer(desired: CustomerState, live: LiveTenant, *,
                     f"created in Microsoft 365, not here: check the address or create the user "
                     f"first", wanted.source))
                 continue
-            out.changes.append(_change(wanted, "create", None, settings_json(wanted),
-                                       create_operations(wanted), root=root))
+            problem, change = creates.check(wanted)
+            if problem is not None:
+                out.problems.append(problem)
+                continue
+            if change is None:
+                change = _change(wanted, "create", None, settings_json(wanted),
+                                 create_operations(wanted), root=root,
+                                 notes=_optional(rename_note(wanted, live, desired)))
+            out.changes.append(_noted(change, wanted, None, live))
             continue
         change = _compare(wanted, have, root)
         if change is not None:
-            out.changes.append(change)
+            out.changes.append(_noted(change, wanted, have, live))
 
     policy = customer.policy
     for rid in sorted(set(live.state.resources) - set(desired.resources)):
@@ -118,6 +134,17 @@ def diff_customer(desired: CustomerState, live: LiveTenant, *,
 
     out.refusals.extend(_safety(desired, live, out.changes))
     return out
+
+
+def _optional(note: str | None) -> tuple[str, ...]:
+    return (note,) if note else ()
+
+
+def _noted(change: Change, wanted: Resource, have: Resource | None,
+           live: LiveTenant) -> Change:
+    """The change with what Exchange will do beyond it, as notes."""
+    notes = exchange_notes(wanted, have, change, live)
+    return dataclasses.replace(change, notes=(*change.notes, *notes)) if notes else change
 
 
 def _change(resource: Resource, action: str, before: dict[str, Any] | None,
@@ -238,10 +265,10 @@ def safety_refusals(desired: CustomerState, existing: int,
     cid = desired.customer.id
     refusals = []
     changes = [c for c in changes if c.customer == cid]
-    deletes = sum(1 for c in changes if c.action == "delete")
-    if policy.max_deletes is not None and deletes > policy.max_deletes:
-        refusals.append(Refusal(cid, f"{deletes} deletes exceed max_deletes "
-                                     f"{policy.max_deletes} of customer {cid}"))
+    # Disabling an archive destroys as a delete does (docs/format.md §7).
+    too_many = deletes_refusal(cid, changes, policy.max_deletes)
+    if too_many is not None:
+        refusals.append(too_many)
     touched = sum(1 for c in changes if c.action in ("update", "delete", "move"))
     if policy.max_change_percent is not None and existing >= MIN_EXISTING_FOR_PERCENT:
         percent = 100.0 * touched / existing

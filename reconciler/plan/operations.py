@@ -70,17 +70,23 @@ def create_operations(want: Resource) -> list[Operation]:
     else:
         params = {"Shared": True, **params}
     ops.append(Operation("New-Mailbox", params))
-    # What a new mailbox starts with, so that the update path emits only what differs.
+    ops.extend(_mailbox_update_ops(want, starting_state(want), created=True))
+    return ops
+
+
+def starting_state(want: SharedMailbox | RoomMailbox, **settings: Any) -> Mailbox:
+    """What a new (or just recovered) mailbox starts with, so that the update path emits only
+    what differs; ``settings`` are those it already has (a recovered mailbox keeps its own)."""
+    alias = want.alias or want.id.partition("@")[0]
     blank = dataclasses.replace(
-        want, permissions=(), name=name, alias=alias, retention_policy=None, archive=False,
-        forwarding=Forwarding(), custom_attributes=(), auto_reply=None,
+        want, permissions=(), name=want.name or alias, alias=alias, retention_policy=None,
+        archive=False, forwarding=Forwarding(), custom_attributes=(), auto_reply=None,
         calendar_permissions=tuple(
             CalendarGrant(u, role="AvailabilityOnly" if u == "Default" else "None")
             for u in CALENDAR_BUILTIN_USERS))
     if isinstance(blank, RoomMailbox):
         blank = dataclasses.replace(blank, booking=NEW_ROOM_BOOKING)
-    ops.extend(_mailbox_update_ops(want, blank, created=True))
-    return ops
+    return dataclasses.replace(blank, **settings) if settings else blank
 
 
 def update_operations(want: Resource, have: Resource) -> list[Operation]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from reconciler.apply.runner import ApplyOptions, apply_plan
 from reconciler.cli.apply_cmd import render_report
 from reconciler.desired import load
 from reconciler.emulator import Emulator
-from reconciler.live.backend import AmbiguousWriteError, NotFound
+from reconciler.live.backend import AmbiguousWriteError, CmdletResult, NotFound
 from reconciler.plan.planner import make_plan
 from tests.apply.conftest import BASE_SNAPSHOT, LONDON, FaultyBackend, Repo
 from tests.apply.test_exactly_once import _apply
@@ -54,9 +56,35 @@ def _send_as(repo: Repo, address: str) -> list[str]:
     return sorted(str(r["Trustee"]) for r in rows if r["Trustee"] != "NT AUTHORITY\\SELF")
 
 
+@dataclass
+class _TakenBeforeCreate(FaultyBackend):
+    """The tenant changes between the plan and the create: just before New-Mailbox reaches
+    it, ``take`` gives the address to someone else. The planner, which refuses an address it
+    sees held, could not have seen this; apply's own proof is what stands."""
+
+    take: Callable[[Emulator], Emulator] | None = None
+
+    def invoke(self, cmdlet: str, parameters: Any = None, select: Any = None) -> CmdletResult:
+        if cmdlet == "New-Mailbox" and self.take is not None:
+            self.emulator, self.take = self.take(self.emulator), None
+        return super().invoke(cmdlet, parameters, select)
+
+
+def _taken_before_create(repo: Repo, take: Callable[[Emulator], Emulator]) -> None:
+    repo.backend = _TakenBeforeCreate(repo.backend.emulator, take=take)
+
+
+def _soft_deleted_sales(em: Emulator) -> Emulator:
+    em.invoke("New-Mailbox", {"Shared": True, "Name": "Old Sales", "Alias": "sales-london",
+                              "PrimarySmtpAddress": ADDRESS})
+    em.invoke("Remove-Mailbox", {"Identity": ADDRESS})
+    return em
+
+
 def test_an_address_held_as_someone_elses_secondary_is_not_already_present(cli, repo: Repo):
-    _tenant(repo, _holding(ADDRESS, "bob@contoso.com"))
-    before = (_mailbox(repo, "bob@contoso.com"), _send_as(repo, "bob@contoso.com"))
+    holder = Emulator(_holding(ADDRESS, "bob@contoso.com"))
+    before = holder.invoke("Get-Mailbox", {"Identity": "bob@contoso.com"}).value[0]
+    _taken_before_create(repo, lambda em: holder)
     repo.yaml(LONDON, SALES)
     run = cli("apply", repo.root, "--auto-approve")
     assert run.code == 1, run.out
@@ -66,19 +94,18 @@ def test_an_address_held_as_someone_elses_secondary_is_not_already_present(cli, 
     assert "Skipped" in run.out and "Set-Mailbox" in run.out.split("Skipped")[1]
     assert "Add-RecipientPermission" in run.out.split("Skipped")[1]
     # Bob is untouched: no forwarding to the partner, no SendAs for alice.
-    assert (_mailbox(repo, "bob@contoso.com"), _send_as(repo, "bob@contoso.com")) == before
+    assert _mailbox(repo, "bob@contoso.com") == before
+    assert _send_as(repo, "bob@contoso.com") == []
     assert "not yet visible" not in run.out
-    # Nothing is remembered as pending: the next plan still proposes the create.
+    # Nothing is remembered as pending; the next plan sees the holder and refuses the create.
     again = cli("plan", repo.root)
     assert "pending propagation" not in again.out + again.err
-    assert "+ create" in again.out or "create" in again.out
+    assert again.code == 1 and "already held by bob@contoso.com" in again.out + again.err
 
 
 def test_an_address_held_by_a_soft_deleted_mailbox_fails_and_is_not_pending(cli, repo: Repo):
     repo.yaml(LONDON, SALES)
-    repo.live("New-Mailbox", Shared=True, Name="Old Sales", Alias="sales-london",
-              PrimarySmtpAddress=ADDRESS)
-    repo.live("Remove-Mailbox", Identity=ADDRESS)
+    _taken_before_create(repo, _soft_deleted_sales)
     run = cli("apply", repo.root, "--auto-approve")
     assert run.code == 1, run.out
     assert f"{ADDRESS} is held by the soft-deleted mailbox {ADDRESS}" in run.out
@@ -87,7 +114,10 @@ def test_an_address_held_by_a_soft_deleted_mailbox_fails_and_is_not_pending(cli,
     assert "succeeded (already present)" not in run.out and "not yet visible" not in run.out
     state = repo.root / ".reconciler/state/contoso.json"
     assert not state.exists() or json.loads(state.read_text())["pending"] == []
-    assert "pending propagation" not in cli("plan", repo.root).out
+    again = cli("plan", repo.root)
+    assert "pending propagation" not in again.out
+    # The next plan recovers the soft-deleted shared mailbox instead of creating one.
+    assert "Undo-SoftDeletedMailbox" in again.out
 
 
 def test_an_address_that_is_another_kind_of_recipient_fails(repo: Repo):
@@ -96,10 +126,10 @@ def test_an_address_that_is_another_kind_of_recipient_fails(repo: Repo):
         "Name": "Sales London (contact)", "Guid": "0b4f7c39-9b0e-4b8e-9d2f-6f5f6d1f0c11",
         "PrimarySmtpAddress": ADDRESS, "Alias": "sales-london-contact",
         "DisplayName": "Sales London contact", "RecipientTypeDetails": "MailUser"})
-    _tenant(repo, snapshot)
     repo.yaml(LONDON, SALES)
     plan = make_plan(repo.root).plan
     assert [c.action for c in plan.actionable] == ["create"]
+    _tenant(repo, snapshot)  # the mail user appears after the plan was made
     report = _apply(repo, plan)
     failed = report.failed
     assert [r.ref.op.cmdlet for r in failed] == ["New-Mailbox"]
@@ -112,9 +142,9 @@ def test_an_address_that_is_another_kind_of_recipient_fails(repo: Repo):
 def test_a_read_back_finding_someone_else_is_not_a_committed_create(repo: Repo):
     """A create whose answer was lost is read back by its address; finding bob there (by his
     secondary address) is not proof that it committed."""
-    _tenant(repo, _holding(ADDRESS, "bob@contoso.com"))
     repo.yaml(LONDON, SALES)
     plan = make_plan(repo.root).plan
+    _tenant(repo, _holding(ADDRESS, "bob@contoso.com"))  # bob gained it after the plan
     repo.fail("New-Mailbox", lambda: AmbiguousWriteError("timed out"))
     report = _apply(repo, plan)
     assert not report.ok
