@@ -82,13 +82,16 @@ def test_each_check_sees_the_write_only_after_it(repo: Repo):
         assert confirm(op, emulator, recipients) is True, (change.address, op)
         seen.add(op.cmdlet)
     assert not make_plan(repo.root).plan.has_changes
-    # Every check but the deletes' (next test) was exercised.
-    assert set(CHECKS) - seen == {"Remove-Mailbox", "Remove-DistributionGroup"}
+    # Every check but the deletes' and the recovery's (next test) was exercised.
+    assert set(CHECKS) - seen == {"Remove-Mailbox", "Remove-DistributionGroup",
+                                  "Undo-SoftDeletedMailbox"}
 
 
-def test_delete_checks(repo: Repo):
+def test_delete_and_recovery_checks(repo: Repo):
     emulator = repo.backend.emulator
     recipients = Recipients(emulator)
+    guid = emulator.invoke("Get-Mailbox", {"Identity": "old-projects@contoso.com"}).value[0][
+        "Guid"]
     for op in (Operation("Remove-Mailbox", {"Identity": "old-projects@contoso.com",
                                             "Confirm": False}),
                Operation("Remove-DistributionGroup", {"Identity": "london-all@contoso.com",
@@ -97,3 +100,7 @@ def test_delete_checks(repo: Repo):
         assert confirm(op, emulator, recipients) is False
         emulator.invoke(op.cmdlet, dict(op.parameters))
         assert confirm(op, emulator, recipients) is True
+    undo = Operation("Undo-SoftDeletedMailbox", {"SoftDeletedObject": guid})
+    assert confirm(undo, emulator, recipients) is False
+    emulator.invoke(undo.cmdlet, dict(undo.parameters))
+    assert confirm(undo, emulator, recipients) is True
