@@ -25,6 +25,7 @@ import logging
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,7 +99,7 @@ class TraceAnswers:
     tenants: list[str]
     records: list[dict[str, Any]]
     unrecorded: list[str] = field(default_factory=list)
-    _served: dict[str, int] = field(default_factory=dict)
+    served: Counter[str] = field(default_factory=Counter)  # answers given, per request key
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -146,8 +147,8 @@ class TraceAnswers:
                 self.unrecorded.append(missing)
                 log.warning("not in the trace: %s", missing)
                 return missing
-            served = self._served.get(key, 0)
-            self._served[key] = served + 1
+            served = self.served[key]
+            self.served[key] += 1
         return recorded[min(served, len(recorded) - 1)]
 
     def reply(self, method: str, url: str, body: bytes, origin: str,

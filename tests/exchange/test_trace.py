@@ -7,17 +7,21 @@ import contextlib
 import json
 import logging
 import re
+import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from reconciler.apply.runner import apply_plan
+from reconciler.cli.apply_cmd import render_report
 from reconciler.desired import load
 from reconciler.emulator import Emulator
 from reconciler.emulator.faults import FaultConfig, FaultKind
 from reconciler.emulator.replay import TraceAnswers, replay_gateway, replay_service
-from reconciler.live.backend import AmbiguousWriteError, ExchangeError
+from reconciler.live.backend import AmbiguousWriteError, ExchangeError, is_write
 from reconciler.live.exchange import trace
 from reconciler.live.exchange.redact import Pseudonyms, redact_desired
 from reconciler.plan.planner import plan_desired
@@ -189,3 +193,39 @@ def test_no_secret_or_token_reaches_a_trace(start_service, pki: Pki, app_cert: A
     assert not re.search(r"authorization['\"]?\s*[:,=]", everything, re.I)
     assert "eyJ" not in everything and "client_assertion" not in everything
     assert "oauth2" not in written  # sign-in is never recorded
+
+
+def test_a_recorded_apply_replays_write_for_write(start_service, pki: Pki,
+                                                  app_cert: AppCertificate, key_env: str,
+                                                  tmp_path: Path) -> None:
+    snapshot = example_snapshot()
+    tenant_id = snapshot["tenant"]["id"]
+    service = start_service({tenant_id: Emulator(snapshot)})
+    service.identity.register(tenant_id, APP_ID, [app_cert.certificate])
+
+    def apply_over(target: Any, root: Path) -> tuple[Any, Any]:
+        shutil.copytree(EXAMPLE / "customers", root / "customers")
+        desired = load(root)
+
+        def open_backend(state: Any) -> Any:
+            return backend_for(target, tenant_id, pki, certificate_key=key_env,
+                               certificate_thumbprint=app_cert.sha1, concurrency=1)
+
+        plan = plan_desired(desired, open_backend, customers=["contoso"]).plan
+        return plan, apply_plan(plan, desired, open_backend, root=root)
+
+    with trace.recording(tmp_path / "t", redact=False):
+        plan, report = apply_over(service, tmp_path / "first")
+    assert report.ok and plan.operation_count > 10
+    writes = [r for r in records(tmp_path / "t") if r.get("cmdlet") and is_write(r["cmdlet"])]
+    assert len(writes) == sum(service.commits.values())
+
+    with replay_service(tmp_path / "t", ssl_context=pki.server_context) as replay:
+        replay.identity.register(tenant_id, APP_ID, [app_cert.certificate])
+        replan, again = apply_over(replay, tmp_path / "second")
+    assert not replay.answers.unrecorded
+    assert replan.to_json() == plan.to_json()
+    assert again.ok, render_report(again)
+    # Every recorded write was asked for again, as often as it was recorded.
+    keys = Counter(trace.request_key(r) for r in writes)
+    assert {k: replay.answers.served[k] for k in keys} == keys

@@ -42,7 +42,8 @@ _TOKEN = re.compile(
     r"|(?P<digits>\d+)")
 _GUID_ONLY = re.compile(_GUID)
 _EMAIL_OR_GUID = re.compile(rf"(?P<guid>{_GUID})|(?P<email>{_EMAIL})")
-_QUOTED = re.compile(r"'([^']+)'|\"([^\"]+)\"")
+# A quoted part opens and closes outside a word, so that "couldn't" holds no quote.
+_QUOTED = re.compile(r"(?<!\w)'([^']+?)'(?!\w)|(?<!\w)\"([^\"]+?)\"(?!\w)")
 _DOMAIN = re.compile(r"^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
 _JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
 

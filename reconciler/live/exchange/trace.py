@@ -41,6 +41,8 @@ TRACE_FORMAT = "exchange-trace/1"
 TRACE_FILE = "trace.jsonl"
 MANIFEST_FILE = "trace.json"
 GATEWAY_MARK = "/adminapi/"  # the gateway's paths; sign-in never goes there
+# The mapping grows with the tenant: rewritten at most this often (seconds), and at the end.
+SAVE_EVERY = 2.0
 RESPONSE_HEADERS = ("Content-Type", "Content-Encoding", "Retry-After", "x-ExceptionType",
                     "x-ExceptionTargetType", "Preference-Applied", "x-ms-diagnostics",
                     "WWW-Authenticate", "Rate-Limit-Remaining", "Rate-Limit-Reset")
@@ -61,6 +63,7 @@ class TraceWriter:
     pseudonyms: Pseudonyms = field(default_factory=Pseudonyms)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _seq: int = 0
+    _saved_at: float = 0.0  # when the pseudonyms were last written
 
     @classmethod
     def open(cls, directory: Path, *, redact: bool = True) -> TraceWriter:
@@ -95,8 +98,18 @@ class TraceWriter:
                               ensure_ascii=False, sort_keys=False, default=str)
             with (self.directory / TRACE_FILE).open("a", encoding="utf-8") as out:
                 out.write(line + "\n")
-            if self.redact:
-                self.pseudonyms.save(pseudonyms_path(self.directory))
+            if self.redact and time.monotonic() - self._saved_at >= SAVE_EVERY:
+                self._save()
+
+    def close(self) -> None:
+        """Write the pseudonyms as they are at the end (records are written as they come)."""
+        if self.redact:
+            with self._lock:
+                self._save()
+
+    def _save(self) -> None:
+        self.pseudonyms.save(pseudonyms_path(self.directory))
+        self._saved_at = time.monotonic()
 
 
 def redact_record(record: dict[str, Any], pseudonyms: Pseudonyms) -> dict[str, Any]:
@@ -143,6 +156,7 @@ def recording(directory: Path, *, redact: bool = True) -> Iterator[TraceWriter]:
     finally:
         with _active_lock:
             _active = previous
+        writer.close()
 
 
 def attach(client: httpx.Client, writer: TraceWriter | None = None) -> None:
@@ -254,8 +268,25 @@ def request_key(record: dict[str, Any]) -> str:
                              "Parameters": record.get("parameters") or {}}}
             if record.get("cmdlet") is not None else record.get("request_body"))
     query_items = sorted(q for q in query.split("&") if q)
+    body = _without_origins(body)
     return json.dumps([method.upper(), path.rstrip("/").lower(), query_items, body],
                       sort_keys=True, separators=(",", ":"))
+
+
+def _without_origins(data: Any) -> Any:
+    """A ``$batch`` body's sub-request ``url``s as path and query: the replay that answers
+    them is not the host they were recorded from."""
+    if isinstance(data, dict):
+        return {k: (_path_of(v) if k == "url" and isinstance(v, str) else _without_origins(v))
+                for k, v in data.items()}
+    if isinstance(data, list):
+        return [_without_origins(v) for v in data]
+    return data
+
+
+def _path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
 
 
 def _ms(started: float) -> float:
