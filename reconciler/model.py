@@ -302,8 +302,10 @@ class Tenant:
     certificate_passphrase: str | None = None  # env:VAR or file:path, for a PFX
     exchange: bool = True
     connection: str = "exchange"  # exchange | sandbox | snapshot
+    cloud: str | None = None  # commercial | gcc | gcc_high | dod | china (None: commercial)
     exchange_url: str | None = None
     authority_host: str | None = None
+    exchange_resource: str | None = None  # the token audience, when the cloud's is not right
     concurrency: int | None = None
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from reconciler.cli.options import repository_argument
-from reconciler.emulator.faults import FaultConfig, FaultKind
+from reconciler.emulator.faults import ALL_KINDS, FaultConfig, FaultKind
 from reconciler.errors import ReconcilerError
 
 
@@ -29,8 +29,9 @@ from reconciler.errors import ReconcilerError
 @click.option("--seed", type=int, default=0, show_default=True, help="Fault schedule seed.")
 @click.option("--fault-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Share of requests that get a fault.")
-@click.option("--faults", "kinds", default=",".join(FaultKind), show_default=True,
-              help="Fault kinds to draw from, comma-separated.")
+@click.option("--faults", "kinds", default=",".join(ALL_KINDS), show_default=True,
+              help="Fault kinds to draw from, comma-separated: also "
+                   f"{', '.join(k for k in FaultKind if k not in ALL_KINDS)}.")
 @click.option("--latency-ms", type=float, default=0.0, show_default=True,
               help="Latency added to every call.")
 @click.option("--lag", type=float, default=0.0, show_default=True,

@@ -287,8 +287,10 @@ class _Loader:
             certificate_passphrase=t.get("certificate_passphrase"),
             exchange=t.get("exchange", "enabled") == "enabled",
             connection=t.get("connection", "exchange"),
+            cloud=t.get("cloud"),
             exchange_url=t.get("exchange_url"),
             authority_host=t.get("authority_host"),
+            exchange_resource=t.get("exchange_resource"),
             concurrency=t.get("concurrency"),
         )
         policy_values = {**settings.get("policy", {}), **body.get("policy", {})}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gzip
 import hashlib
 import ipaddress
 import json
@@ -41,7 +42,15 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from reconciler.emulator.faults import Fault, FaultConfig, FaultKind, FaultSchedule, Phase
+from reconciler.emulator.faults import (
+    TRANSIENT_TYPE,
+    ErrorShape,
+    Fault,
+    FaultConfig,
+    FaultKind,
+    FaultSchedule,
+    Phase,
+)
 from reconciler.emulator.identity import FakeIdentity, Reply
 from reconciler.live.backend import (
     AlreadyExists,
@@ -59,6 +68,7 @@ from reconciler.live.backend import (
 log = logging.getLogger(__name__)
 
 INVOKE_PATH = "InvokeCommand"
+DEFAULT_AUDIENCE = "https://outlook.office365.com"  # Exchange Online, commercial cloud
 DEFAULT_PAGE_SIZE = 1000
 # Cmdlets whose not-found answer is a plain 404; the rest answer 400 with
 # ManagementObjectNotFoundException. Exchange does both, and the connector must map both.
@@ -73,6 +83,14 @@ _DEFAULT_TYPES: dict[type[ExchangeError], str] = {
     BadParameter: "System.Management.Automation.ParameterBindingException",
     Forbidden: "Microsoft.Exchange.Configuration.Authorization.AccessDeniedException",
 }
+
+
+def _qualified(name: str | None) -> str | None:
+    """Exchange names its exceptions in full; the emulator may give only the last part."""
+    if not name or "." in name:
+        return name
+    known = next((full for full in _DEFAULT_TYPES.values() if full.endswith(f".{name}")), None)
+    return known or f"Microsoft.Exchange.Management.Tasks.{name}"
 
 
 class EmulatorLike(Protocol):
@@ -125,8 +143,16 @@ class FakeExchangeService:
         next_link_origin: str | None = None,
         page_ttl_seconds: float = 600.0,
         lag_seconds: float | None = None,
+        audience: str = DEFAULT_AUDIENCE,
+        error_shape: ErrorShape = ErrorShape.STANDARD,
+        error_shapes: Mapping[str, ErrorShape] | None = None,
     ) -> None:
         self.identity = identity or FakeIdentity()
+        # The Exchange resource tokens must be for: the cloud this service plays, whatever
+        # host it is reached by (a proxy, 127.0.0.1).
+        self.audience = audience
+        self.error_shape = error_shape  # how the emulator's own errors are worded
+        self.error_shapes = dict(error_shapes or {})  # ... per cmdlet
         self.schedule = FaultSchedule(faults or FaultConfig())
         self.max_page_size = max_page_size
         self.not_found_as_404 = frozenset(not_found_as_404)
@@ -251,7 +277,7 @@ class FakeExchangeService:
         tenant = self._tenants.get(parts[2].lower())
         if tenant is None:
             return _error(404, "NotFound", f"Tenant '{parts[2]}' not found.")
-        denied = self._authorize(request, tenant, origin)
+        denied = self._authorize(request, tenant)
         if denied is not None:
             return denied
         if not request.headers.get("X-AnchorMailbox"):
@@ -275,53 +301,47 @@ class FakeExchangeService:
                 f'2000005;reason="The user or application is not assigned a role that allows '
                 f'running {cmdlet}.";error_category="insufficient_permissions"'),
                 "Content-Type": "application/json"}, b""
-        write = is_write(cmdlet)
-        fault = self.schedule.next(cmdlet, write=write)
+        fault = self.schedule.next(cmdlet, write=is_write(cmdlet))
         if self.faults.latency_seconds:
             time.sleep(self.faults.latency_seconds)
-        if fault is not None and fault.phase is Phase.BEFORE:
-            reply = self._fault_reply(fault)
+        return self._answer(request, tenant, cmdlet, parameters, fault, origin)
+
+    def _answer(self, request: _Handler, tenant: _Tenant, cmdlet: str,
+                parameters: dict[str, Any], fault: Fault | None, origin: str) -> Reply | None:
+        """The cmdlet's answer, with ``fault`` striking before it ran or after."""
+        if fault is not None and fault.phase is Phase.BEFORE and fault.kind not in _SPOILERS:
+            reply = self._fault_reply(fault, cmdlet)
             if reply is not _PROCEED:
                 return reply  # type: ignore[return-value]
+        url = urlsplit(request.path)
         query = parse_qs(url.query)
         skiptoken = query.get("$skiptoken", [None])[0]
+        if fault is not None and fault.kind in _LINK_FAULTS:
+            skiptoken = None  # the links it hands out lead nowhere: answer the first page
         page_size = _page_size(request.headers.get("Prefer"), self.max_page_size)
         digest = hashlib.sha256(request.body).hexdigest()
         warnings: list[str] = []
+        key: str | None = None
         if skiptoken is not None:
             pages, offset, refusal = self._continuation(skiptoken, digest)
             if pages is None:
                 return refusal
             value, key = pages.value, (_decode_skiptoken(skiptoken) or ("", 0))[0]
         else:
-            select = _select(query)
-            try:
-                with tenant.lock:
-                    result = tenant.emulator.invoke(cmdlet, parameters, select)
-            except ExchangeError as e:
-                if e.exception_type and e.exception_type.endswith("CommandNotFoundException"):
-                    return _UNKNOWN_CMDLET
-                return self._exchange_error(cmdlet, e)
-            except Exception as e:  # an emulator bug: answer as Exchange's own 500 would
-                log.exception("emulator failed on %s", cmdlet)
-                return _error(500, "InternalServerError", f"{type(e).__name__}: {e}")
-            if write:
-                with self._lock:
-                    self.commits[cmdlet] += 1
-                    self.commits_by_request[request.headers.get("client-request-id", "")] += 1
-            value, warnings, offset = list(result.value), list(result.warnings), 0
-            key = None
+            ran = self._run(request, tenant, cmdlet, parameters, _select(query))
+            if not isinstance(ran, CmdletResult):
+                return ran
+            value, warnings, offset = list(ran.value), list(ran.warnings), 0
             if len(value) > page_size:
                 key = self._remember(digest, value)
-        if fault is not None and fault.phase is Phase.AFTER:
-            reply = self._fault_reply(fault)
+        if fault is not None and fault.phase is Phase.AFTER and fault.kind not in _SPOILERS:
+            reply = self._fault_reply(fault, cmdlet)
             if reply is not _PROCEED:
                 return reply  # type: ignore[return-value]
-        page = value[offset: offset + page_size]
         payload: dict[str, Any] = {
             "@odata.context": f"{origin}/adminapi/beta/{tenant.id}/$metadata"
                               "#Collection(Exchange.GenericHashTable)",
-            "value": page,
+            "value": value[offset: offset + page_size],
         }
         if key is not None and offset + page_size < len(value):
             link_query = {k: v[0] for k, v in query.items() if k != "$skiptoken"}
@@ -331,13 +351,33 @@ class FakeExchangeService:
                                           f"{urlencode(link_query, safe='$,')}")
         if warnings:
             payload["@adminapi.warnings"] = warnings
-        body = json.dumps(payload, default=str, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json; odata.metadata=minimal; charset=utf-8"}
         if request.headers.get("Prefer"):
             headers["Preference-Applied"] = f"odata.maxpagesize={page_size}"
-        return 200, headers, body
+        if fault is not None and fault.kind in _SPOILERS:
+            return _spoil(fault, payload, headers, f"{origin}{request.path}")
+        return 200, headers, json.dumps(payload, default=str, separators=(",", ":")).encode()
 
-    def _authorize(self, request: _Handler, tenant: _Tenant, origin: str) -> Reply | None:
+    def _run(self, request: _Handler, tenant: _Tenant, cmdlet: str, parameters: dict[str, Any],
+             select: list[str] | None) -> CmdletResult | Reply:
+        """Run the cmdlet on the tenant's emulator; its error as Exchange would answer it."""
+        try:
+            with tenant.lock:
+                result = tenant.emulator.invoke(cmdlet, parameters, select)
+        except ExchangeError as e:
+            if e.exception_type and e.exception_type.endswith("CommandNotFoundException"):
+                return _UNKNOWN_CMDLET
+            return self._exchange_error(cmdlet, e)
+        except Exception as e:  # an emulator bug: answer as Exchange's own 500 would
+            log.exception("emulator failed on %s", cmdlet)
+            return _error(500, "InternalServerError", f"{type(e).__name__}: {e}")
+        if is_write(cmdlet):
+            with self._lock:
+                self.commits[cmdlet] += 1
+                self.commits_by_request[request.headers.get("client-request-id", "")] += 1
+        return result
+
+    def _authorize(self, request: _Handler, tenant: _Tenant) -> Reply | None:
         token = _bearer(request.headers.get("Authorization"))
         issued = self.identity.validate(token) if token else None
         problem = None
@@ -345,8 +385,9 @@ class FakeExchangeService:
             problem = "The access token is missing, expired or not issued for this service."
         elif issued.tenant_id != tenant.id:
             problem = "The access token was issued for another tenant."
-        elif issued.audience.lower() != origin.lower():
-            problem = f"The access token's audience '{issued.audience}' is not this service."
+        elif issued.audience.rstrip("/").lower() != self.audience.rstrip("/").lower():
+            problem = (f"The access token's audience '{issued.audience}' is not this service "
+                       f"('{self.audience}').")
         elif not issued.roles:
             problem = "The access token carries no Exchange.ManageAsApp role."
         if problem is None:
@@ -357,7 +398,7 @@ class FakeExchangeService:
         headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
         return status, headers, body
 
-    def _fault_reply(self, fault: Fault) -> Reply | object | None:
+    def _fault_reply(self, fault: Fault, cmdlet: str) -> Reply | object | None:
         if fault.kind is FaultKind.THROTTLE:
             status, headers, body = _error(
                 429, "TooManyRequests",
@@ -371,26 +412,37 @@ class FakeExchangeService:
             return _error(503, "ServiceUnavailable", "The service is temporarily unavailable.")
         if fault.kind is FaultKind.DROP:
             return None
+        if fault.kind is FaultKind.EXCHANGE_ERROR:
+            exception_type = fault.exception_type or TRANSIENT_TYPE
+            message = fault.message or _FAULT_MESSAGES.get(
+                exception_type.rsplit(".", 1)[-1], "The operation failed.")
+            return render_error(fault.shape, fault.status or _shape_status(fault.shape, 400),
+                                message, exception_type, cmdlet=cmdlet)
+        if fault.kind in _BROKEN_200S:
+            return _BROKEN_200S[fault.kind]
+        if fault.kind is FaultKind.EMPTY_GZIP_403:
+            return _UNKNOWN_CMDLET
         time.sleep(self.faults.slow_seconds)  # SLOW: answer normally, late
         return _PROCEED
 
     def _exchange_error(self, cmdlet: str, e: ExchangeError) -> Reply:
-        exception_type = e.exception_type or next(
+        exception_type = _qualified(e.exception_type) or next(
             (name for cls, name in _DEFAULT_TYPES.items() if isinstance(e, cls)),
             "System.InvalidOperationException")
         status = 400
-        code = "BadRequest"
         if isinstance(e, NotFound) and cmdlet in self.not_found_as_404:
-            status, code = 404, "NotFound"
+            status = 404
         elif isinstance(e, Forbidden):
-            status, code = 403, "Forbidden"
+            status = 403
         elif isinstance(e, Throttled):
             reply = _error(429, "TooManyRequests", e.message, exception_type, e.error_id)
             reply[1]["Retry-After"] = f"{e.retry_after or 1:g}"
             return reply
         elif isinstance(e, TransientError):
-            status, code = 503, "ServiceUnavailable"
-        return _error(status, code, e.message, exception_type, e.error_id)
+            status = 503
+        shape = self.error_shapes.get(cmdlet, self.error_shape)
+        return render_error(shape, _shape_status(shape, status), e.message, exception_type,
+                            e.error_id, cmdlet=cmdlet)
 
     def _remember(self, digest: str, value: list[dict[str, Any]]) -> str:
         key = secrets.token_urlsafe(12)
@@ -472,6 +524,92 @@ def _error(status: int, code: str, message: str, exception_type: str | None = No
     return status, {"Content-Type": "application/json; charset=utf-8"}, body
 
 
+_STATUS_CODES = {400: "BadRequest", 403: "Forbidden", 404: "NotFound", 429: "TooManyRequests",
+                 500: "InternalServerError", 503: "ServiceUnavailable"}
+PROXY_TYPE = "Microsoft.Exchange.Configuration.CmdletProxyException"
+_FAULT_MESSAGES = {
+    "ADTransientException": "The LDAP server is unavailable.",
+    "ADServerSettingsChangedException":
+        "An error caused a change in the current set of domain controllers.",
+    "DCOverloadedException": "The domain controller is overloaded. Try again later.",
+    "StorageTransientException": "The mailbox store is temporarily unavailable.",
+    "ServerInMMException": "The server is in maintenance mode.",
+    "SuitabilityDirectoryException": "No suitable domain controller was found.",
+    "UnableToWriteToAadException": "Unable to write to Azure Active Directory; the issue may "
+                                   "be transient.",
+}
+
+
+def _shape_status(shape: ErrorShape, status: int) -> int:
+    # A proxied cmdlet's error, and the bare innererror, come back as 500 whatever they mean.
+    return 500 if shape in (ErrorShape.PROXY, ErrorShape.INNER_ONLY) else status
+
+
+def render_error(shape: ErrorShape, status: int, message: str, exception_type: str,
+                 error_id: str | None = None, *, cmdlet: str = "") -> Reply:
+    """An error answer worded as ``shape`` (GATEWAY-FACTS.md §c)."""
+    code = _STATUS_CODES.get(status, "BadRequest")
+    if shape is ErrorShape.STANDARD:
+        return _error(status, code, message, exception_type, error_id)
+    error_id = error_id or hashlib.sha1(exception_type.encode()).hexdigest()[:8].upper()
+    headers = {"Content-Type": "application/json; charset=utf-8"}
+    error: dict[str, Any] = {"code": code, "message": message}
+    if shape is ErrorShape.HEADER:
+        headers["x-ExceptionType"] = exception_type.rsplit(".", 1)[-1]
+        error["details"] = [{"code": "Context", "target": "", "message": message}]
+    elif shape is ErrorShape.PROXY:
+        stamp = datetime.now(UTC).strftime("%m/%d/%Y %I:%M:%S %p")
+        text = (f"Error on proxy command '{cmdlet}' to server "
+                "BN8PR01MB1234.namprd01.prod.outlook.com: Server version 15.20.8000.000, "
+                "Proxy method PSWS: Cmdlet error with following error message: "
+                f"{exception_type}: {message}. [Server=BN8PR01MB5678,RequestId="
+                f"{secrets.token_hex(8)},TimeStamp={stamp}]")
+        headers["x-ExceptionType"] = PROXY_TYPE.rsplit(".", 1)[-1]
+        error["details"] = [{"code": "Context", "target": "",
+                             "message": f"{error_id}|{PROXY_TYPE}|{text}"}]
+        error["innererror"] = {"message": text, "type": PROXY_TYPE}
+    elif shape is ErrorShape.INNER_ONLY:
+        error = {"code": code, "message": "",
+                 "innererror": {"message": message, "type": exception_type}}
+    else:  # JSON_DETAILS
+        error["details"] = [{"code": "Context", "target": "", "message": json.dumps({
+            "localizedString": {"stringId": error_id}, "ClassName": exception_type,
+            "Message": message})}]
+    return status, headers, json.dumps({"error": error}).encode()
+
+
+_JSON = {"Content-Type": "application/json; odata.metadata=minimal; charset=utf-8"}
+# 200s that do not prove a read, and need nothing of the cmdlet's answer.
+_BROKEN_200S: dict[FaultKind, Reply] = {
+    FaultKind.EMPTY_BODY: (200, dict(_JSON), b""),
+    FaultKind.BAD_JSON: (200, dict(_JSON), b"<html><body>Bad gateway</body></html>"),
+    FaultKind.CORRUPT_GZIP: (200, {**_JSON, "Content-Encoding": "gzip"},
+                             b"\x1f\x8b\x08\x00not really gzip"),
+    FaultKind.NO_VALUE: (200, dict(_JSON), b'{"@odata.context":"$metadata"}'),
+}
+# Faults that spoil the cmdlet's real answer rather than replace it.
+_LINK_FAULTS = frozenset({FaultKind.LOOPING_NEXTLINK, FaultKind.ENDLESS_NEXTLINK})
+_SPOILERS = _LINK_FAULTS | {FaultKind.TRUNCATED, FaultKind.TRUNCATED_GZIP}
+
+
+def _spoil(fault: Fault, payload: dict[str, Any], headers: dict[str, str],
+           own_url: str) -> Reply:
+    """The answer ``payload`` with ``fault`` done to it."""
+    if fault.kind is FaultKind.LOOPING_NEXTLINK:
+        payload["@odata.nextLink"] = own_url
+    elif fault.kind is FaultKind.ENDLESS_NEXTLINK:
+        base = own_url.split("?", 1)[0]
+        payload["@odata.nextLink"] = f"{base}?$skiptoken={secrets.token_urlsafe(9)}"
+    body = json.dumps(payload, default=str, separators=(",", ":")).encode()
+    if fault.kind is FaultKind.TRUNCATED:
+        # The length promises the whole body; half of it is sent and the socket closed.
+        return 200, {**headers, "Content-Length": str(len(body))}, body[: len(body) // 2]
+    if fault.kind is FaultKind.TRUNCATED_GZIP:
+        packed = gzip.compress(body)
+        return 200, {**headers, "Content-Encoding": "gzip"}, packed[: len(packed) // 2]
+    return 200, headers, body
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     service: FakeExchangeService
@@ -509,7 +647,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
+        if "Content-Length" not in headers:
+            self.send_header("Content-Length", str(len(body)))
+        elif int(headers["Content-Length"]) != len(body):
+            self.close_connection = True  # a body cut short: the promised rest never comes
         self.send_header("request-id", secrets.token_hex(16))
         self.end_headers()
         self.wfile.write(body)

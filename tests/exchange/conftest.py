@@ -136,3 +136,27 @@ def no_faults() -> FaultConfig:
 
 def plain_client(pki: Pki) -> httpx.Client:
     return httpx.Client(verify=pki.client_context, timeout=30)
+
+
+@pytest.fixture
+def connect(start_service, pki: Pki, app_cert: AppCertificate, key_env: str):
+    """``connect(snapshot_size, **service_options)`` -> (service, emulator, backend): the
+    connector signed in to a fake service holding a synthetic tenant."""
+    from reconciler.emulator import Emulator
+    from tests.exchange.tenants import TENANT_ID, synthetic_snapshot
+
+    opened: list[ExchangeBackend] = []
+
+    def connect(size: int = 30, *, register: dict[str, Any] | None = None,
+                settings: dict[str, Any] | None = None, **options: Any):
+        emulator = Emulator(synthetic_snapshot(size), validate=False)
+        service = start_service({TENANT_ID: emulator}, **options)
+        service.identity.register(TENANT_ID, APP_ID, [app_cert.certificate], **(register or {}))
+        backend = backend_for(service, TENANT_ID, pki, certificate_key=key_env,
+                              certificate_thumbprint=app_cert.sha1, settings=settings)
+        opened.append(backend)
+        return service, emulator, backend
+
+    yield connect
+    for backend in opened:
+        backend.close()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from reconciler.emulator import Emulator
-from reconciler.emulator.faults import FaultConfig, FaultKind
+from reconciler.emulator.faults import ALL_KINDS, UNREADABLE_KINDS, FaultConfig, FaultKind
 from reconciler.live.backend import (
     AlreadyExists,
     AmbiguousWriteError,
@@ -21,31 +21,9 @@ from reconciler.live.backend import (
     NotPresent,
     Throttled,
 )
-from reconciler.live.exchange import ExchangeBackend
-from tests.exchange.conftest import APP_ID, AppCertificate, Pki, backend_for
-from tests.exchange.tenants import TENANT_ID, synthetic_snapshot
+from tests.exchange.tenants import synthetic_snapshot
 
 BULK = {"ResultSize": "Unlimited"}
-
-
-@pytest.fixture
-def connect(start_service, pki: Pki, app_cert: AppCertificate, key_env: str):
-    """``connect(snapshot_size, **service_options)`` -> (service, emulator, backend)."""
-    opened: list[ExchangeBackend] = []
-
-    def connect(size: int = 30, *, register: dict[str, Any] | None = None,
-                settings: dict[str, Any] | None = None, **options: Any):
-        emulator = Emulator(synthetic_snapshot(size), validate=False)
-        service = start_service({TENANT_ID: emulator}, **options)
-        service.identity.register(TENANT_ID, APP_ID, [app_cert.certificate], **(register or {}))
-        backend = backend_for(service, TENANT_ID, pki, certificate_key=key_env,
-                              certificate_thumbprint=app_cert.sha1, settings=settings)
-        opened.append(backend)
-        return service, emulator, backend
-
-    yield connect
-    for backend in opened:
-        backend.close()
 
 
 def test_pages_are_drained_and_select_is_sent(connect) -> None:
@@ -152,7 +130,7 @@ def _reference(size: int) -> dict[str, list[dict[str, Any]]]:
             "Get-RecipientPermission": emulator.invoke("Get-RecipientPermission", BULK).value}
 
 
-@pytest.mark.parametrize("kind", list(FaultKind))
+@pytest.mark.parametrize("kind", ALL_KINDS + UNREADABLE_KINDS)
 def test_reads_survive_every_fault_kind(connect, kind: FaultKind) -> None:
     expected = _reference(1200)
     service, _, backend = connect(
@@ -210,7 +188,7 @@ def test_writes_are_never_replayed_under_faults(connect) -> None:
     in_doubt = [e.fault for e in writes if e.fault and e.fault.kind is not FaultKind.THROTTLE]
     assert outcomes["ambiguous"] == len(in_doubt) and outcomes["ok"] == 60 - len(in_doubt)
     assert {f.phase.value for f in in_doubt} == {"before", "after"}
-    assert {f.kind for f in in_doubt} == set(FaultKind) - {FaultKind.THROTTLE}
+    assert {f.kind for f in in_doubt} == set(ALL_KINDS) - {FaultKind.THROTTLE}
     assert throttled > 0
     # What committed: every success, plus the ambiguous calls whose fault struck after the
     # commit (or that were merely slow): reading back tells which.

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from reconciler.emulator import Emulator
-from reconciler.emulator.faults import FaultConfig, FaultKind, FaultSchedule, Phase
+from reconciler.emulator.faults import ALL_KINDS, FaultConfig, FaultKind, FaultSchedule, Phase
 from reconciler.emulator.service import FakeExchangeService
 from tests.exchange.conftest import APP_ID, Pki, plain_client
 from tests.exchange.tenants import TENANT_ID, synthetic_snapshot
@@ -19,7 +19,7 @@ ANCHOR = f"APP:SystemMailbox{{bb558c35-97f1-4cb9-8ff7-d53741dc928c}}@{TENANT_ID}
 
 
 def _headers(service: FakeExchangeService, **extra: str) -> dict[str, str]:
-    token = service.identity.issue_token(TENANT_ID, APP_ID, service.url)
+    token = service.identity.issue_token(TENANT_ID, APP_ID, service.audience)
     return {"Authorization": f"Bearer {token}", "X-AnchorMailbox": ANCHOR,
             "Content-Type": "application/json", **extra}
 
@@ -163,7 +163,7 @@ def test_same_seed_same_faults_in_the_same_order() -> None:
     first, second = run(config), run(config)
     assert first == second
     injected = [f for f in first if f is not None]
-    assert {f.kind for f in injected} == set(FaultKind)
+    assert {f.kind for f in injected} == set(ALL_KINDS)
     assert {f.phase for f in injected} == {Phase.BEFORE, Phase.AFTER}
     assert all(f.phase is Phase.BEFORE for f in injected if f.kind is FaultKind.THROTTLE)
     assert run(FaultConfig(seed=43, rate=0.3)) != first

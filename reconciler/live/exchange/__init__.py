@@ -3,10 +3,14 @@
 ``ExchangeBackend(customer)`` implements :class:`reconciler.live.backend.Backend`, so the reader,
 the planner and apply use it exactly as they use the sandbox. Where it connects:
 
-- Exchange endpoint: ``tenant.exchange_url``, else ``RECONCILER_EXCHANGE_URL``, else
-  ``https://outlook.office365.com``; the token is requested for that origin's ``/.default``.
-- Sign-in authority: ``tenant.authority_host``, else ``RECONCILER_AUTHORITY_HOST``, else
-  ``https://login.microsoftonline.com``.
+- Cloud: ``tenant.cloud`` (commercial, gcc, gcc_high, dod, china; default commercial) gives
+  the defaults below (``clouds.py``).
+- Exchange endpoint: ``tenant.exchange_url``, else ``RECONCILER_EXCHANGE_URL``, else the cloud's
+  REST base.
+- Sign-in authority: ``tenant.authority_host``, else ``RECONCILER_AUTHORITY_HOST``, else the
+  cloud's authority.
+- Token audience: ``tenant.exchange_resource``, else the cloud's Exchange resource; never the
+  endpoint's URL, which may be a proxy's.
 - TLS: ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set, else the system trust store (certifi's
   bundle when the system has none).
 - Parallel requests per tenant: ``tenant.concurrency``, else 4, shared by every backend of the
@@ -29,7 +33,8 @@ import httpx
 from reconciler.live.backend import BadParameter, CmdletResult
 from reconciler.live.exchange import trace
 from reconciler.live.exchange.auth import DEFAULT_AUTHORITY_HOST, TokenProvider
-from reconciler.live.exchange.gateway import Gateway, RetryPolicy
+from reconciler.live.exchange.clouds import DEFAULT_CLOUD, audience, cloud_named
+from reconciler.live.exchange.gateway import DEFAULT_MAX_PAGES, Gateway, RetryPolicy
 from reconciler.model import Customer, Tenant
 
 __all__ = [
@@ -71,25 +76,35 @@ def trust_context() -> ssl.SSLContext:
 
 @dataclass(frozen=True)
 class ExchangeSettings:
+    cloud: str = DEFAULT_CLOUD
     exchange_url: str = DEFAULT_EXCHANGE_URL
     authority_host: str = DEFAULT_AUTHORITY_HOST
+    resource: str = DEFAULT_EXCHANGE_URL  # the token audience
     concurrency: int = DEFAULT_CONCURRENCY
     timeout: httpx.Timeout = field(
         default_factory=lambda: httpx.Timeout(connect=10.0, read=120.0, write=30.0, pool=300.0))
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     page_size: int = 1000
+    max_pages: int = DEFAULT_MAX_PAGES
     verify: ssl.SSLContext | None = None  # None: trust_context()
 
     @classmethod
     def for_tenant(cls, tenant: Tenant, environ: Mapping[str, str] | None = None,
                    **overrides: Any) -> ExchangeSettings:
         env = os.environ if environ is None else environ
+        try:
+            cloud = cloud_named(tenant.cloud)
+        except ValueError as e:
+            raise ValueError(f"tenant {tenant.id}: {e}") from None
         settings = cls(
+            cloud=cloud.name,
             exchange_url=_with_scheme(tenant.exchange_url or env.get("RECONCILER_EXCHANGE_URL")
-                                      or DEFAULT_EXCHANGE_URL),
+                                      or cloud.rest_base),
             authority_host=_with_scheme(tenant.authority_host
                                         or env.get("RECONCILER_AUTHORITY_HOST")
-                                        or DEFAULT_AUTHORITY_HOST),
+                                        or cloud.authority_host),
+            # The audience names the service, not the way to it: never the exchange_url.
+            resource=audience(tenant.exchange_resource or cloud.resource),
             concurrency=tenant.concurrency or DEFAULT_CONCURRENCY,
         )
         if settings.concurrency < 1:
@@ -132,7 +147,7 @@ class ExchangeBackend:
         )
         trace.attach(self._client)  # --trace DIR: every gateway round trip, recorded
         tokens = TokenProvider(tenant, authority_host=s.authority_host,
-                               resource=_origin_of(s.exchange_url), http_client=self._client,
+                               resource=s.resource, http_client=self._client,
                                sleep=sleep)
         self.gateway = Gateway(
             self._client,
@@ -142,10 +157,12 @@ class ExchangeBackend:
             concurrency=_tenant_slots(tenant.id, s.concurrency),
             retry=s.retry,
             page_size=s.page_size,
+            max_pages=s.max_pages,
             sleep=sleep,
         )
-        log.debug("exchange backend for %s: %s (authority %s, concurrency %d)", customer.id,
-                  s.exchange_url, s.authority_host, s.concurrency)
+        log.debug("exchange backend for %s: %s cloud, %s (authority %s, audience %s, "
+                  "concurrency %d)", customer.id, s.cloud, s.exchange_url, s.authority_host,
+                  s.resource, s.concurrency)
 
     def invoke(
         self,
@@ -168,11 +185,6 @@ class ExchangeBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _origin_of(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0]}"
 
 
 def open_exchange_backend(customer: Customer) -> ExchangeBackend:

@@ -2,19 +2,28 @@
 
 Retry policy, because a retry is only safe when Exchange cannot have acted on the request:
 
-- reads (Get-*) are retried on 5xx, timeouts and dropped connections with capped exponential
-  backoff and jitter, a bounded number of times;
+- reads (Get-*) are retried on 5xx of no known meaning, on exception types Exchange uses for a
+  passing condition (ADTransientException, DCOverloadedException, ...; see ``errors.py``), on
+  timeouts, dropped connections and unreadable answers, with capped exponential backoff and
+  jitter, a bounded number of times;
+- an exception type that means something permanent (not found, address in use, bad parameter,
+  access denied, ...) is never retried, whatever the HTTP status it came with;
 - 429 (and "maximum number of concurrent requests" answers) are refused before processing, so
   reads and writes alike wait ``Retry-After`` and try again;
 - a 401 refreshes the token once and retries: the request was not processed;
-- a write (New-/Set-/Add-/Remove-/…) that fails after it may have reached Exchange (5xx, read
-  timeout, connection dropped after sending) is never replayed: it raises AmbiguousWriteError,
-  and the caller learns what happened by reading back. A connection that could not even be opened
-  is safe to retry for writes too.
+- a write (New-/Set-/Add-/Remove-/…) that fails after it may have reached Exchange (a transient
+  answer, a read timeout, a connection dropped after sending, an unreadable 200) is never
+  replayed: it raises AmbiguousWriteError, and the caller learns what happened by reading back.
+  A connection that could not even be opened is safe to retry for writes too.
 
-Every page of a result is drained at once by following ``@odata.nextLink`` (links expire after
-minutes), and a link to another origin is refused: the bearer token must never leave the
-configured Exchange endpoint.
+Reads prove they read: a 200 whose body is empty, not JSON, corrupt gzip, cut short or without a
+``value`` list is an UnreadableAnswer (retried, then raised), never "no objects". Every page of
+a result is drained at once by following ``@odata.nextLink`` (links expire after minutes); a
+link to another origin is refused (the bearer token must never leave the configured endpoint),
+and a link seen before in the same drain, or more than ``max_pages`` pages, restarts the drain a
+bounded number of times and then fails.
+
+Every InvokeCommand round trip goes through :meth:`Gateway._send`, so one hook sees them all.
 """
 
 from __future__ import annotations
@@ -41,52 +50,33 @@ from reconciler.live.backend import (
     AuthenticationError,
     BadParameter,
     CmdletResult,
+    ErrorKind,
     ExchangeError,
     Forbidden,
     NotFound,
     NotPresent,
     Throttled,
     TransientError,
+    UnreadableAnswer,
     is_write,
     log_call,
 )
+from reconciler.live.exchange.errors import classify
 
 log = logging.getLogger(__name__)
 
 ANCHOR_MAILBOX = "APP:SystemMailbox{{bb558c35-97f1-4cb9-8ff7-d53741dc928c}}@{tenant}"
+DEFAULT_MAX_PAGES = 5000  # 5 million objects at 1,000 a page: beyond that, a runaway link
 
-# Exchange's exception types (the last dotted component) and what they mean to the caller.
-_EXCEPTION_TYPES: dict[str, type[ExchangeError]] = {
-    "ManagementObjectNotFoundException": NotFound,
-    "ManagementObjectAmbiguousException": BadParameter,
-    "ObjectNotFoundException": NotFound,
-    "MailboxNotFoundException": NotFound,
-    "RecipientNotFoundException": NotFound,
-    "ManagementObjectAlreadyExistsException": AlreadyExists,
-    "ADObjectAlreadyExistsException": AlreadyExists,
-    "MemberAlreadyExistsException": AlreadyExists,
-    "ProxyAddressExistsException": AlreadyExists,
-    "UserAlreadyExistsInPermissionEntryException": AlreadyExists,
-    "MemberNotFoundException": NotPresent,
-    "UserNotFoundInPermissionEntryException": NotPresent,
-    "ParameterBindingException": BadParameter,
-    "ParameterBindingValidationException": BadParameter,
-    "ParameterBindingArgumentTransformationException": BadParameter,
-    "ValidationArgumentException": BadParameter,
-    "ArgumentException": BadParameter,
-    "CommandNotFoundException": Forbidden,
-    "AccessDeniedException": Forbidden,
-    "UnauthorizedAccessException": Forbidden,
+_ERROR_CLASSES: dict[ErrorKind, type[ExchangeError]] = {
+    ErrorKind.NOT_FOUND: NotFound,
+    ErrorKind.ALREADY_EXISTS: AlreadyExists,
+    ErrorKind.NOT_PRESENT: NotPresent,
+    ErrorKind.BAD_PARAMETER: BadParameter,
+    ErrorKind.FORBIDDEN: Forbidden,
+    ErrorKind.TRANSIENT: TransientError,
+    ErrorKind.FAILED: ExchangeError,
 }
-# Where the exception type says nothing specific, Exchange's wording still does.
-_TEXT_PATTERNS: tuple[tuple[re.Pattern[str], type[ExchangeError]], ...] = (
-    (re.compile(r"couldn't be found|could not be found|wasn't found", re.I), NotFound),
-    (re.compile(r"is already a member|already exists|already present", re.I), AlreadyExists),
-    (re.compile(r"isn't a member|is not a member|doesn't exist in the ACL", re.I), NotPresent),
-    (re.compile(r"cannot be found that matches parameter name|cannot bind|"
-                r"cannot validate argument", re.I), BadParameter),
-    (re.compile(r"maximum number of concurrent requests|throttl", re.I), Throttled),
-)
 
 
 class TokenSource(Protocol):
@@ -105,6 +95,36 @@ class RetryPolicy:
     backoff_cap: float = 8.0
     max_retry_after: float = 120.0  # a longer Retry-After is not waited for: Throttled
     default_retry_after: float = 2.0  # a 429 without Retry-After
+    drain_attempts: int = 3  # per read, whole drains restarted after a looping nextLink
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One HTTP answer as received: ``content`` decoded from gzip when so labelled, and
+    ``decode_error`` saying why it could not be when it could not."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    decode_error: str | None = None
+
+
+class _Retry(Exception):
+    """A failure worth another attempt: ``error`` is raised when the attempts run out, ``sent``
+    says whether the request may have reached Exchange."""
+
+    def __init__(self, error: ExchangeError, *, sent: bool) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.sent = sent
+
+
+class _Unauthorized(Exception):
+    pass
+
+
+class _RunawayPages(Exception):
+    pass
 
 
 class Gateway:
@@ -120,6 +140,7 @@ class Gateway:
         concurrency: threading.BoundedSemaphore,
         retry: RetryPolicy | None = None,
         page_size: int = 1000,
+        max_pages: int = DEFAULT_MAX_PAGES,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
@@ -132,6 +153,7 @@ class Gateway:
         self._slots = concurrency
         self.retry = retry or RetryPolicy()
         self.page_size = page_size
+        self.max_pages = max_pages
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._token: str | None = None
@@ -151,30 +173,60 @@ class Gateway:
         url = self.endpoint
         if select:
             url += "?$select=" + ",".join(quote(name, safe="") for name in select)
-        result = CmdletResult()
-        started = time.monotonic()
-        pages = 0
         # One slot for the whole drain: pages follow each other without waiting for a slot,
         # and a throttled tenant is not hit harder while this call backs off.
+        started = time.monotonic()
         with self._slots:
+            drains = 0
             while True:
-                payload = self._request(cmdlet, url, body, page=pages)
-                pages += 1
-                value = payload.get("value", [])
-                if isinstance(value, list):
-                    result.value.extend(value)
-                result.warnings.extend(str(w) for w in payload.get("@adminapi.warnings") or ())
-                next_link = payload.get("@odata.nextLink")
-                if not next_link:
-                    break
-                if _origin(next_link) != self._origin:
-                    raise ExchangeError(
-                        f"{cmdlet}: refusing to follow a nextLink to another origin "
-                        f"({_origin(next_link)})", cmdlet=cmdlet)
-                url = next_link
-        log.debug("%s: %d page(s), %d warning(s)", cmdlet, pages, len(result.warnings))
-        log_call(f"exchange {self.tenant_id}", cmdlet, parameters, result,
-                 time.monotonic() - started)
+                drains += 1
+                try:
+                    result = self._drain(cmdlet, url, body)
+                except _RunawayPages as e:
+                    problem = str(e)
+                else:
+                    log_call(f"exchange {self.tenant_id}", cmdlet, parameters, result,
+                             time.monotonic() - started)
+                    return result
+                if is_write(cmdlet):  # a second drain would send the write again
+                    raise AmbiguousWriteError(
+                        f"{cmdlet}: {problem}; the write was not retried. Read the object back "
+                        "to learn whether it was applied.", cmdlet=cmdlet)
+                if drains >= self.retry.drain_attempts:
+                    raise UnreadableAnswer(f"{cmdlet}: {problem} ({drains} times); nothing "
+                                           "was read", cmdlet=cmdlet)
+                log.debug("%s: %s; reading again from the first page", cmdlet, problem)
+                self._sleep(self._backoff(drains))
+
+    # --- one drain of every page ---------------------------------------------------------------
+
+    def _drain(self, cmdlet: str, url: str, body: bytes) -> CmdletResult:
+        result = CmdletResult()
+        started = time.monotonic()
+        seen = {url}
+        pages = 0
+        while True:
+            payload = self._request(cmdlet, url, body, page=pages)
+            pages += 1
+            result.value.extend(payload["value"])
+            result.warnings.extend(str(w) for w in payload.get("@adminapi.warnings") or ())
+            next_link = payload.get("@odata.nextLink")
+            if not next_link:
+                break
+            if not isinstance(next_link, str):
+                raise _RunawayPages(f"page {pages} has a nextLink that is not a link")
+            if _origin(next_link) != self._origin:
+                raise ExchangeError(
+                    f"{cmdlet}: refusing to follow a nextLink to another origin "
+                    f"({_origin(next_link)})", cmdlet=cmdlet)
+            if next_link in seen:
+                raise _RunawayPages(f"page {pages}'s nextLink repeats an earlier page's link")
+            if pages >= self.max_pages:
+                raise _RunawayPages(f"the answer ran past {self.max_pages} pages")
+            seen.add(next_link)
+            url = next_link
+        log.debug("%s: %d objects, %d page(s), %d warning(s) in %.3fs", cmdlet,
+                  len(result.value), pages, len(result.warnings), time.monotonic() - started)
         return result
 
     # --- one request, with its retries ---------------------------------------------------------
@@ -182,86 +234,99 @@ class Gateway:
     def _request(self, cmdlet: str, url: str, body: bytes, *, page: int) -> dict[str, Any]:
         write = is_write(cmdlet)
         request_id = str(uuid.uuid4())  # one id across retries: support sees them together
-        transient_failures = 0
-        throttles = 0
+        failures = throttles = 0
         refreshed = False
         while True:
             token = self._current_token()
-            headers = {
-                "Authorization": f"Bearer {token}",
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-                "Accept-Encoding": "gzip",
-                "X-AnchorMailbox": ANCHOR_MAILBOX.format(tenant=self.tenant_id),
-                "Prefer": f"odata.maxpagesize={self.page_size}",
-                "client-request-id": request_id,
-                "return-client-request-id": "true",
-            }
-            started = time.monotonic()
             try:
-                response = self._send(url, body, headers)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
-                # Nothing reached Exchange: safe to retry, writes included.
-                failure = f"{type(e).__name__} before sending"
-                sent = False
-            except httpx.TransportError as e:
-                failure = type(e).__name__
-                sent = True
-            else:
-                elapsed = time.monotonic() - started
-                status = response.status_code
-                log.debug("%s page %d: HTTP %d in %.3fs (request %s)", cmdlet, page, status,
-                          elapsed, request_id)
-                if status < 400:
-                    return self._json(cmdlet, response)
-                if status == 401:
-                    if refreshed:
-                        raise AuthenticationError(
-                            f"{cmdlet}: Exchange refused a fresh token (401). Hint: admin consent "
-                            "for Exchange.ManageAsApp may be missing, or the token is for "
-                            "another cloud's Exchange endpoint.", cmdlet=cmdlet, status=401)
-                    log.debug("%s: 401, refreshing the token once", cmdlet)
-                    self._refresh(token)
-                    refreshed = True
-                    continue
-                error = self._error(cmdlet, response)
-                if isinstance(error, Throttled):
-                    throttles += 1
-                    delay = (error.retry_after if error.retry_after is not None
-                             else self.retry.default_retry_after)
-                    if throttles >= self.retry.throttle_attempts or (
-                            delay > self.retry.max_retry_after):
-                        raise error
-                    log.debug("%s: throttled, waiting %.2fs (%d)", cmdlet, delay, throttles)
-                    self._sleep(delay)
-                    continue
-                if status < 500:
-                    raise error
-                failure = f"HTTP {status}"
-                sent = True
-            if write and sent:
-                raise AmbiguousWriteError(
-                    f"{cmdlet} failed ({failure}) after it may have reached Exchange; it was not "
-                    "retried. Read the object back to learn whether it was applied.",
-                    cmdlet=cmdlet)
-            transient_failures += 1
-            if transient_failures >= self.retry.attempts:
-                raise TransientError(
-                    f"{cmdlet} failed {transient_failures} times, last: {failure}",
-                    cmdlet=cmdlet)
-            delay = self._backoff(transient_failures)
-            log.debug("%s page %d: %s, retry %d in %.2fs", cmdlet, page, failure,
-                      transient_failures, delay)
-            self._sleep(delay)
+                return self._attempt(cmdlet, url, body, token, request_id, page)
+            except _Unauthorized:
+                if refreshed:
+                    raise AuthenticationError(
+                        f"{cmdlet}: Exchange refused a fresh token (401). Hint: admin consent "
+                        "for Exchange.ManageAsApp may be missing, or the token is for "
+                        "another cloud's Exchange (set tenant.cloud or "
+                        "tenant.exchange_resource).", cmdlet=cmdlet, status=401) from None
+                log.debug("%s: 401, refreshing the token once", cmdlet)
+                self._refresh(token)
+                refreshed = True
+            except Throttled as error:
+                throttles += 1
+                delay = (error.retry_after if error.retry_after is not None
+                         else self.retry.default_retry_after)
+                if throttles >= self.retry.throttle_attempts or delay > self.retry.max_retry_after:
+                    raise
+                log.debug("%s: throttled, waiting %.2fs (%d)", cmdlet, delay, throttles)
+                self._sleep(delay)
+            except _Retry as retry:
+                failures += 1
+                self._give_up_or_wait(cmdlet, retry, write=write, failures=failures, page=page)
 
-    def _send(self, url: str, body: bytes, headers: dict[str, str]) -> _Answer:
+    def _give_up_or_wait(self, cmdlet: str, retry: _Retry, *, write: bool, failures: int,
+                         page: int) -> None:
+        error = retry.error
+        if write and retry.sent:
+            raise AmbiguousWriteError(
+                f"{cmdlet} failed ({error.message}) after it may have reached Exchange; it was "
+                "not retried. Read the object back to learn whether it was applied.",
+                cmdlet=cmdlet, exception_type=error.exception_type, status=error.status,
+                error_id=error.error_id) from None
+        if failures >= self.retry.attempts:
+            raise type(error)(f"{cmdlet} failed {failures} times, last: {error.message}",
+                              cmdlet=cmdlet, exception_type=error.exception_type,
+                              status=error.status, error_id=error.error_id) from None
+        delay = self._backoff(failures)
+        log.debug("%s page %d: %s, retry %d in %.2fs", cmdlet, page, error.message, failures,
+                  delay)
+        self._sleep(delay)
+
+    def _attempt(self, cmdlet: str, url: str, body: bytes, token: str, request_id: str,
+                 page: int) -> dict[str, Any]:
+        """One round trip: the payload, or the typed reason it is not one."""
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip",
+            "X-AnchorMailbox": ANCHOR_MAILBOX.format(tenant=self.tenant_id),
+            "Prefer": f"odata.maxpagesize={self.page_size}",
+            "client-request-id": request_id,
+            "return-client-request-id": "true",
+        }
+        started = time.monotonic()
+        try:
+            answer = self._send(url, body, headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
+            # Nothing reached Exchange: safe to retry, writes included.
+            raise _Retry(TransientError(f"{type(e).__name__} before sending", cmdlet=cmdlet),
+                         sent=False) from None
+        except httpx.TransportError as e:
+            raise _Retry(TransientError(type(e).__name__, cmdlet=cmdlet), sent=True) from None
+        status = answer.status_code
+        log.debug("%s page %d: HTTP %d in %.3fs (request %s)", cmdlet, page, status,
+                  time.monotonic() - started, request_id)
+        if status < 400:
+            try:
+                return _payload(cmdlet, answer)
+            except UnreadableAnswer as e:
+                raise _Retry(e, sent=True) from None
+        if status == 401:
+            raise _Unauthorized
+        error = _error(cmdlet, answer)
+        if isinstance(error, TransientError):
+            raise _Retry(error, sent=True)
+        raise error
+
+    def _send(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
+        """The one place an InvokeCommand request goes out and its answer comes back."""
         request = self._client.build_request("POST", url, content=body, headers=headers)
         response = self._client.send(request, stream=True)
         try:
             raw = b"".join(response.iter_raw())
         finally:
             response.close()
-        return _Answer(response.status_code, response.headers, _decode(response.headers, raw))
+        content, problem = _decode(response.headers, raw)
+        return Answer(response.status_code, response.headers, content, problem)
 
     def _backoff(self, failures: int) -> float:
         ceiling = min(self.retry.backoff_cap, self.retry.backoff_base * 2 ** (failures - 1))
@@ -284,75 +349,55 @@ class Gateway:
         with self._token_lock:
             self._token = token
 
-    # --- answers -------------------------------------------------------------------------------
 
-    def _json(self, cmdlet: str, response: _Answer) -> dict[str, Any]:
-        try:
-            payload = json.loads(response.content or b"{}")
-        except ValueError:
-            raise TransientError(f"{cmdlet}: Exchange answered with a body that is not JSON",
-                                 cmdlet=cmdlet, status=response.status_code) from None
-        if not isinstance(payload, dict):
-            raise TransientError(f"{cmdlet}: unexpected answer shape", cmdlet=cmdlet)
-        return payload
-
-    def _error(self, cmdlet: str, response: _Answer) -> ExchangeError:
-        status = response.status_code
-        raw = response.content
-        error: dict[str, Any] = {}
-        try:
-            parsed = json.loads(raw) if raw else {}
-            if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
-                error = parsed["error"]
-        except ValueError:
-            pass
-        message = str(error.get("message") or "").strip()
-        error_id = exception_type = None
-        for detail in error.get("details") or ():
-            parts = str(detail.get("message", "")).split("|", 2) if isinstance(detail, dict) \
-                else []
-            if len(parts) == 3:
-                error_id, exception_type, text = parts
-                exception_type = exception_type.rsplit(".", 1)[-1] or None
-                message = text.strip() or message
-                break
-        if not exception_type:
-            inner = error.get("innererror")
-            if isinstance(inner, dict) and inner.get("type"):
-                exception_type = str(inner["type"]).rsplit(".", 1)[-1]
-        kind: type[ExchangeError] | None = _EXCEPTION_TYPES.get(exception_type or "")
-        if kind is None and message:
-            kind = next((k for pattern, k in _TEXT_PATTERNS if pattern.search(message)), None)
-        if status == 429:
-            kind = Throttled
-        elif kind is None:
-            kind = {404: NotFound, 403: Forbidden}.get(status, ExchangeError)
-        if status == 403 and not message:
-            diagnostics = response.headers.get("x-ms-diagnostics", "")
-            reason = re.search(r'reason="([^"]*)"', diagnostics)
-            message = (reason.group(1) if reason else
-                       "no reason given: the cmdlet is unknown to Exchange, or the app has no "
-                       "Exchange role that allows it (assign e.g. Exchange Administrator or "
-                       "Recipient Management)")
-        if not message:
-            message = f"HTTP {status}"
-        text = f"{cmdlet}: {message}"
-        common: dict[str, Any] = {"cmdlet": cmdlet, "exception_type": exception_type,
-                                  "error_id": error_id, "status": status}
-        if kind is Throttled:
-            return Throttled(text, retry_after=_retry_after(response), **common)
-        return kind(text, **common)
+# --- answers -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    status_code: int
-    headers: httpx.Headers
-    content: bytes
+def _payload(cmdlet: str, answer: Answer) -> dict[str, Any]:
+    """A successful answer's JSON, or UnreadableAnswer: nothing here may read as "no objects"."""
+    status = answer.status_code
+
+    def unreadable(what: str) -> UnreadableAnswer:
+        return UnreadableAnswer(f"{cmdlet}: Exchange answered HTTP {status} with {what}",
+                                cmdlet=cmdlet, status=status)
+
+    if answer.decode_error:
+        raise unreadable(answer.decode_error)
+    if not answer.content.strip():
+        raise unreadable("an empty body")
+    try:
+        payload = json.loads(answer.content)
+    except ValueError:
+        raise unreadable("a body that is not JSON (cut short or corrupt)") from None
+    if not isinstance(payload, dict):
+        raise unreadable("a body that is not a JSON object")
+    value = payload.get("value")
+    if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
+        raise unreadable("no `value` list of objects")
+    return payload
 
 
-def _retry_after(response: _Answer) -> float | None:
-    value = response.headers.get("Retry-After")
+def _error(cmdlet: str, answer: Answer) -> ExchangeError:
+    status = answer.status_code
+    info = classify(status, answer.headers, answer.content)
+    message = info.message
+    if status == 403 and not message:
+        diagnostics = answer.headers.get("x-ms-diagnostics", "")
+        reason = re.search(r'reason="([^"]*)"', diagnostics)
+        message = (reason.group(1) if reason else
+                   "no reason given: the cmdlet is unknown to Exchange, or the app has no "
+                   "Exchange role that allows it (assign e.g. Exchange Administrator or "
+                   "Recipient Management)")
+    text = f"{cmdlet}: {message or f'HTTP {status}'}"
+    common: dict[str, Any] = {"cmdlet": cmdlet, "exception_type": info.exception_type,
+                              "error_id": info.error_id, "status": status}
+    if info.kind is ErrorKind.THROTTLED:
+        return Throttled(text, retry_after=_retry_after(answer), **common)
+    return _ERROR_CLASSES.get(info.kind, ExchangeError)(text, **common)
+
+
+def _retry_after(answer: Answer) -> float | None:
+    value = answer.headers.get("Retry-After")
     if value is None:
         return None
     try:
@@ -361,14 +406,15 @@ def _retry_after(response: _Answer) -> float | None:
         return None  # an HTTP date: fall back to the default wait
 
 
-def _decode(headers: httpx.Headers, raw: bytes) -> bytes:
-    """The body, decoded defensively: Exchange labels some empty bodies as gzip."""
+def _decode(headers: httpx.Headers, raw: bytes) -> tuple[bytes, str | None]:
+    """The body and, when a body labelled gzip is not gzip, why: Exchange labels some empty
+    error bodies as gzip, and a 200 that cannot be decoded is no answer."""
     if raw and "gzip" in headers.get("Content-Encoding", "").lower():
         try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error):
-            return b""
-    return raw
+            return gzip.decompress(raw), None
+        except (OSError, EOFError, zlib.error) as e:
+            return b"", f"a gzip body that cannot be decoded ({type(e).__name__})"
+    return raw, None
 
 
 def _origin(url: str) -> str:
