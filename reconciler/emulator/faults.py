@@ -39,7 +39,7 @@ class FaultKind(StrEnum):
 
 
 class ErrorShape(StrEnum):
-    """How the service words an error (GATEWAY-FACTS.md §c)."""
+    """How the service words an error (docs/exchange.md, "What an Exchange error means")."""
 
     STANDARD = "standard"  # details[0].message "<ErrorId>|<ExceptionType>|<text>" + innererror
     HEADER = "header"  # the type only in the x-ExceptionType header; details hold the text

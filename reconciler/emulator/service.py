@@ -547,7 +547,7 @@ def _shape_status(shape: ErrorShape, status: int) -> int:
 
 def render_error(shape: ErrorShape, status: int, message: str, exception_type: str,
                  error_id: str | None = None, *, cmdlet: str = "") -> Reply:
-    """An error answer worded as ``shape`` (GATEWAY-FACTS.md §c)."""
+    """An error answer worded as ``shape`` (docs/exchange.md, "What an Exchange error means")."""
     code = _STATUS_CODES.get(status, "BadRequest")
     if shape is ErrorShape.STANDARD:
         return _error(status, code, message, exception_type, error_id)

@@ -18,7 +18,7 @@ from tests.exchange.standin import StandIn
 from tests.exchange.tenants import TENANT_ID
 from tests.trees import write_customer_tree
 
-# GATEWAY-FACTS.md §d, written out here rather than read from the product's table.
+# The documented table (docs/exchange.md §5), written out here rather than read from the product.
 EXPECTED = {
     None: ("https://outlook.office365.com", "https://login.microsoftonline.com",
            "https://outlook.office365.com"),

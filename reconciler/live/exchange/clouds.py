@@ -1,4 +1,4 @@
-"""Microsoft's clouds and where Exchange Online lives in each (GATEWAY-FACTS.md §d).
+"""Microsoft's clouds and where Exchange Online lives in each (docs/exchange.md §5).
 
 ``tenant.cloud`` names one; it fills the REST base (``exchange_url``), the sign-in authority
 (``authority_host``) and the token audience. The audience is the cloud's Exchange resource,

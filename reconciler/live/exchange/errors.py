@@ -1,6 +1,7 @@
 """Exchange's error answers, classified from the service's own words.
 
-The exception type is looked for where real clients look (GATEWAY-FACTS.md §c), in this order:
+The exception type is looked for where real clients look, in this order
+(docs/exchange.md, "What an Exchange error means"):
 
 1. the ``x-ExceptionType`` response header;
 2. the error details: ``details[0].message`` as ``<ErrorId>|<ExceptionType>|<text>``, or as
