@@ -155,16 +155,39 @@ def example_over_tls(tmp_path: Path, start_service, pki: Pki, app_cert: AppCerti
     return desired, service, backend_for
 
 
-def test_planned_groups_exist_live(example_over_tls) -> None:
-    """What the next test relies on: the example declares groups that exist, so a plan made
-    from an empty group read would propose creating them."""
+class _EmptyGroups:
+    """What a reader that swallowed a failed group read would see: no groups."""
+
+    read_only = False
+
+    def __init__(self, inner: ExchangeBackend) -> None:
+        self.inner = inner
+
+    def invoke(self, cmdlet: str, parameters: Any = None, select: Any = None) -> CmdletResult:
+        if cmdlet == "Get-DistributionGroup":
+            return CmdletResult()
+        return self.inner.invoke(cmdlet, parameters, select)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _group_creates(plan: Any) -> set[str]:
+    return {c.address for c in plan.actionable
+            for op in c.operations if op.cmdlet == "New-DistributionGroup"}
+
+
+def test_an_empty_group_read_would_plan_existing_groups_as_new(example_over_tls) -> None:
+    """Why the next test matters: were a failed read taken for "no groups", the plan would
+    create groups that exist."""
     desired, _, backend_for = example_over_tls
-    plan = plan_desired(desired, backend_for, customers=["contoso"]).plan
-    creates = {c.address for c in plan.actionable
-               for op in c.operations if op.cmdlet == "New-DistributionGroup"}
-    declared = {rid for rid in desired.customers["contoso"].resources if rid.endswith("-all@"
-                                                                                      "contoso.com")}
-    assert declared and not any(rid in address for address in creates for rid in declared)
+    live_groups = {"london-all@contoso.com", "paris-all@contoso.com"}  # in the snapshot
+    assert live_groups <= set(desired.customers["contoso"].resources)
+    honest = plan_desired(desired, backend_for, customers=["contoso"]).plan
+    assert not any(g in a for a in _group_creates(honest) for g in live_groups)
+    fooled = plan_desired(desired, lambda state: _EmptyGroups(backend_for(state)),
+                          customers=["contoso"]).plan
+    assert all(any(g in a for a in _group_creates(fooled)) for g in live_groups)
 
 
 @pytest.mark.parametrize(("cmdlet", "kind"), [
