@@ -137,13 +137,17 @@ def _verify_saved(target: Path, plan, desired, backend_for, root: Path,  # type:
               help="Accept a plan over the max_deletes / max_change_percent limits.")
 @click.option("--journal", "journal_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Directory of the apply journal. Default: REPO/.reconciler/journal.")
+@click.option("--lock-wait", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              metavar="SECONDS",
+              help="How long to wait for another apply of the same customer to finish before "
+                   "giving up (exit 1, naming it).")
 @click.option("--verify-wait", type=click.FloatRange(min=0), default=60.0, show_default=True,
               metavar="SECONDS",
               help="How long to keep reading back writes Exchange does not show yet, and to "
                    "wait out 'not found' on a write naming an object created in this run.")
 def command(target: Path, repo: Path | None, live_source: str | None,
             customers: tuple[str, ...], auto_approve: bool, allow_large_changes: bool,
-            journal_dir: Path | None, verify_wait: float) -> None:
+            journal_dir: Path | None, lock_wait: float, verify_wait: float) -> None:
     """Apply a saved plan (PLAN.json), or plan PATH and apply it (--auto-approve).
 
     A saved plan is applied exactly as it is, and refused (nothing changed) when its format is
@@ -154,14 +158,11 @@ def command(target: Path, repo: Path | None, live_source: str | None,
     Exit codes: 0 applied (or nothing to do); 1 refused or failed (the summary says which
     operations succeeded, failed and were skipped).
     """
-    from reconciler.apply.executor import ExecutionOptions
-    from reconciler.apply.journal import JOURNAL_DIRECTORY
-    from reconciler.apply.runner import ApplyOptions, apply_plan
+    from reconciler.apply.lock import customer_locks
     from reconciler.apply.saved import load_saved_plan
-    from reconciler.cli.plan_cmd import progress_printer, refuse_over_limits
+    from reconciler.cli.plan_cmd import progress_printer
     from reconciler.desired import find_root, load
-    from reconciler.live.sources import open_backend
-    from reconciler.plan.planner import make_plan
+    from reconciler.plan.planner import make_plan, select_customers
     from reconciler.render.text import render_text
 
     saved_mode = target.is_file()
@@ -171,19 +172,39 @@ def command(target: Path, repo: Path | None, live_source: str | None,
             raise click.UsageError("--customer selects what to plan; a saved plan is applied "
                                    "as it is")
         saved = load_saved_plan(target)
-        plan = saved.plan
+        locked = sorted({c.customer for c in saved.plan.actionable})
     else:
         if not target.is_dir():
             raise ReconcilerError(f"{target} is neither a saved plan nor a desired-state "
                                   f"directory")
         root = find_root(target)
-        plan = make_plan(root, live_source=live_source, customers=customers or None,
-                         progress=progress_printer(sys.stderr.isatty())).plan
-        click.echo(render_text(plan, colour=use_colour()), nl=False)
+        locked = select_customers(load(root), customers or None)
+    # Held from before the first read until exit: a second apply of these customers waits.
+    with customer_locks(root, locked, lock_wait):
+        if saved_mode:
+            plan = saved.plan
+        else:
+            plan = make_plan(root, live_source=live_source, customers=customers or None,
+                             progress=progress_printer(sys.stderr.isatty())).plan
+            click.echo(render_text(plan, colour=use_colour()), nl=False)
+        _apply(plan, target if saved_mode else None, root, live_source, auto_approve,
+               allow_large_changes, journal_dir, verify_wait)
+
+
+def _apply(plan, target: Path | None, root: Path, live_source: str | None,  # type: ignore[no-untyped-def]
+           auto_approve: bool, allow_large_changes: bool, journal_dir: Path | None,
+           verify_wait: float) -> None:
+    """Check, ask and apply ``plan``; exits with the command's exit code."""
+    from reconciler.apply.executor import ExecutionOptions
+    from reconciler.apply.journal import JOURNAL_DIRECTORY
+    from reconciler.apply.runner import ApplyOptions, apply_plan
+    from reconciler.cli.plan_cmd import refuse_over_limits
+    from reconciler.desired import load
+    from reconciler.live.sources import open_backend
 
     refuse_over_limits(plan, allow_large_changes, "Nothing was changed.")
     if not plan.has_changes:
-        if saved_mode:
+        if target is not None:
             click.echo("No changes. The saved plan has nothing to apply.")
         sys.exit(EXIT_OK)
 
@@ -193,19 +214,10 @@ def command(target: Path, repo: Path | None, live_source: str | None,
         return open_backend(live_source, state.customer, root)
 
     journals = journal_dir or root / JOURNAL_DIRECTORY
-    if saved_mode:
+    if target is not None:
         _verify_saved(target, plan, desired, backend_for, root, journals, allow_large_changes)
-    else:
-        if not auto_approve:
-            if not sys.stdin.isatty():
-                click.echo("Error: not applying without approval: no terminal to ask on. Use "
-                           "--auto-approve, or save a plan with `reconciler plan --out` and "
-                           "apply that.", err=True)
-                sys.exit(EXIT_ERROR)
-            if not click.confirm("Apply these changes?", default=False):
-                click.echo("Apply cancelled; nothing was changed.", err=True)
-                sys.exit(EXIT_ERROR)
-
+    elif not auto_approve:
+        _ask()
     attempts, delay, waited = 0, 2.0, 0.0
     while waited + delay <= verify_wait:
         waited += delay
@@ -217,3 +229,15 @@ def command(target: Path, repo: Path | None, live_source: str | None,
                         progress=apply_progress(sys.stderr))
     click.echo(render_report(report), nl=False)
     sys.exit(EXIT_OK if report.ok else EXIT_ERROR)
+
+
+def _ask() -> None:
+    """Approval on the terminal; with none (CI, a pipe), refuse: nobody reviewed the plan."""
+    if not sys.stdin.isatty():
+        click.echo("Error: not applying without approval: no terminal to ask on. Use "
+                   "--auto-approve, or save a plan with `reconciler plan --out` and "
+                   "apply that.", err=True)
+        sys.exit(EXIT_ERROR)
+    if not click.confirm("Apply these changes?", default=False):
+        click.echo("Apply cancelled; nothing was changed.", err=True)
+        sys.exit(EXIT_ERROR)
