@@ -18,6 +18,7 @@ from reconciler.errors import InputError, ReconcilerError
 
 # name -> one-line summary (shown by --help without importing every module)
 COMMANDS: dict[str, str] = {
+    "init": "Create a provider repository that works at once, on the sandbox tenant.",
     "validate": "Check the desired-state YAML: schema and meaning, every error at once.",
     "plan": "Show what apply would change, as text, Markdown or JSON.",
     "apply": "Carry out a saved plan, or plan and apply in one go.",
@@ -28,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "customers": "List the customers of a repository (for CI fan-out).",
     "sandbox": "Manage the embedded simulated tenant.",
     "codeowners": "Write CODEOWNERS from the owners of customers and sites.",
+    "schemas": "Write the JSON Schemas editors check the YAML with into a repository.",
 }
 
 EXIT_OK = 0
