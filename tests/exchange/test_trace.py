@@ -14,14 +14,16 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from reconciler.apply.runner import apply_plan
+from reconciler.cli import cli
 from reconciler.cli.apply_cmd import render_report
 from reconciler.desired import load
 from reconciler.emulator import Emulator
 from reconciler.emulator.faults import FaultConfig, FaultKind
 from reconciler.emulator.replay import TraceAnswers, replay_gateway, replay_service
-from reconciler.live.backend import AmbiguousWriteError, ExchangeError, is_write
+from reconciler.live.backend import AmbiguousWriteError, ExchangeError, NotFound, is_write
 from reconciler.live.exchange import trace
 from reconciler.live.exchange.redact import Pseudonyms, redact_desired
 from reconciler.plan.planner import plan_desired
@@ -82,10 +84,8 @@ def test_a_recorded_plan_replays_to_the_identical_plan(start_service, pki: Pki,
     assert not replay.answers.unrecorded
 
 
-def test_an_unrecorded_request_is_a_clear_failure_naming_it(start_service, pki: Pki,
-                                                            app_cert: AppCertificate,
-                                                            key_env: str,
-                                                            tmp_path: Path) -> None:
+def test_errors_and_warnings_replay_and_an_unrecorded_request_fails_naming_it(
+        start_service, pki: Pki, app_cert: AppCertificate, key_env: str, tmp_path: Path) -> None:
     snapshot = example_snapshot()
     tenant_id = snapshot["tenant"]["id"]
     service = start_service({tenant_id: Emulator(snapshot)})
@@ -93,9 +93,23 @@ def test_an_unrecorded_request_is_a_clear_failure_naming_it(start_service, pki: 
     with trace.recording(tmp_path / "t", redact=False), backend_for(
             service, tenant_id, pki, certificate_key=key_env,
             certificate_thumbprint=app_cert.sha1) as backend:
-        backend.invoke("Get-Mailbox", {"ResultSize": "Unlimited"})
+        live = backend.invoke("Get-Mailbox", {"ResultSize": "Unlimited"})
+        with pytest.raises(NotFound) as gone:
+            backend.invoke("Get-MailboxPermission", {"Identity": "gone@contoso.com"})
+        office = next(m["Office"] for m in live.value
+                      if m["PrimarySmtpAddress"] == "alice@contoso.com")
+        no_op = backend.invoke("Set-Mailbox", {"Identity": "alice@contoso.com",
+                                               "Office": office})
+    assert no_op.warnings  # "…no settings of … have been modified"
     gateway = replay_gateway(TraceAnswers.load(tmp_path / "t"))
-    assert gateway.invoke("Get-Mailbox", {"ResultSize": "Unlimited"}).value
+    assert gateway.invoke("Get-Mailbox", {"ResultSize": "Unlimited"}) == live
+    # Errors and warnings come back as recorded.
+    with pytest.raises(NotFound) as replayed:
+        gateway.invoke("Get-MailboxPermission", {"Identity": "gone@contoso.com"})
+    assert (replayed.value.exception_type, replayed.value.status, str(replayed.value)) == (
+        gone.value.exception_type, gone.value.status, str(gone.value))
+    assert gateway.invoke("Set-Mailbox", {"Identity": "alice@contoso.com",
+                                          "Office": office}) == no_op
     with pytest.raises(ExchangeError) as missing:
         gateway.invoke("Get-Mailbox", {"Identity": "nobody@contoso.com"})
     assert "not recorded" in str(missing.value)
@@ -229,3 +243,60 @@ def test_a_recorded_apply_replays_write_for_write(start_service, pki: Pki,
     # Every recorded write was asked for again, as often as it was recorded.
     keys = Counter(trace.request_key(r) for r in writes)
     assert {k: replay.answers.served[k] for k in keys} == keys
+
+
+@pytest.mark.parametrize("command", [
+    ["drift", "{repo}", "--customer", "contoso"],
+    ["import", "--customer", "contoso", "{repo}", "--dry-run"],
+    ["access", "{repo}", "--customer", "contoso", "--mailbox", "support-london@contoso.com"],
+    ["apply", "{repo}", "--customer", "contoso", "--auto-approve", "--allow-large-changes"],
+])
+def test_every_command_that_talks_to_exchange_records_a_trace(
+        command: list[str], start_service, pki: Pki, app_cert: AppCertificate, key_env: str,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    snapshot = example_snapshot()
+    tenant_id = snapshot["tenant"]["id"]
+    service = start_service({tenant_id: Emulator(snapshot)})
+    service.identity.register(tenant_id, APP_ID, [app_cert.certificate])
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLE / "customers", repo / "customers")
+    customer_yaml = repo / "customers" / "contoso" / "customer.yaml"
+    text = customer_yaml.read_text()
+    for line in text.splitlines():
+        if "certificate_thumbprint:" in line:
+            text = text.replace(line.split(":", 1)[1].split()[0], app_cert.sha1)
+        if "app_id:" in line:
+            text = text.replace(line.split(":", 1)[1].split()[0], APP_ID)
+    customer_yaml.write_text(text)
+    for name, value in {"RECONCILER_EXCHANGE_URL": service.url,
+                        "RECONCILER_AUTHORITY_HOST": service.url,
+                        "SSL_CERT_FILE": str(pki.ca_file),
+                        "CONTOSO_EXO_KEY": app_cert.key_pem.decode()}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    args = [a.format(repo=repo) for a in command]
+    done = CliRunner().invoke(cli, [*args, "--live", "exchange", "--trace",
+                                    str(tmp_path / "t")])
+    assert done.exit_code in (0, 2), done.output
+    rows = records(tmp_path / "t")
+    assert rows and {r["cmdlet"] for r in rows} >= {"Get-Recipient"}
+    assert all(r["tenant"] == Pseudonyms.load(
+        trace.pseudonyms_path(tmp_path / "t")).guid(tenant_id) for r in rows)  # redacted
+    if command[0] == "apply":
+        assert any(is_write(r["cmdlet"]) for r in rows)
+
+
+def test_replay_timing_waits_as_long_as_the_recording_did(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    record = {"seq": 1, "method": "POST", "path": "/adminapi/beta/t/InvokeCommand",
+              "query": "", "cmdlet": "Get-Mailbox", "parameters": {}, "status": 200,
+              "headers": {}, "body": {"value": []}, "elapsed_ms": 250.0}
+    answers = TraceAnswers.of([record])
+    slept: list[float] = []
+    monkeypatch.setattr("reconciler.emulator.replay.time.sleep", slept.append)
+    body = json.dumps({"CmdletInput": {"CmdletName": "Get-Mailbox", "Parameters": {}}})
+    url = "https://x/adminapi/beta/t/InvokeCommand"
+    assert answers.reply("POST", url, body.encode(), "https://x")[0] == 200
+    assert slept == []
+    answers.reply("POST", url, body.encode(), "https://x", timing=True)
+    assert slept == [0.25]
