@@ -16,7 +16,7 @@ import pytest
 from reconciler.desired import load
 from reconciler.emulator import Emulator
 from reconciler.emulator.faults import UNREADABLE_KINDS, Fault, FaultKind, Phase
-from reconciler.errors import ReconcilerError
+from reconciler.errors import InputError, ReconcilerError
 from reconciler.live.backend import (
     AmbiguousWriteError,
     CmdletResult,
@@ -177,17 +177,19 @@ def _group_creates(plan: Any) -> set[str]:
             for op in c.operations if op.cmdlet == "New-DistributionGroup"}
 
 
-def test_an_empty_group_read_would_plan_existing_groups_as_new(example_over_tls) -> None:
-    """Why the next test matters: were a failed read taken for "no groups", the plan would
-    create groups that exist."""
+def test_an_empty_group_read_would_misplan_existing_groups(example_over_tls) -> None:
+    """Why the next test matters: were a failed read taken for "no groups", the groups that
+    exist would be planned as new, and refused as taking their own address."""
     desired, _, backend_for = example_over_tls
     live_groups = {"london-all@contoso.com", "paris-all@contoso.com"}  # in the snapshot
     assert live_groups <= set(desired.customers["contoso"].resources)
     honest = plan_desired(desired, backend_for, customers=["contoso"]).plan
     assert not any(g in a for a in _group_creates(honest) for g in live_groups)
-    fooled = plan_desired(desired, lambda state: _EmptyGroups(backend_for(state)),
-                          customers=["contoso"]).plan
-    assert all(any(g in a for a in _group_creates(fooled)) for g in live_groups)
+    with pytest.raises(InputError) as fooled:
+        plan_desired(desired, lambda state: _EmptyGroups(backend_for(state)),
+                     customers=["contoso"])
+    for group in live_groups:
+        assert f"distribution_group {group} cannot be created" in str(fooled.value)
 
 
 @pytest.mark.parametrize(("cmdlet", "kind"), [
