@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconciler.emulator.opath import FilterError, compile_filter
 from reconciler.emulator.reference import is_hashtable, split_values
 from reconciler.emulator.tenant import (
     _CONVERSION,
@@ -71,13 +72,23 @@ def _mailbox_objects(em: Emulator, params: dict[str, Any], kinds: tuple[str, ...
     if wanted is not None:
         objects = [o for o in objects if _lower((o.row or o.recipient).get(
             "RecipientTypeDetails", "")) in wanted]
+    text = _get(params, "Filter")
+    if text:
+        try:
+            matches = compile_filter(text)
+        except FilterError as e:
+            raise BadParameter(f"Cannot bind parameter 'Filter' to the target. Exception setting "
+                               f"\"Filter\": \"{e}\"", cmdlet=cmdlet,
+                               exception_type="ParameterBindingException") from None
+        objects = [o for o in objects if matches({**o.recipient, **(o.row or {})})]
     return objects
 
 
 # --- mailboxes --------------------------------------------------------------------------------
 
 
-@handler("Get-Mailbox", "Identity", "ResultSize", "RecipientTypeDetails", "SoftDeletedMailbox")
+@handler("Get-Mailbox", "Identity", "ResultSize", "RecipientTypeDetails", "SoftDeletedMailbox",
+         "Filter")
 def get_mailbox(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
     if _as_bool(_get(params, "SoftDeletedMailbox", False)):
         em._purge_soft_deleted()
@@ -94,7 +105,8 @@ def get_mailbox(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResu
     return em._limited([o.row or {} for o in objects], params)
 
 
-@handler("Get-Recipient", "Identity", "ResultSize", "RecipientTypeDetails", "RecipientType")
+@handler("Get-Recipient", "Identity", "ResultSize", "RecipientTypeDetails", "RecipientType",
+         "Filter")
 def get_recipient(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
     objects = _mailbox_objects(em, {k: v for k, v in params.items()
                                     if k != "RecipientTypeDetails"}, ANY, cmdlet)
@@ -543,7 +555,7 @@ def _iso_time(text: str) -> str:
 # --- distribution groups ----------------------------------------------------------------------
 
 
-@handler("Get-DistributionGroup", "Identity", "ResultSize", "RecipientTypeDetails")
+@handler("Get-DistributionGroup", "Identity", "ResultSize", "RecipientTypeDetails", "Filter")
 def get_distribution_group(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
     objects = _mailbox_objects(em, params, GROUP, cmdlet)
     return em._limited([o.row or {} for o in objects], params)

@@ -9,7 +9,8 @@ sides of a comparison use the same canonical key: the lower-case primary SMTP ad
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,18 +43,34 @@ def strip_smtp(address: str) -> str:
     return address[5:] if address[:5].lower() == "smtp:" else address
 
 
-class Directory:
-    """Resolves any principal form to a :class:`Recipient`."""
+# Given principal strings no recipient answers to yet, the recipients they name (a pull request's
+# plan fetches recipients as it meets them instead of reading the whole tenant).
+Lookup = Callable[[list[str]], Iterable[Mapping[str, Any]]]
 
-    def __init__(self, recipients: Iterable[Mapping[str, Any]]) -> None:
+
+class Directory:
+    """Resolves any principal form to a :class:`Recipient`.
+
+    Built from every recipient of the tenant, or, for a scoped read, from a few with a
+    ``lookup`` that fetches the ones a principal names the first time it is asked for; after
+    :meth:`seal` (the read is over), what was never fetched resolves to nothing."""
+
+    def __init__(self, recipients: Iterable[Mapping[str, Any]],
+                 lookup: Lookup | None = None) -> None:
         self.recipients: dict[str, Recipient] = {}
         self._index: dict[str, Recipient] = {}
         self._display: dict[str, list[Recipient]] = {}
+        self._lookup = lookup
+        self._asked: set[str] = set()
+        self._lock = threading.Lock()
+        self.add(recipients)
+
+    def add(self, recipients: Iterable[Mapping[str, Any]]) -> None:
         for raw in recipients:
             address = strip_smtp(str(raw.get("PrimarySmtpAddress") or "")).lower()
             upn = str(raw.get("UserPrincipalName") or address).lower()
             key = address or upn
-            if not key:
+            if not key or key in self.recipients:
                 continue
             recipient = Recipient(key=key, upn=upn, display_name=str(raw.get("DisplayName") or ""),
                                   type_details=str(raw.get("RecipientTypeDetails") or ""),
@@ -68,6 +85,36 @@ class Directory:
             if recipient.display_name:
                 self._display.setdefault(recipient.display_name.lower(), []).append(recipient)
 
+    def fetch(self, principals: Iterable[str], *, display_names: bool = True) -> None:
+        """Fetch, in one go, the recipients of those ``principals`` not asked for before; with
+        ``display_names``, then every recipient sharing a display name with one of them."""
+        if self._lookup is None:
+            return
+        with self._lock:
+            wanted = []
+            for principal in principals:
+                text = strip_smtp(principal.strip()).lower()
+                if text and text not in self._asked and text not in self._index \
+                        and principal.strip() not in CALENDAR_BUILTIN_USERS \
+                        and not is_system_principal(text):
+                    self._asked.add(text)
+                    wanted.append(strip_smtp(principal.strip()))
+            if wanted:
+                fetched = list(self._lookup(wanted))
+                self.add(fetched)
+                # Their display names too, once: whether a display name is shared must be
+                # known before an entry naming it is resolved (Exchange's calendar entries
+                # name grantees by display name).
+                names = {str(r.get("DisplayName") or "") for r in fetched} - {""}
+                names = {n for n in names if display_names and n.lower() not in self._asked}
+                self._asked.update(n.lower() for n in names)
+                if names:
+                    self.add(self._lookup(sorted(names)))
+
+    def seal(self) -> None:
+        """No more fetching: the backend is closed."""
+        self._lookup = None
+
     def resolve(self, principal: str) -> Recipient | None:
         """The recipient a principal string names, or None. A display name shared by two
         recipients is ambiguous and resolves to nothing rather than to a guess."""
@@ -75,11 +122,17 @@ class Directory:
         found = self._index.get(text)
         if found is not None:
             return found
+        if self._lookup is not None and text not in self._asked:
+            self.fetch([principal])
+            found = self._index.get(text)
+            if found is not None:
+                return found
         candidates = self._display.get(text, [])
         return candidates[0] if len(candidates) == 1 else None
 
     def bearing_display_name(self, name: str) -> list[Recipient]:
         """Every recipient whose display name is ``name`` (letter case aside)."""
+        self.fetch([name])
         return list(self._display.get(name.strip().lower(), ()))
 
     def canonical(self, principal: str) -> str:

@@ -30,6 +30,7 @@ from reconciler.live.directory import (
     placement_site,
     strip_smtp,
 )
+from reconciler.live.targeted import TargetedReader, strangers
 from reconciler.live.tenant_facts import TenantFacts, read_tenant_facts
 from reconciler.model import (
     CALENDAR_BUILTIN_USERS,
@@ -113,12 +114,21 @@ def read_live(
     customer = desired.customer
     previous_locations = previous_locations or {}
 
-    directory = Directory(_get(backend, "Get-Recipient", {"ResultSize": "Unlimited"},
-                               RECIPIENT_PROPERTIES))
-    mailboxes = [m for m in _get(backend, "Get-Mailbox", {"ResultSize": "Unlimited"},
-                                 MAILBOX_PROPERTIES)
-                 if m.get("RecipientTypeDetails") in MAILBOX_TYPES]
-    groups = _get(backend, "Get-DistributionGroup", {"ResultSize": "Unlimited"}, GROUP_PROPERTIES)
+    if scope is None:
+        directory = Directory(_get(backend, "Get-Recipient", {"ResultSize": "Unlimited"},
+                                   RECIPIENT_PROPERTIES))
+        listed = _get(backend, "Get-Mailbox", {"ResultSize": "Unlimited"}, MAILBOX_PROPERTIES)
+        groups = _get(backend, "Get-DistributionGroup", {"ResultSize": "Unlimited"},
+                      GROUP_PROPERTIES)
+        counted: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = (listed, groups)
+    else:
+        # A pull request's plan: the scope's objects and the recipients they name, no paging.
+        targeted = TargetedReader(backend, desired, scope, RECIPIENT_PROPERTIES)
+        directory = targeted.directory()
+        listed, groups = targeted.objects(directory, MAILBOX_PROPERTIES, GROUP_PROPERTIES)
+        counted = (_tenant_counts(backend) if customer.policy.max_change_percent is not None
+                   else None)
+    mailboxes = [m for m in listed if m.get("RecipientTypeDetails") in MAILBOX_TYPES]
     # Get-DistributionGroup also lists room lists and mail-enabled security groups: they are
     # recipients (grantees, members), never this product's distribution groups.
     own_groups = [g for g in groups if is_distribution_group(g)]
@@ -133,10 +143,8 @@ def read_live(
             by_identity.setdefault(strip_smtp(str(g["PrimarySmtpAddress"])).lower(), ("group", g))
 
     live = LiveTenant(state=CustomerState(customer), directory=directory)
-    live.existing = len(own_groups) + sum(
-        1 for m in mailboxes if m.get("RecipientTypeDetails") != "UserMailbox") + sum(
-        1 for rid, w in desired.resources.items()
-        if isinstance(w, UserMailbox) and by_identity.get(rid, ("", {}))[0] == "mailbox")
+    if counted is not None:
+        live.existing = _existing(desired, *counted)
 
     # Which per-object reads the declared settings call for.
     matched: dict[str, tuple[Resource, str, dict[str, Any]]] = {}
@@ -163,7 +171,7 @@ def read_live(
                 tasks.append((rid, "booking"))
         if isinstance(wanted, DistributionGroup) and kind == "group" and wanted.members is not None:
             tasks.append((rid, "members"))
-    bulk_sendas = len(sendas_needed) > SENDAS_BULK_THRESHOLD
+    bulk_sendas = scope is None and len(sendas_needed) > SENDAS_BULK_THRESHOLD
     if not bulk_sendas:
         tasks.extend((rid, "send_as") for rid in sendas_needed)
 
@@ -216,6 +224,10 @@ def read_live(
             if workers > 1:
                 pool.shutdown(cancel_futures=True)
 
+    # Principals Exchange's answers name that a scoped read has not met yet, fetched at once.
+    # (Entries naming a shared display name were told apart while reading the calendars.)
+    directory.fetch(strangers(results.values(), (raw for _, _, raw in matched.values())),
+                    display_names=False)
     for rid, (wanted, _kind, raw) in matched.items():
         if bulk_sendas:
             results[(rid, "send_as")] = sendas_by_identity.get(rid, [])
@@ -249,7 +261,32 @@ def read_live(
             live.exists_as[rid] = "DistributionGroup"
     live.facts = read_tenant_facts(desired, backend, {rid: (kind, raw) for rid, (_, kind, raw)
                                                       in matched.items()}, scope)
+    directory.seal()
     return live
+
+
+def _tenant_counts(backend: Backend) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every mailbox and group, with just what counting them needs."""
+    keys = ("PrimarySmtpAddress", "UserPrincipalName", "RecipientTypeDetails")
+    return (_get(backend, "Get-Mailbox", {"ResultSize": "Unlimited"}, keys),
+            _get(backend, "Get-DistributionGroup", {"ResultSize": "Unlimited"}, keys))
+
+
+def _existing(desired: CustomerState, mailboxes: list[dict[str, Any]],
+              groups: list[dict[str, Any]]) -> int:
+    """Resources the customer has live: shared mailboxes, rooms, distribution groups, and the
+    declared user mailboxes that exist (what max_change_percent is a share of)."""
+    users: set[str] = set()
+    count = sum(1 for g in groups if is_distribution_group(g))
+    for m in mailboxes:
+        kind = m.get("RecipientTypeDetails")
+        if kind == "UserMailbox":
+            users.update(strip_smtp(str(m.get(k) or "")).lower()
+                         for k in ("PrimarySmtpAddress", "UserPrincipalName"))
+        elif kind in MAILBOX_TYPES:
+            count += 1
+    return count + sum(1 for rid, w in desired.resources.items()
+                       if isinstance(w, UserMailbox) and rid in users)
 
 
 def is_distribution_group(row: Mapping[str, Any]) -> bool:
