@@ -8,14 +8,16 @@ crash or a SIGKILL the journal says exactly which operations finished and which 
 flight. A line holds the plan checksum, the change address, the operation's index, its cmdlet,
 its Identity and a fingerprint (a hash) of its parameters, never the parameter values.
 
-Reading tolerates a torn last line: a kill mid-write loses at most the line being written,
-and an operation whose end line is lost reads as in flight, which is then confirmed by
-re-reading live state, never replayed blindly.
+Reading tolerates a torn last line, with a warning: a kill mid-write loses at most the line
+being written, and an operation whose end line is lost reads as in flight, which is then
+confirmed by re-reading live state, never replayed blindly. The next append first drops the torn
+remainder. Any other line that cannot be read is an error naming the file and the line.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -25,6 +27,8 @@ from typing import Any, TextIO
 
 from reconciler.apply.state import iso, now_utc
 from reconciler.errors import ReconcilerError
+
+log = logging.getLogger(__name__)
 
 JOURNAL_DIRECTORY = Path(".reconciler") / "journal"
 END_EVENTS = ("done", "failed", "skipped")
@@ -48,6 +52,49 @@ class JournalView:
     completed: str | None = None
 
 
+OP_EVENTS = ("start", *END_EVENTS)
+
+
+def _record_problem(record: Any) -> str | None:
+    """What makes ``record`` unusable, or None."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    event = record.get("event")
+    if not isinstance(event, str):
+        return "no event"
+    if event in OP_EVENTS:
+        op = record.get("op")
+        if not isinstance(op, int) or isinstance(op, bool):
+            return f"the operation index {op!r} is not an integer"
+        for name in ("plan", "address"):
+            if not isinstance(record.get(name), str):
+                return f"no {name}"
+    return None
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """Drop a last line a kill left without its newline, so that the next record starts a
+    line of its own instead of gluing onto it (a glued line could never be read)."""
+    try:
+        with open(path, "rb+") as fh:
+            data = fh.read()
+            if not data or data.endswith(b"\n"):
+                return
+            start = data.rfind(b"\n") + 1
+            try:
+                whole = _record_problem(json.loads(data[start:].decode("utf-8"))) is None
+            except (UnicodeDecodeError, ValueError):
+                whole = False
+            if whole:  # only its newline was lost: keep the record
+                fh.write(b"\n")
+            else:
+                fh.truncate(start)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except FileNotFoundError:
+        return
+
+
 class Journal:
     """One customer's journal. Thread-safe appends; each record is durable on return."""
 
@@ -56,21 +103,51 @@ class Journal:
         self.customer = customer
         self._lock = threading.Lock()
         self._fh: TextIO | None = None
+        self.warnings: list[str] = []
 
     def records(self) -> Iterator[dict[str, Any]]:
+        """Every record, in order. A last line cut short (a kill mid-write) is left out with a
+        warning; any other line that cannot be read is an error naming it: guessing what ran
+        could run a write twice."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            data = self.path.read_bytes()
         except FileNotFoundError:
             return
         except OSError as e:
             raise ReconcilerError(f"cannot read the journal {self.path}: {e.strerror}") from e
-        for line in text.splitlines():
+        lines = data.split(b"\n")
+        tail = lines.pop()  # after the last newline: empty, unless the last line was torn
+        for number, raw in enumerate(lines, start=1):
+            if raw.strip():
+                yield self._parse(raw, number)
+        if tail.strip():
             try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # a line torn by a kill mid-write
-            if isinstance(record, dict):
-                yield record
+                yield self._parse(tail, len(lines) + 1)
+            except ReconcilerError:
+                self._warn(f"the journal {self.path} ends in a line cut short (line "
+                           f"{len(lines) + 1}: a run was stopped while writing it); it is "
+                           f"ignored, and the operation it was about reads as unfinished, so it "
+                           f"is read back before anything is sent again")
+
+    def _parse(self, raw: bytes, number: int) -> dict[str, Any]:
+        try:
+            record = json.loads(raw.decode("utf-8"))
+            problem = _record_problem(record)
+        except (UnicodeDecodeError, ValueError) as e:
+            problem = f"not a JSON record ({e})"
+        if problem is None:
+            return record  # type: ignore[no-any-return]
+        raise ReconcilerError(
+            f"the journal {self.path} is damaged at line {number}: {problem}. Nothing was "
+            f"changed. It is apply's record of what ran, so apply will not guess: move it "
+            f"aside (mv {self.path} {self.path}.damaged), then make a new plan and apply that; "
+            f"a new plan is made from live state, so it holds only what did not happen "
+            f"(docs/apply.md, 'A damaged journal').")
+
+    def _warn(self, text: str) -> None:
+        if text not in self.warnings:
+            self.warnings.append(text)
+            log.warning("%s", text)
 
     def view(self, checksum: str) -> JournalView:
         out = JournalView()
@@ -78,6 +155,7 @@ class Journal:
         open_by_fingerprint: dict[str, set[tuple[str, str, int]]] = {}
         for record in self.records():
             key = (str(record.get("plan")), str(record.get("address")), int(record.get("op", -1)))
+            # (records() checked that an operation's record has an integer op)
             event = record.get("event")
             fp = str(record.get("fingerprint") or "")
             if event == "complete" and key[0] == checksum:
@@ -107,6 +185,7 @@ class Journal:
             with self._lock:
                 if self._fh is None:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
+                    _cut_torn_tail(self.path)
                     self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
                 self._fh.write(line)
                 self._fh.flush()

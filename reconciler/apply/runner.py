@@ -52,6 +52,7 @@ class CustomerReport:
     not_visible: list[OpResult] = field(default_factory=list)
     still_differs: list[str] = field(default_factory=list)
     verify_error: str | None = None
+    warnings: list[str] = field(default_factory=list)  # e.g. a torn journal line ignored
 
 
 @dataclass
@@ -126,7 +127,7 @@ def apply_plan(
         finally:
             journal.close()
             backend.close()
-        customer_report = CustomerReport(cid, results)
+        customer_report = CustomerReport(cid, results, warnings=list(journal.warnings))
         report.customers.append(customer_report)
         _verify_and_record(customer_report, changes, desired, backend_for, applied, options)
     return report

@@ -74,6 +74,8 @@ def render_report(report) -> str:  # type: ignore[no-untyped-def]
         for r in report.not_visible:
             out.append(f"  {r.ref.address}: {r.ref.describe()}")
     for c in report.customers:
+        for line in c.warnings:
+            out.append(f"Warning: {line}")
         for line in c.still_differs:
             out.append(f"Warning: {line}")
         if c.verify_error:
