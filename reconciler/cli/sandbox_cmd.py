@@ -21,7 +21,8 @@ from reconciler.live.reader import has_archive
 
 # subcommand -> module exposing ``command``; imported only when that subcommand runs
 EXTRA_SUBCOMMANDS: dict[str, str] = {"serve": "reconciler.cli.sandbox_serve_cmd",
-                                     "from-trace": "reconciler.cli.sandbox_trace_cmd"}
+                                     "from-trace": "reconciler.cli.sandbox_trace_cmd",
+                                     "redact": "reconciler.cli.sandbox_redact_cmd"}
 
 _SYSTEM_USERS = ("NT AUTHORITY\\SELF",)
 _BUILTIN_DEFAULTS = {"Default": ["AvailabilityOnly"], "Anonymous": ["None"]}

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from reconciler.apply.runner import apply_plan
@@ -25,7 +24,7 @@ from reconciler.emulator.faults import FaultConfig, FaultKind
 from reconciler.emulator.replay import TraceAnswers, replay_gateway, replay_service
 from reconciler.live.backend import AmbiguousWriteError, ExchangeError, NotFound, is_write
 from reconciler.live.exchange import trace
-from reconciler.live.exchange.redact import Pseudonyms, redact_desired
+from reconciler.live.exchange.redact import Pseudonyms, redact_tree
 from reconciler.plan.planner import plan_desired
 from tests.exchange.conftest import APP_ID, AppCertificate, Pki, backend_for
 
@@ -116,17 +115,6 @@ def test_errors_and_warnings_replay_and_an_unrecorded_request_fails_naming_it(
     assert 'Get-Mailbox {"Identity": "nobody@contoso.com"}' in str(missing.value)
 
 
-def redacted_copy(source: Path, target: Path, pseudonyms: Pseudonyms) -> None:
-    """The desired-state tree with the trace's pseudonyms, as a reporter would share it."""
-    for path in source.rglob("*.yaml"):
-        if "sandbox" in path.relative_to(source).parts:
-            continue
-        out = target / path.relative_to(source)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        document = yaml.safe_load(path.read_text())
-        out.write_text(yaml.safe_dump(redact_desired(document, pseudonyms), sort_keys=False))
-
-
 def shape(change: dict[str, Any]) -> tuple[Any, ...]:
     return (change["customer"], change["site"], change["type"], change["action"],
             [(op["cmdlet"], sorted(op["parameters"])) for op in change["operations"]])
@@ -149,7 +137,7 @@ def test_a_redacted_trace_plans_the_same_changes_under_pseudonyms(
     fake_tenant = pseudonyms.guid(tenant_id)
     assert f"/adminapi/beta/{fake_tenant}/InvokeCommand" in text
 
-    redacted_copy(EXAMPLE, tmp_path / "repo", pseudonyms)
+    assert redact_tree(EXAMPLE, tmp_path / "repo", pseudonyms)
     with replay_service(tmp_path / "t", ssl_context=pki.server_context) as replay:
         replay.identity.register(fake_tenant, APP_ID, [app_cert.certificate])
         redacted = plan_over(replay, fake_tenant, pki, app_cert, key_env,

@@ -3,6 +3,7 @@ from-trace``: recorded against a served sandbox, replayed from another process."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.live.exchange import trace
+from reconciler.live.exchange.redact import Pseudonyms
 from tests.exchange.conftest import AppCertificate
 from tests.exchange.test_serve import Served, served  # noqa: F401  (the fixture)
 
@@ -33,16 +35,13 @@ def plan_json(target: Served, *extra: str) -> dict:
     return json.loads(done.stdout)
 
 
-@pytest.fixture
-def replayed(served: Served, tmp_path: Path,  # noqa: F811
-             app_cert: AppCertificate) -> Iterator[Served]:
-    """The raw plan trace of the served sandbox, served again by ``sandbox serve --replay``."""
-    plan_json(served, "--trace", str(tmp_path / "plan-trace"), "--no-trace-redact")
-    (tmp_path / "app.crt").write_bytes(app_cert.cert_pem)
+@contextlib.contextmanager
+def serving_replay(served: Served, trace_dir: Path, cert: Path,  # noqa: F811
+                   repo: Path | None = None) -> Iterator[Served]:
+    """``sandbox serve --replay trace_dir`` in its own process; where to reach it."""
     server = subprocess.Popen(
-        [str(RECONCILER), "sandbox", "serve", str(tmp_path / "elsewhere"), "--port", "0",
-         "--replay", str(tmp_path / "plan-trace"), "--app",
-         f"{served.app_id}={tmp_path / 'app.crt'}"],
+        [str(RECONCILER), "sandbox", "serve", str(trace_dir.parent / "elsewhere"), "--port",
+         "0", "--replay", str(trace_dir), "--app", f"{served.app_id}={cert}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert server.stdout is not None
@@ -56,10 +55,20 @@ def replayed(served: Served, tmp_path: Path,  # noqa: F811
                        if "SSL_CERT_FILE" in line)
         env = dict(served.env, SSL_CERT_FILE=ca_file, RECONCILER_EXCHANGE_URL=url,
                    RECONCILER_AUTHORITY_HOST=url)
-        yield Served(served.repo, env, served.tenants, served.app_id)
+        yield Served(repo or served.repo, env, served.tenants, served.app_id)
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.fixture
+def replayed(served: Served, tmp_path: Path,  # noqa: F811
+             app_cert: AppCertificate) -> Iterator[Served]:
+    """The raw plan trace of the served sandbox, served again by ``sandbox serve --replay``."""
+    plan_json(served, "--trace", str(tmp_path / "plan-trace"), "--no-trace-redact")
+    (tmp_path / "app.crt").write_bytes(app_cert.cert_pem)
+    with serving_replay(served, tmp_path / "plan-trace", tmp_path / "app.crt") as replay:
+        yield replay
 
 
 def test_a_plan_replayed_by_sandbox_serve_is_the_recorded_plan(served: Served,  # noqa: F811
@@ -92,3 +101,22 @@ def test_an_export_trace_becomes_the_exported_snapshot(served: Served,  # noqa: 
                "--out", str(tmp_path / "partial.json"))
     assert done.returncode == 1
     assert "does not hold a whole tenant" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_redacted_trace_and_repository_plan_as_the_original(served: Served,  # noqa: F811
+                                                              tmp_path: Path,
+                                                              app_cert: AppCertificate) -> None:
+    original = plan_json(served, "--trace", str(tmp_path / "t"))  # redacted: the default
+    done = run(served, "sandbox", "redact", str(served.repo), "--trace", str(tmp_path / "t"),
+               "--out", str(tmp_path / "shared"))
+    assert done.returncode == 0, done.stderr
+    shared_text = "\n".join(p.read_text() for p in (tmp_path / "shared").rglob("*.yaml"))
+    assert "contoso.com" not in shared_text and "alice" not in shared_text
+    (tmp_path / "app.crt").write_bytes(app_cert.cert_pem)
+    with serving_replay(served, tmp_path / "t", tmp_path / "app.crt",
+                        tmp_path / "shared") as replay:
+        redacted = plan_json(replay)
+    pseudonyms = Pseudonyms.load(trace.pseudonyms_path(tmp_path / "t"))
+    assert redacted["summary"] == original["summary"]
+    assert sorted(c["id"] for c in redacted["changes"]) == sorted(
+        pseudonyms.string(c["id"], "Identity") for c in original["changes"])

@@ -259,6 +259,26 @@ def redact_desired(data: Any, pseudonyms: Pseudonyms, key: str = "") -> Any:
     return pseudonyms.string(data, key)
 
 
+def redact_tree(source: Path, target: Path, pseudonyms: Pseudonyms) -> list[Path]:
+    """The desired-state repository ``source`` (``reconciler.yaml`` and ``customers/``) written
+    to ``target`` with ``pseudonyms``: what a reporter shares beside a redacted trace, so that
+    the plan can be made again from both. Comments are not kept. Returns the files written."""
+    import yaml  # the desired state's own dependency, needed only here
+
+    written = []
+    files = [source / "reconciler.yaml", *sorted((source / "customers").rglob("*.yaml"))]
+    for path in files:
+        if not path.is_file():
+            continue
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        out = target / path.relative_to(source)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(yaml.safe_dump(redact_desired(document, pseudonyms), sort_keys=False,
+                                      allow_unicode=True), encoding="utf-8")
+        written.append(out)
+    return written
+
+
 def scrub_secrets(data: Any) -> Any:
     """``data`` without any credential: secret-named keys (an ``Authorization`` header inside
     a ``$batch``, a ``Password`` parameter) left out, token-shaped strings removed. Applied to

@@ -50,7 +50,7 @@ RESPONSE_HEADERS = ("Content-Type", "Content-Encoding", "Retry-After", "x-Except
 
 def pseudonyms_path(directory: Path) -> Path:
     """Where a redacted trace's mapping is kept: beside the directory, not in it."""
-    directory = Path(directory)
+    directory = Path(directory).resolve()  # "--trace ." must not put it inside the trace
     return directory.parent / f"{directory.name}.pseudonyms.json"
 
 
