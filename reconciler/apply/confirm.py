@@ -68,12 +68,13 @@ class Recipients:
         return self.canonical(a).lower() == self.canonical(b).lower()
 
 
-def _get(backend: Backend, cmdlet: str, identity: str) -> list[dict[str, Any]] | None:
+def _get(backend: Backend, cmdlet: str, identity: str,
+         **switches: Any) -> list[dict[str, Any]] | None:
     """The rows a Get returns for ``identity``; None when the object does not exist."""
     if not identity:
         raise ValueError(f"refusing to run {cmdlet} with an empty Identity")
     try:
-        return backend.invoke(cmdlet, {"Identity": identity}).value
+        return backend.invoke(cmdlet, {"Identity": identity, **switches}).value
     except NotFound:
         return None
 
@@ -178,7 +179,9 @@ def _archive(active: bool) -> Callable[[Backend, Mapping[str, Any], Recipients],
 
 def _full_access(present: bool) -> Callable[[Backend, Mapping[str, Any], Recipients], bool]:
     def check(backend: Backend, params: Mapping[str, Any], rec: Recipients) -> bool:
-        rows = _get(backend, "Get-MailboxPermission", str(params["Identity"])) or []
+        # A deleted account's grant too, which Exchange hides unless asked.
+        rows = _get(backend, "Get-MailboxPermission", str(params["Identity"]),
+                    IncludeUnresolvedPermissions=True) or []
         found = any(
             not row.get("IsInherited") and not row.get("Deny")
             and "FullAccess" in _rights(row.get("AccessRights"))

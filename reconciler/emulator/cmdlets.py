@@ -7,6 +7,7 @@ Messages and exception types are Exchange's own where known, since callers match
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from reconciler.emulator.opath import FilterError, compile_filter
@@ -38,10 +39,12 @@ from reconciler.live.backend import (
     AlreadyExists,
     BadParameter,
     CmdletResult,
+    ExchangeError,
     NotPresent,
 )
 
 MAILBOX = ("mailbox",)
+_SID = re.compile(r"^S-1-\d+(-\d+)+$", re.IGNORECASE)
 GROUP = ("group",)
 ANY = ("mailbox", "group", "recipient")
 
@@ -389,10 +392,14 @@ def _explicit(row: dict[str, Any]) -> bool:
     return not row.get("IsInherited") and not row.get("Deny")
 
 
-@handler("Get-MailboxPermission", "Identity", "User", "ResultSize")
+@handler("Get-MailboxPermission", "Identity", "User", "ResultSize",
+         "IncludeUnresolvedPermissions")
 def get_mailbox_permission(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
     obj = em._require(params["Identity"], MAILBOX, cmdlet, read=True)
     rows = obj.live_rows("mailbox_permissions", em._clock())
+    if not _as_bool(_get(params, "IncludeUnresolvedPermissions", False)):
+        # A grant whose account was deleted (a bare SID) is hidden unless asked for.
+        rows = [r for r in rows if not _unresolved(em, r.get("User"))]
     if _get(params, "User"):
         target = em._principal(params["User"], cmdlet)
         rows = [r for r in rows if em._same_principal(r.get("User"), target)]
@@ -441,15 +448,36 @@ def _rights(value: Any) -> list[str]:
     return list(dict.fromkeys(spelled.get(_lower(v), str(v)) for v in split_values(value)))
 
 
+def _unresolved(em: Emulator, user: Any) -> bool:
+    """A deleted account's grant: Exchange shows its bare SID (``S-1-5-21-…``), which no
+    recipient answers to."""
+    text = str(user or "")
+    if not _SID.match(text):
+        return False
+    try:
+        return em._resolve(text) is None
+    except ExchangeError:
+        return False
+
+
+def _is_user(em: Emulator, stored: Any, given: Any, target: _Object | None) -> bool:
+    if target is None:  # an unresolved principal is named as Exchange shows it
+        return _lower(stored) == _lower(given)
+    return em._same_principal(stored, target)
+
+
 @handler("Remove-MailboxPermission", "Identity", "User", "AccessRights", "Deny")
 def remove_mailbox_permission(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
     obj = em._require(params["Identity"], MAILBOX, cmdlet, read=False)
-    target = em._principal(params["User"], cmdlet)
+    given = params["User"]
+    orphan = any(_lower(r.get("User")) == _lower(given) and _unresolved(em, given)
+                 for r in obj.mailbox_permissions)
+    target = None if orphan else em._principal(given, cmdlet)
     rights = _rights(params["AccessRights"])
     deny = _as_bool(_get(params, "Deny", False))
     for row in list(obj.mailbox_permissions):
         if (row.get("IsInherited") or bool(row.get("Deny")) != deny
-                or not em._same_principal(row.get("User"), target)):
+                or not _is_user(em, row.get("User"), given, target)):
             continue
         if not any(r in row["AccessRights"] for r in rights):
             break
@@ -461,7 +489,8 @@ def remove_mailbox_permission(em: Emulator, cmdlet: str, params: dict[str, Any])
     # Exchange answers a missing ACE with a warning, not an error.
     return CmdletResult(warnings=[
         f"Can't remove the access control entry on the object \"{obj.identity}\" for account "
-        f"\"{target.name}\" because the ACE doesn't exist on the object."])
+        f"\"{target.name if target else given}\" because the ACE doesn't exist on the "
+        f"object."])
 
 
 # --- SendAs -----------------------------------------------------------------------------------

@@ -89,7 +89,7 @@ _IGNORED = frozenset(p.lower() for p in (
     "Confirm", "Force", "BypassSecurityGroupManagerCheck", "InheritanceType", "ErrorAction",
     "WarningAction", "Verbose", "Debug", "ReadFromDomainController", "UseCustomRouting",
     "IncludeInactiveMailbox", "SendNotificationToUser", "IgnoreDefaultScope", "Properties",
-    "PropertySet", "IncludeUserWithDisplayName", "IncludeUnresolvedPermissions",
+    "PropertySet", "IncludeUserWithDisplayName",
     "IncludeTrusteeWithPrimarySmtpAddress", "IncludeSoftDeletedObjects",
 ))
 

@@ -188,7 +188,10 @@ def read_live(
         rid, what = task
         identity = _identity_of(matched[rid][2], rid)
         if what == "full_access":
-            value = _get(backend, "Get-MailboxPermission", {"Identity": identity})
+            # A declared list is exact: grants of deleted accounts, which Exchange hides
+            # unless asked, must be seen to be removed.
+            value = _get(backend, "Get-MailboxPermission",
+                         {"Identity": identity, "IncludeUnresolvedPermissions": True})
         elif what == "send_as":
             value = _get(backend, "Get-RecipientPermission", {"Identity": identity})
         elif what == "calendar":

@@ -343,3 +343,30 @@ def test_a_create_that_looks_like_a_rename_says_so(scenario: Scenario, declared:
                for n in create.notes)
     assert by_address(plan)["contoso/london/shared_mailbox/hd@contoso.com"].action == \
         "unmanaged"
+
+
+# --- 12. orphaned grants --------------------------------------------------------------------
+
+
+def test_a_deleted_accounts_hidden_grant_is_removed_by_an_empty_list(scenario: Scenario) -> None:
+    sid = "S-1-5-21-3623811015-3361044348-30300820-1013"
+
+    def orphaned(snap: dict[str, Any]) -> None:
+        snap["mailbox_permissions"].append({"Identity": "carol", "User": sid,
+                                            "AccessRights": ["FullAccess"],
+                                            "IsInherited": False, "Deny": False})
+
+    _tenant(scenario, orphaned)
+    # Exchange hides the grant unless asked for unresolved permissions.
+    plain = scenario.emulator.invoke("Get-MailboxPermission", {"Identity": "carol"}).value
+    assert sid not in {r["User"] for r in plain}
+    scenario.yaml("sites/london/users.yaml", """\
+        user_mailboxes:
+          - {user: carol@contoso.com, permissions: []}
+        """)
+    plan = scenario.converge()
+    change = by_address(plan)["contoso/london/user_mailbox/carol@contoso.com"]
+    assert [op.parameters["User"] for op in change.operations] == [sid]
+    every = scenario.emulator.invoke("Get-MailboxPermission", {
+        "Identity": "carol", "IncludeUnresolvedPermissions": True}).value
+    assert sid not in {r["User"] for r in every}
