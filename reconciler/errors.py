@@ -28,7 +28,8 @@ class ReconcilerError(Exception):
 class InputError(ReconcilerError):
     """The input is invalid; carries every problem found, not just the first."""
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[Problem], warnings: list[Problem] | None = None) -> None:
+        self.warnings = list(warnings or ())  # found too, not errors (validate shows them)
         self.problems = sorted(
             problems,
             key=lambda p: (p.source is None, p.source and (p.source.file, p.source.line,

@@ -367,3 +367,5 @@ class DesiredState:
     customers: dict[str, CustomerState] = field(default_factory=dict)
     # reconciler.yaml's `owners`: the provider's code owners, for CODEOWNERS' `*` rule.
     owners: tuple[str, ...] = ()
+    # Findings that do not stop a plan (errors.Problem; Any here: errors imports this module).
+    warnings: list[Any] = field(default_factory=list)

@@ -113,6 +113,26 @@ def test_first_hour_errors_are_clear_answers(repo: Path, monkeypatch: pytest.Mon
     assert verbose.returncode == 0
     assert "INFO reconciler.calls: sandbox example: Get-Mailbox: 4 objects" in verbose.stderr
 
+    mailboxes = repo / "customers" / "example" / "sites" / "hq" / "mailboxes.yaml"
+    mailboxes.write_text(mailboxes.read_text() + (
+        "  - name: Sales\n    template: nosuch\n    permissions:\n"
+        "      - {user: alice.example.com, access: [FullAccess]}\n"
+        "      - {user: bob@example, access: [SendAs]}\n"
+        "      - {user: aliec@example.com, access: [SendAs]}\n"))
+    monkeypatch.chdir(repo / "customers")
+    invalid = runner.invoke(cli, ["validate"])
+    assert invalid.exit_code == 1
+    where = "example/sites/hq/mailboxes.yaml"  # relative to the current folder
+    assert invalid.stderr.splitlines() == [
+        f"{where}:31:9: warning: the grantee aliec@example.com is declared nowhere in this "
+        "repository; did you mean alice@example.com? (plan checks that it exists in the tenant)",
+        f"{where}:27:15: error: unknown template 'nosuch'; known templates: leaver",
+        f"{where}:29:9: error: the grantee 'alice.example.com' is not an email address "
+        "(name@domain.tld); did you mean alice@example.com?",
+        f"{where}:30:9: error: the grantee 'bob@example' is not an email address "
+        "(name@domain.tld); did you mean bob@example.com?",
+        "3 problems found in ..."]
+
     monkeypatch.chdir(tmp_path)
     outside = runner.invoke(cli, ["validate"])
     assert outside.exit_code == 1

@@ -13,6 +13,7 @@ import click
 from reconciler.cli.options import repository_argument
 from reconciler.cli.output import github_annotation, in_github_actions
 from reconciler.errors import InputError, Problem
+from reconciler.words import plural
 
 
 def _display(file: str) -> str:
@@ -63,15 +64,20 @@ def command(path: Path, fmt: str) -> None:
     try:
         state = load(path)
     except InputError as e:
-        problems = e.problems
+        problems, warnings = e.problems, e.warnings
     except Exception as e:  # a defect, not the user's input: one line, details with -vv
         logging.getLogger(__name__).debug("validate failed", exc_info=True)
         raise click.ClickException(
             f"internal error while validating {path}: {type(e).__name__}: {e} "
             "(please report it; run with -vv for details)") from None
     else:
-        problems = []
+        problems, warnings = [], state.warnings
 
+    if fmt != "json":
+        for w in warnings:
+            where = _as_dict(w)
+            prefix = f"{where['file']}:{where['line']}:{where['column']}: " if w.source else ""
+            click.echo(f"{prefix}warning: {w.message}", err=True)
     if fmt == "json":
         click.echo(json.dumps([_as_dict(p) for p in problems], indent=2, ensure_ascii=False))
     else:
@@ -79,15 +85,13 @@ def command(path: Path, fmt: str) -> None:
             where = _as_dict(p)
             prefix = (f"{where['file']}:{where['line']}:{where['column']}: "
                       if p.source else "")
-            click.echo(f"{prefix}{p.message}", err=True)
+            click.echo(f"{prefix}error: {p.message}", err=True)
         if problems:
-            count = len(problems)
-            click.echo(f"{count} problem{'s' if count != 1 else ''} found in {path}.", err=True)
+            click.echo(f"{plural(len(problems), 'problem')} found in {path}.", err=True)
         else:
             n = sum(len(c.resources) for c in state.customers.values())
-            click.echo(f"{path}: valid ({len(state.customers)} customer"
-                       f"{'s' if len(state.customers) != 1 else ''}, {n} resource"
-                       f"{'s' if n != 1 else ''}).", err=True)
+            click.echo(f"{path}: valid ({plural(len(state.customers), 'customer')}, "
+                       f"{plural(n, 'resource')}).", err=True)
     if in_github_actions():
         # GitHub reads workflow commands from both streams; keep stdout pure JSON when asked.
         for p in problems:

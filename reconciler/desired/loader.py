@@ -40,6 +40,8 @@ from reconciler.model import (
     UserMailbox,
 )
 
+from .addresses import Reference, Suggester, references
+from .addresses import problem as address_problem
 from .cache import ParseCache
 from .schema import raw_schemas, schema_problems
 from .yamlfile import YamlDocument, YamlError, parse_yaml, read_bytes
@@ -138,6 +140,41 @@ class _Loader:
             t: frozenset(raw_schemas()["resources.schema.json"]["$defs"][t.value]["properties"])
             for t in ResourceType
         }
+        # Addresses (docs/format.md §4): every identity declared, problems waiting for a
+        # did-you-mean (their index in problems), and references that are fine on their own.
+        self.declared: set[str] = set()
+        self.address_problems: list[tuple[int, Reference]] = []
+        self.references: list[Reference] = []
+
+    def check_addresses(self, resource: Resource, domains: frozenset[str]) -> None:
+        self.declared.add(resource.id)
+        for ref in references(resource):
+            message = address_problem(ref, domains)
+            if message is None:
+                self.references.append(ref)
+            else:
+                self.address_problems.append((len(self.problems), ref))
+                self.problem(message, ref.source)
+
+    def suggest_addresses(self) -> None:
+        """Did-you-mean hints, once every address of the repository is known; a reference
+        declared nowhere but close to a declared address is a warning (it may still exist in
+        the tenant, which plan checks)."""
+        suggestion = Suggester(self.declared)
+        for index, ref in self.address_problems:
+            hint = suggestion(ref.address)
+            if hint:
+                old = self.problems[index]
+                self.problems[index] = Problem(f"{old.message}; did you mean {hint}?",
+                                               old.source)
+        for ref in self.references:
+            if ref.internal and ref.address.lower() not in self.declared:
+                hint = suggestion(ref.address)
+                if hint:
+                    self.state.warnings.append(Problem(
+                        f"the {ref.role} {ref.address} is declared nowhere in this repository; "
+                        f"did you mean {hint}? (plan checks that it exists in the tenant)",
+                        ref.source))
 
     # -- helpers --
 
@@ -183,8 +220,9 @@ class _Loader:
         settings = self.settings()
         for files in self.discover():
             self.customer(files, settings)
+        self.suggest_addresses()
         if self.problems:
-            raise InputError(self.problems)
+            raise InputError(self.problems, self.state.warnings)
         return self.state
 
     def settings(self) -> dict[str, Any]:
@@ -461,11 +499,11 @@ class _ResourceBuilder:
 
     def build(self, rtype: ResourceType, doc: YamlDocument, item: dict[str, Any],
               location: Location) -> Resource | None:
-        applied = self.apply_template(rtype, doc, item)
-        if applied is None:
-            return None
-        merged, template_name, template, template_doc = applied
         errors_before = len(self.loader.problems)
+        applied = self.apply_template(rtype, doc, item)
+        if applied is None:  # reported; check the entry's own values all the same
+            applied = ({k: v for k, v in item.items() if k != "template"}, None, {}, None)
+        merged, template_name, template, template_doc = applied
         ctx = _Entry(doc, item, template, template_doc)
         common: dict[str, Any] = {
             "located_at": location,
@@ -500,6 +538,8 @@ class _ResourceBuilder:
                                        capacity=merged.get("capacity"),
                                        booking=self.booking(ctx, merged.get("booking")),
                                        **common)
+        self.loader.check_addresses(resource, frozenset(
+            d.lower() for d in (*self.domains, self.customer.tenant.initial_domain)))
         if len(self.loader.problems) != errors_before:
             return None
         return resource

@@ -273,7 +273,7 @@ def test_paths_are_shown_relative_to_the_current_directory(
     root = write_repo(tmp_path / "repo", {HQ: "shared_mailboxes:\n  - name: A\n    bogus: 1\n"})
     monkeypatch.chdir(root)
     result = run_validate(Path("."))
-    assert result.stderr.startswith(f"{Path(HQ)}:3:5: unknown key 'bogus'")
+    assert result.stderr.startswith(f"{Path(HQ)}:3:5: error: unknown key 'bogus'")
     assert result.problems[0]["file"] == str(Path(HQ))
 
 
