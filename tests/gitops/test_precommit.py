@@ -75,7 +75,7 @@ def test_the_hook_fails_on_a_broken_file(workspace: Workspace) -> None:
                                 "--all-files")
     assert done.returncode == 1
     assert "Failed" in done.stdout
-    assert "customers/contoso/sites/paris/site.yaml:5:3: unknown key 'colour'" in done.stdout
+    assert "customers/contoso/sites/paris/site.yaml:5:3: error: unknown key 'colour'" in done.stdout
 
 
 def test_the_codeowners_hook_with_the_providers_owner(workspace: Workspace) -> None:
