@@ -54,6 +54,9 @@ def test_messages_keep_exchange_wording_and_lose_the_tenant() -> None:
                           "ManagementObjectNotFoundException|The operation couldn't be")
     assert "'W1 W2'" in out and "carol" not in out and "contoso" not in out
     assert "Board" not in out and "EURPR01A001" not in out
+    # An address in quotes is replaced once, by the pseudonym it has everywhere else.
+    quoted = p.message("object 'gone@contoso.com' couldn't be found")
+    assert quoted == f"object '{p.address('gone@contoso.com')}' couldn't be found"
 
 
 def test_a_record_is_redacted_in_path_query_and_body_and_has_no_secret() -> None:

@@ -20,7 +20,7 @@ from reconciler.cli import cli
 from reconciler.cli.apply_cmd import render_report
 from reconciler.desired import load
 from reconciler.emulator import Emulator
-from reconciler.emulator.faults import FaultConfig, FaultKind
+from reconciler.emulator.faults import ErrorShape, FaultConfig, FaultKind
 from reconciler.emulator.replay import TraceAnswers, replay_gateway, replay_service
 from reconciler.live.backend import AmbiguousWriteError, ExchangeError, NotFound, is_write
 from reconciler.live.exchange import trace
@@ -288,3 +288,26 @@ def test_replay_timing_waits_as_long_as_the_recording_did(monkeypatch: pytest.Mo
     assert slept == []
     answers.reply("POST", url, body.encode(), "https://x", timing=True)
     assert slept == [0.25]
+
+
+@pytest.mark.parametrize("shape", list(ErrorShape))
+def test_a_redacted_error_in_every_shape_replays_as_the_same_error(
+        shape: ErrorShape, start_service, pki: Pki, app_cert: AppCertificate, key_env: str,
+        tmp_path: Path) -> None:
+    snapshot = example_snapshot()
+    tenant_id = snapshot["tenant"]["id"]
+    service = start_service({tenant_id: Emulator(snapshot)}, error_shape=shape)
+    service.identity.register(tenant_id, APP_ID, [app_cert.certificate])
+    with trace.recording(tmp_path / "t"):  # a backend opened in the block is recorded
+        backend = backend_for(service, tenant_id, pki, certificate_key=key_env,
+                              certificate_thumbprint=app_cert.sha1)
+        with backend, pytest.raises(NotFound) as live:
+            backend.invoke("Get-MailboxPermission", {"Identity": "gone@contoso.com"})
+    pseudonyms = Pseudonyms.load(trace.pseudonyms_path(tmp_path / "t"))
+    assert "gone" not in (tmp_path / "t" / trace.TRACE_FILE).read_text()
+    gateway = replay_gateway(TraceAnswers.load(tmp_path / "t"))
+    with pytest.raises(NotFound) as replayed:
+        gateway.invoke("Get-MailboxPermission",
+                       {"Identity": pseudonyms.address("gone@contoso.com")})
+    assert replayed.value.exception_type == live.value.exception_type
+    assert replayed.value.status == live.value.status

@@ -41,9 +41,11 @@ _TOKEN = re.compile(
     r"|(?P<word>[^\W\d_]+)"
     r"|(?P<digits>\d+)")
 _GUID_ONLY = re.compile(_GUID)
-_EMAIL_OR_GUID = re.compile(rf"(?P<guid>{_GUID})|(?P<email>{_EMAIL})")
-# A quoted part opens and closes outside a word, so that "couldn't" holds no quote.
-_QUOTED = re.compile(r"(?<!\w)'([^']+?)'(?!\w)|(?<!\w)\"([^\"]+?)\"(?!\w)")
+# In a message: a quoted part (opening and closing outside a word, so that "couldn't" holds no
+# quote), an address or a GUID; one pass, so that nothing is replaced twice.
+_MESSAGE_TOKEN = re.compile(
+    rf"(?<!\w)'(?P<single>[^']+?)'(?!\w)|(?<!\w)\"(?P<double>[^\"]+?)\"(?!\w)"
+    rf"|(?P<guid>{_GUID})|(?P<email>{_EMAIL})")
 _DOMAIN = re.compile(r"^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
 _JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
 
@@ -53,7 +55,7 @@ KEEP_FIELDS = frozenset(f.lower() for f in (
     "InheritanceType", "SharingPermissionFlags", "AutoReplyState", "ExternalAudience",
     "ArchiveStatus", "ArchiveState", "AutomateProcessing", "Type", "ResultSize", "FolderScope",
     "FolderType", "DomainType", "code", "type", "CmdletName", "@odata.type", "WhenChanged",
-    "WhenCreated", "StartTime", "EndTime"))
+    "WhenCreated", "StartTime", "EndTime", "ClassName", "stringId"))
 # Fields holding domains: a bare domain there is mapped like an address's domain.
 DOMAIN_FIELDS = frozenset(f.lower() for f in (
     "DomainName", "initial_domain", "accepted_domains", "default_domain", "mail_domains",
@@ -193,13 +195,24 @@ class Pseudonyms:
 
     def message(self, value: str) -> str:
         """Exchange's wording kept; quoted parts, addresses and GUIDs redacted."""
-        if "|" in value and value.count("|") >= 2:  # "<ErrorId>|<ExceptionType>|<text>"
+        if value.lstrip().startswith("{"):  # details as {localizedString, ClassName, Message}
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                return json.dumps(self.value(parsed), ensure_ascii=False)
+        if value.count("|") >= 2:  # "<ErrorId>|<ExceptionType>|<text>"
             error_id, exception_type, text = value.split("|", 2)
             return f"{error_id}|{exception_type}|{self.message(text)}"
-        value = _QUOTED.sub(lambda m: m.group().replace(m.group(1) or m.group(2),
-                                                         self.name(m.group(1) or m.group(2))),
-                            value)
-        return _EMAIL_OR_GUID.sub(self._token, value)
+        return _MESSAGE_TOKEN.sub(self._message_token, value)
+
+    def _message_token(self, match: re.Match[str]) -> str:
+        kind = match.lastgroup
+        if kind in ("single", "double"):
+            quote = match.group()[0]
+            return f"{quote}{self.name(match.group(kind))}{quote}"
+        return self._token(match)
 
     def url(self, value: str) -> str:
         return _GUID_ONLY.sub(lambda m: self.guid(m.group()), value)
