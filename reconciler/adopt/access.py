@@ -26,6 +26,7 @@ from reconciler.model import (
     Mailbox,
     Resource,
 )
+from reconciler.safe import json_text
 
 FORMAT_VERSION = "1.0"
 RIGHT_LABELS = {
@@ -210,9 +211,10 @@ def _who(a: Access) -> str:
 
 
 def to_json(rows: list[Access], query: dict[str, str], origin: str) -> str:
-    return json.dumps({"format_version": FORMAT_VERSION, "kind": "reconciler-access",
-                       "origin": origin, "query": query,
-                       "access": [asdict(a) for a in rows]}, indent=2, ensure_ascii=False) + "\n"
+    return json_text(json.dumps({"format_version": FORMAT_VERSION, "kind": "reconciler-access",
+                                 "origin": origin, "query": query,
+                                 "access": [asdict(a) for a in rows]},
+                                indent=2, ensure_ascii=False)) + "\n"
 
 
 def to_csv(rows: list[Access]) -> str:

@@ -14,7 +14,9 @@ import sys
 import click
 
 from reconciler import __version__, collector
+from reconciler.cli.output import echo
 from reconciler.errors import InputError, ReconcilerError
+from reconciler.safe import LogFormatter, message
 
 # name -> one-line summary (shown by --help without importing every module)
 COMMANDS: dict[str, str] = {
@@ -69,16 +71,19 @@ class _LazyGroup(click.Group):
         except InputError as e:
             report_problems(e)
         except ReconcilerError as e:
-            click.echo(f"Error: {e}", err=True)
+            echo(f"Error: {message(str(e))}", err=True)
         except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
+            echo("Interrupted.", err=True)
             ctx.exit(130)
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+        except click.ClickException as e:
+            e.message = message(e.message)  # it may quote an argument: shown, not obeyed
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as e:  # a bug: say so plainly; the traceback is for -vv
             logging.getLogger("reconciler").debug("unexpected error", exc_info=True)
-            click.echo(f"Error: unexpected {type(e).__name__}: {e} (this is a bug; run with "
-                       f"-vv for the traceback and report it)", err=True)
+            echo(f"Error: unexpected {type(e).__name__}: {message(str(e))} (this is a bug; run "
+                 f"with -vv for the traceback and report it)", err=True)
         ctx.exit(EXIT_ERROR)
 
     @staticmethod
@@ -107,9 +112,10 @@ def cli(verbose: int) -> None:
     (with --detailed-exitcode, and always for drift).
     """
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    # Log records quote data (names, Exchange's answers): shown, cut, never obeyed.
+    handler.setFormatter(LogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def report_problems(error: InputError) -> None:
@@ -120,13 +126,13 @@ def report_problems(error: InputError) -> None:
     for problem in error.problems:
         where = problem.source
         prefix = f"{relative(where.file)}:{where.line}:{where.column}: " if where else ""
-        click.echo(f"{prefix}error: {problem.message}", err=True)
-        if in_github_actions():
+        echo(message(f"{prefix}error: {problem.message}"), err=True)
+        if in_github_actions():  # already escaped for the runner: written as it is
             click.echo(github_annotation(
                 "error", problem.message, relative(where.file) if where else None,
                 where.line if where else None, where.column if where else None))
     count = len(error.problems)
-    click.echo(f"{count} error{'s' if count != 1 else ''}; nothing was changed.", err=True)
+    echo(f"{count} error{'s' if count != 1 else ''}; nothing was changed.", err=True)
 
 
 def main() -> None:
@@ -137,6 +143,6 @@ def main() -> None:
         e.show()
         sys.exit(EXIT_ERROR)
     except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+        echo("Aborted.", err=True)
         sys.exit(EXIT_ERROR)
     sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from reconciler.cli.options import repository_argument, trace_options
+from reconciler.cli.output import echo
 from reconciler.errors import ReconcilerError
 
 FORMATS = ("text", "json", "csv")
@@ -69,9 +70,9 @@ def command(path: Path, mailbox: str | None, user: str | None, customers: tuple[
         rows = sorted((a for i in indexes for a in i.of_user(user)), key=access.order_key)
         query = {"user": user}
     if fmt == "json":
-        click.echo(access.to_json(rows, query, origin), nl=False)
+        echo(access.to_json(rows, query, origin), nl=False)
     elif fmt == "csv":
-        click.echo(access.to_csv(rows), nl=False)
+        echo(access.to_csv(rows), nl=False)
     else:
-        click.echo(access.render_text(rows, mailbox=mailbox, user=user, origin=origin,
+        echo(access.render_text(rows, mailbox=mailbox, user=user, origin=origin,
                                       resource=resource), nl=False)

@@ -10,8 +10,9 @@ import click
 
 from reconciler.cli import EXIT_ERROR, EXIT_OK
 from reconciler.cli.options import live_option, repository_option, trace_options
-from reconciler.cli.output import use_colour
+from reconciler.cli.output import echo, use_colour
 from reconciler.errors import ReconcilerError
+from reconciler.safe import message, visible
 
 
 def apply_progress(stream: TextIO):  # type: ignore[no-untyped-def]
@@ -22,14 +23,14 @@ def apply_progress(stream: TextIO):  # type: ignore[no-untyped-def]
     def show(result, ref, done: int, total: int) -> None:  # type: ignore[no-untyped-def]
         if tty:
             end = "\n" if result is not None and done == total else ""
-            stream.write(f"\r\x1b[2KApplying: {done}/{total} {ref.address}: "
-                         f"{ref.op.cmdlet}{end}")
+            stream.write(f"\r\x1b[2KApplying: {done}/{total} {visible(ref.address)}: "
+                         f"{visible(ref.op.cmdlet)}{end}")
             stream.flush()
         elif result is not None:
             how = f" ({result.detail})" if result.detail and result.detail != "done" else ""
             why = f": {result.message}" if result.message else ""
-            stream.write(f"apply [{done}/{total}] {result.status} {ref.address}: "
-                         f"{ref.describe()}{how}{why}\n")
+            stream.write(message(f"apply [{done}/{total}] {result.status} {ref.address}: "
+                                 f"{ref.describe()}{how}{why}") + "\n")
             stream.flush()
 
     return show
@@ -83,7 +84,7 @@ def render_report(report) -> str:  # type: ignore[no-untyped-def]
     if failed or skipped:
         out.append("")
         out.append("Run plan again: it shows only what remains to do.")
-    return "\n".join(out) + "\n"
+    return "\n".join(message(line) for line in out) + "\n"
 
 
 def _verify_saved(target: Path, plan, desired, backend_for, root: Path,  # type: ignore[no-untyped-def]
@@ -107,22 +108,22 @@ def _verify_saved(target: Path, plan, desired, backend_for, root: Path,  # type:
         raise ReconcilerError(f"plan refused: could not re-read the state it was made "
                               f"against, so cannot tell whether it is current: {e}") from e
     if recheck.applied_on is not None and not recheck.differences:
-        click.echo(f"{target} was already applied on {recheck.applied_on}; nothing to do.")
+        echo(f"{target} was already applied on {recheck.applied_on}; nothing to do.")
         sys.exit(EXIT_OK)
     if recheck.refusals and not allow_large_changes:
         for refusal in recheck.refusals:
-            click.echo(f"Error: plan refused: {refusal.message}", err=True)
-        click.echo("Nothing was changed. If the plan is what you want, run again with "
+            echo(f"Error: plan refused: {message(refusal.message)}", err=True)
+        echo("Nothing was changed. If the plan is what you want, run again with "
                    "--allow-large-changes.", err=True)
         sys.exit(EXIT_ERROR)
     if recheck.differences:
         why = (f"it was applied on {recheck.applied_on}, and since then" if recheck.applied_on
                else "since it was made,")
-        click.echo(f"Error: plan refused: {target} is stale; {why} the live or desired state "
+        echo(f"Error: plan refused: {target} is stale; {why} the live or desired state "
                    f"has changed for:", err=True)
         for line in recheck.differences:
-            click.echo(f"  {line}", err=True)
-        click.echo("Nothing was changed. Make a new plan and review it.", err=True)
+            echo(f"  {message(line)}", err=True)
+        echo("Nothing was changed. Make a new plan and review it.", err=True)
         sys.exit(EXIT_ERROR)
 
 
@@ -188,7 +189,7 @@ def command(target: Path, repo: Path | None, live_source: str | None,
         else:
             plan = make_plan(root, live_source=live_source, customers=customers or None,
                              progress=progress_printer(sys.stderr.isatty())).plan
-            click.echo(render_text(plan, colour=use_colour()), nl=False)
+            echo(render_text(plan, colour=use_colour()), nl=False)
         _apply(plan, target if saved_mode else None, root, live_source, auto_approve,
                allow_large_changes, journal_dir, verify_wait)
 
@@ -207,7 +208,7 @@ def _apply(plan, target: Path | None, root: Path, live_source: str | None,  # ty
     refuse_over_limits(plan, allow_large_changes, "Nothing was changed.")
     if not plan.has_changes:
         if target is not None:
-            click.echo("No changes. The saved plan has nothing to apply.")
+            echo("No changes. The saved plan has nothing to apply.")
         sys.exit(EXIT_OK)
 
     desired = load(root)
@@ -229,17 +230,17 @@ def _apply(plan, target: Path | None, root: Path, live_source: str | None,  # ty
                            execution=ExecutionOptions(create_wait=verify_wait))
     report = apply_plan(plan, desired, backend_for, root=root, options=options,
                         progress=apply_progress(sys.stderr))
-    click.echo(render_report(report), nl=False)
+    echo(render_report(report), nl=False)
     sys.exit(EXIT_OK if report.ok else EXIT_ERROR)
 
 
 def _ask() -> None:
     """Approval on the terminal; with none (CI, a pipe), refuse: nobody reviewed the plan."""
     if not sys.stdin.isatty():
-        click.echo("Error: not applying without approval: no terminal to ask on. Use "
+        echo("Error: not applying without approval: no terminal to ask on. Use "
                    "--auto-approve, or save a plan with `reconciler plan --out` and "
                    "apply that.", err=True)
         sys.exit(EXIT_ERROR)
     if not click.confirm("Apply these changes?", default=False):
-        click.echo("Apply cancelled; nothing was changed.", err=True)
+        echo("Apply cancelled; nothing was changed.", err=True)
         sys.exit(EXIT_ERROR)

@@ -10,6 +10,7 @@ import click
 
 from reconciler.cli import EXIT_ERROR
 from reconciler.cli.options import repository_argument
+from reconciler.cli.output import echo
 from reconciler.errors import ReconcilerError
 
 
@@ -58,19 +59,19 @@ def command(path: Path, out: str | None, check: bool, default_owners: tuple[str,
     if out == "-":
         if check:
             raise click.UsageError("--check compares with a file; give --out FILE, not '-'")
-        click.echo(text, nl=False)
+        echo(text, nl=False)
         return
     target = Path(out) if out else path / DEFAULT_LOCATION
     if check:
         if is_current(target, text):
-            click.echo(f"{target} is up to date.", err=True)
+            echo(f"{target} is up to date.", err=True)
             return
         current = target.read_text(encoding="utf-8") if target.is_file() else ""
         diff = difflib.unified_diff(current.splitlines(keepends=True),
                                     text.splitlines(keepends=True),
                                     fromfile=str(target), tofile="expected")
         sys.stderr.writelines(diff)
-        click.echo(f"{target} is out of date: run `reconciler codeowners` and commit it.",
+        echo(f"{target} is out of date: run `reconciler codeowners` and commit it.",
                    err=True)
         sys.exit(EXIT_ERROR)
     try:
@@ -78,4 +79,4 @@ def command(path: Path, out: str | None, check: bool, default_owners: tuple[str,
         target.write_text(text, encoding="utf-8")
     except OSError as e:
         raise ReconcilerError(f"cannot write {target}: {e.strerror}") from e
-    click.echo(f"Wrote {target}.", err=True)
+    echo(f"Wrote {target}.", err=True)

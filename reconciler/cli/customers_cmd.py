@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from reconciler.cli.options import repository_argument
+from reconciler.cli.output import echo
 
 
 @click.command("customers")
@@ -32,13 +33,13 @@ def command(path: Path, as_json: bool, key_variable: str | None) -> None:
         (cid,) = select_customers(desired, [key_variable])
         reference = desired.customers[cid].customer.tenant.certificate_key or ""
         if reference.startswith("env:"):
-            click.echo(reference.removeprefix("env:"))
+            echo(reference.removeprefix("env:"))
         return
     ids = sorted(desired.customers)
     if as_json:
-        click.echo(json.dumps(ids))
+        echo(json.dumps(ids))
         return
     for cid in ids:
         state = desired.customers[cid]
-        click.echo(f"{cid}\t{state.customer.name}\t{len(state.customer.sites)} site(s)\t"
+        echo(f"{cid}\t{state.customer.name}\t{len(state.customer.sites)} site(s)\t"
                    f"{len(state.resources)} resource(s)")

@@ -14,6 +14,7 @@ from reconciler.cli.options import (
     repository_argument,
     trace_options,
 )
+from reconciler.cli.output import echo
 from reconciler.errors import ReconcilerError
 
 FORMATS = ("text", "markdown", "json", "html")
@@ -62,11 +63,11 @@ def command(path: Path, live_source: str | None, customers: tuple[str, ...], fmt
     else:
         text = render_text(report)
     if out is None:
-        click.echo(text, nl=False)
+        echo(text, nl=False)
     else:
         try:
             out.write_text(text, encoding="utf-8")
         except OSError as e:
             raise ReconcilerError(f"cannot write the report to {out}: {e.strerror}") from e
-        click.echo(f"Wrote the drift report to {out}. {report.summary_line()}", err=True)
+        echo(f"Wrote the drift report to {out}. {report.summary_line()}", err=True)
     sys.exit(EXIT_CHANGES if report.has_drift else EXIT_OK)

@@ -9,7 +9,9 @@ from pathlib import Path
 import click
 
 from reconciler.cli.options import live_option, repository_argument, trace_options
+from reconciler.cli.output import echo
 from reconciler.errors import ReconcilerError
+from reconciler.safe import json_text
 
 FORMATS = ("json", "csv", "yaml")
 
@@ -44,13 +46,14 @@ def command(customer: str, path: Path, live_source: str | None, out: Path, fmt: 
         backend.close()
     inventory = inventory_of(state.customer, raw)
     for warning in inventory.warnings:
-        click.echo(f"Warning: {warning}", err=True)
+        echo(f"Warning: {warning}", err=True)
     if fmt == "json":
-        text = json.dumps(snapshot_of(state.customer, raw), indent=1, ensure_ascii=False) + "\n"
+        text = json_text(json.dumps(snapshot_of(state.customer, raw), indent=1,
+                                    ensure_ascii=False)) + "\n"
     else:
         text = to_csv(inventory) if fmt == "csv" else to_yaml(inventory)
     try:
         out.write_text(text, encoding="utf-8", newline="")
     except OSError as e:
         raise ReconcilerError(f"cannot write {out}: {e.strerror}") from e
-    click.echo(f"Exported {customer} as {fmt} to {out}.", err=True)
+    echo(f"Exported {customer} as {fmt} to {out}.", err=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from reconciler.cli.options import live_option, repository_argument, trace_options
+from reconciler.cli.output import echo
 
 
 @click.command("import")
@@ -31,15 +32,15 @@ def command(customer: str, path: Path, live_source: str | None, dry_run: bool) -
     result = import_customer(path, customer, live_source=live_source, dry_run=dry_run,
                              progress=progress_printer(sys.stderr.isatty()))
     for warning in result.warnings:
-        click.echo(f"Warning: {warning}", err=True)
+        echo(f"Warning: {warning}", err=True)
     verb = "Would add" if dry_run else "Added"
     for relative, ids in sorted(result.added.items()):
         created = " (new file)" if relative in result.created_files else ""
-        click.echo(f"{verb} {len(ids)} to {relative}{created}: {', '.join(ids)}")
+        echo(f"{verb} {len(ids)} to {relative}{created}: {', '.join(ids)}")
     if not result.count:
-        click.echo(f"Nothing to import: every mailbox of {customer} worth declaring is declared "
+        echo(f"Nothing to import: every mailbox of {customer} worth declaring is declared "
                    f"already ({result.already_declared}).")
     elif not dry_run:
-        click.echo(f"Imported {result.count} resource(s) of {customer}; "
+        echo(f"Imported {result.count} resource(s) of {customer}; "
                    f"{result.already_declared} were declared already. Check with: "
                    f"reconciler plan {path} --customer {customer}")

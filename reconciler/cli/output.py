@@ -1,11 +1,15 @@
 """Terminal conventions shared by every command: colour only when wanted (NO_COLOR,
-non-terminals), GitHub Actions annotations."""
+non-terminals), GitHub Actions annotations, and one way to write output that holds data."""
 
 from __future__ import annotations
 
 import os
 import sys
 from typing import TextIO
+
+import click
+
+from reconciler.safe import annotation, screen
 
 
 def use_colour(stream: TextIO | None = None) -> bool:
@@ -16,6 +20,12 @@ def use_colour(stream: TextIO | None = None) -> bool:
         return True
     stream = stream or sys.stdout
     return hasattr(stream, "isatty") and stream.isatty()
+
+
+def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """Write output that may quote data: whatever rendered it, no control character but this
+    program's own colours reaches the terminal, and no line starts a workflow command."""
+    click.echo(screen(text), err=err, nl=nl)
 
 
 def in_github_actions() -> bool:
@@ -58,16 +68,8 @@ def _pull_request_head() -> str | None:
 
 def github_annotation(level: str, message: str, file: str | None = None,
                       line: int | None = None, col: int | None = None) -> str:
-    """A workflow command that GitHub shows inline on the pull request's diff."""
-    props = []
-    if file:
-        props.append(f"file={file}")
-    if line:
-        props.append(f"line={line}")
-    if col:
-        props.append(f"col={col}")
-    escaped = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    return f"::{level} {','.join(props)}::{escaped}" if props else f"::{level}::{escaped}"
+    """A workflow command that GitHub shows inline on the pull request's diff, escaped."""
+    return annotation(level, message, file=file, line=line, col=col)
 
 
 def relative(path: str) -> str:

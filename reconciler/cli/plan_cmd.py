@@ -14,9 +14,10 @@ from reconciler.cli.options import (
     repository_argument,
     trace_options,
 )
-from reconciler.cli.output import github_source_url, use_colour
+from reconciler.cli.output import echo, github_source_url, use_colour
 from reconciler.errors import ReconcilerError
 from reconciler.plan.plan import Plan
+from reconciler.safe import message, visible
 
 FORMATS = ("text", "markdown", "json")
 
@@ -28,7 +29,7 @@ def progress_printer(enabled: bool):  # type: ignore[no-untyped-def]
 
     def show(current: str, done: int, total: int) -> None:
         end = "\n" if done == total else ""
-        sys.stderr.write(f"\r\x1b[2KReading live state: {done}/{total} {current}{end}")
+        sys.stderr.write(f"\r\x1b[2KReading live state: {done}/{total} {visible(current)}{end}")
         sys.stderr.flush()
 
     return show
@@ -39,8 +40,8 @@ def refuse_over_limits(plan: Plan, allowed: bool, hint: str) -> None:
     if not plan.refusals or allowed:
         return
     for refusal in plan.refusals:
-        click.echo(f"Error: plan refused: {refusal.message}", err=True)
-    click.echo(f"{hint} If the plan is what you want, run again with --allow-large-changes.",
+        echo(f"Error: plan refused: {message(refusal.message)}", err=True)
+    echo(f"{hint} If the plan is what you want, run again with --allow-large-changes.",
                err=True)
     sys.exit(EXIT_ERROR)
 
@@ -88,11 +89,11 @@ def command(path: Path, live_source: str | None, customers: tuple[str, ...],
     context = RenderContext(changed_since=changed_since, in_scope=result.in_scope,
                             source_url=github_source_url(str(path)))
     if fmt == "json":
-        click.echo(plan.to_json(), nl=False)
+        echo(plan.to_json(), nl=False)
     elif fmt == "markdown":
-        click.echo(render_markdown(plan, context=context))
+        echo(render_markdown(plan, context=context))
     else:
-        click.echo(render_text(plan, colour=use_colour(), context=context), nl=False)
+        echo(render_text(plan, colour=use_colour(), context=context), nl=False)
 
     refuse_over_limits(plan, allow_large_changes, "Review the plan.")
     if out is not None:
@@ -100,5 +101,5 @@ def command(path: Path, live_source: str | None, customers: tuple[str, ...],
             out.write_text(plan.to_json(), encoding="utf-8")
         except OSError as e:
             raise ReconcilerError(f"cannot write the plan to {out}: {e.strerror}") from e
-        click.echo(f"Saved the plan to {out}. Apply it with: reconciler apply {out}", err=True)
+        echo(f"Saved the plan to {out}. Apply it with: reconciler apply {out}", err=True)
     sys.exit(EXIT_CHANGES if detailed_exitcode and plan.has_changes else EXIT_OK)

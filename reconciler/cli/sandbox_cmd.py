@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from reconciler.cli.options import repository_argument
+from reconciler.cli.output import echo
 from reconciler.errors import ReconcilerError, did_you_mean
 from reconciler.live.reader import has_archive
 
@@ -63,11 +64,11 @@ _PATH = repository_argument
 
 def _report(results: list[tuple[str, str]], target: Path) -> None:
     if not results:
-        click.echo("No seed snapshots found: nothing to do.")
+        echo("No seed snapshots found: nothing to do.")
     for customer, what in results:
         verb = {"created": "created", "reset": "reset to its seed",
                 "kept": "kept (already present; `reconciler sandbox reset` restores the seed)"}
-        click.echo(f"{customer}: {verb[what]} -> {target / (customer + '.json')}")
+        echo(f"{customer}: {verb[what]} -> {target / (customer + '.json')}")
 
 
 @command.command("init")
@@ -123,8 +124,8 @@ def show(path: Path, customers: tuple[str, ...]) -> None:
                               f"{path}` first")
     for i, file in enumerate(files):
         if i:
-            click.echo()
-        click.echo("\n".join(summarise(file)))
+            echo()
+        echo("\n".join(summarise(file)))
 
 
 def summarise(file: Path) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from reconciler.cli.options import repository_argument
+from reconciler.cli.output import echo
 from reconciler.emulator.faults import ALL_KINDS, FaultConfig, FaultKind
 from reconciler.errors import ReconcilerError
 
@@ -113,14 +114,14 @@ def _run(service: Any, served: list[str], port: int, directory: Path, apps: bool
     context, ca_file = self_signed_tls(directory.parent)
     service.start(port=port, ssl_context=context)
     url = service.url
-    click.echo("\n".join(served))
-    click.echo(f"Serving on {url} (Exchange gateway and sign-in).")
-    click.echo("Point the connector at it with:")
-    click.echo(f"  export SSL_CERT_FILE={ca_file}")
-    click.echo(f"  export RECONCILER_EXCHANGE_URL={url} RECONCILER_AUTHORITY_HOST={url}")
+    echo("\n".join(served))
+    echo(f"Serving on {url} (Exchange gateway and sign-in).")
+    echo("Point the connector at it with:")
+    echo(f"  export SSL_CERT_FILE={ca_file}")
+    echo(f"  export RECONCILER_EXCHANGE_URL={url} RECONCILER_AUTHORITY_HOST={url}")
     if not apps:
-        click.echo("No --app registered: every sign-in will be refused (AADSTS700016).")
-    click.echo("Ctrl+C to stop.", nl=True)
+        echo("No --app registered: every sign-in will be refused (AADSTS700016).")
+    echo("Ctrl+C to stop.", nl=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -11,8 +11,9 @@ from pathlib import Path
 import click
 
 from reconciler.cli.options import repository_argument
-from reconciler.cli.output import github_annotation, in_github_actions
+from reconciler.cli.output import echo, github_annotation, in_github_actions
 from reconciler.errors import InputError, Problem
+from reconciler.safe import json_text, message
 from reconciler.words import plural
 
 
@@ -68,7 +69,7 @@ def command(path: Path, fmt: str) -> None:
     except Exception as e:  # a defect, not the user's input: one line, details with -vv
         logging.getLogger(__name__).debug("validate failed", exc_info=True)
         raise click.ClickException(
-            f"internal error while validating {path}: {type(e).__name__}: {e} "
+            f"internal error while validating {path}: {type(e).__name__}: {message(str(e))} "
             "(please report it; run with -vv for details)") from None
     else:
         problems, warnings = [], state.warnings
@@ -77,20 +78,21 @@ def command(path: Path, fmt: str) -> None:
         for w in warnings:
             where = _as_dict(w)
             prefix = f"{where['file']}:{where['line']}:{where['column']}: " if w.source else ""
-            click.echo(f"{prefix}warning: {w.message}", err=True)
+            echo(message(f"{prefix}warning: {w.message}"), err=True)
     if fmt == "json":
-        click.echo(json.dumps([_as_dict(p) for p in problems], indent=2, ensure_ascii=False))
+        echo(json_text(json.dumps([_as_dict(p) for p in problems], indent=2,
+                                  ensure_ascii=False)))
     else:
         for p in problems:
             where = _as_dict(p)
             prefix = (f"{where['file']}:{where['line']}:{where['column']}: "
                       if p.source else "")
-            click.echo(f"{prefix}error: {p.message}", err=True)
+            echo(message(f"{prefix}error: {p.message}"), err=True)
         if problems:
-            click.echo(f"{plural(len(problems), 'problem')} found in {path}.", err=True)
+            echo(f"{plural(len(problems), 'problem')} found in {path}.", err=True)
         else:
             n = sum(len(c.resources) for c in state.customers.values())
-            click.echo(f"{path}: valid ({plural(len(state.customers), 'customer')}, "
+            echo(f"{path}: valid ({plural(len(state.customers), 'customer')}, "
                        f"{plural(n, 'resource')}).", err=True)
     if in_github_actions():
         # GitHub reads workflow commands from both streams; keep stdout pure JSON when asked.

@@ -8,46 +8,49 @@ from __future__ import annotations
 
 from reconciler.drift.report import CLASSES, EXPLANATIONS, LABELS, DriftItem, DriftReport
 from reconciler.render.common import attribute_lines
-from reconciler.render.markdown import BUDGET
+from reconciler.render.markdown import BUDGET, inline
+from reconciler.safe import PLAN_LIMIT, message, visible
 
 LEGEND = "Differences read live -> YAML: '-' only live, '+' only in YAML."
 
 
 def _site(site: str) -> str:
-    return "(customer level)" if site == "-" else site
+    return "(customer level)" if site == "-" else visible(site)
 
 
 def _head(item: DriftItem) -> str:
     change = item.change
-    text = f"{change.type} {change.id}"
+    text = f"{visible(change.type)} {visible(change.id)}"
     if change.moved_from:
-        text += f" (located at {change.moved_from} live)"
+        text += f" (located at {visible(change.moved_from)} live)"
     return text
 
 
 def render_text(report: DriftReport) -> str:
     out: list[str] = [report.summary_line(), ""]
     for warning in report.warnings:
-        out.append(f"Warning: {warning}")
+        out.append(f"Warning: {message(warning)}")
     if report.warnings:
         out.append("")
     for cid in sorted(report.records):
         record = report.records[cid]
         if record.commit:
-            out.append(f"Last applied ({cid}): {record.ref} at {record.commit[:12]}")
+            out.append(f"Last applied ({visible(cid)}): {visible(record.ref)} at "
+                       f"{visible(record.commit[:12])}")
     if any(r.commit for r in report.records.values()):
         out.append("")
     if report.items:
         out += [LEGEND, ""]
     for (customer, site), items in report.by_site():
-        out.append(f"# {customer} / {_site(site)}")
+        out.append(f"# {visible(customer)} / {_site(site)}")
         for item in items:
             out.append(f"  [{LABELS[item.drift_class]}] {_head(item)}")
             out.extend(f"      {line.marker} {line.text}"
                        for line in attribute_lines(item.change))
-            out.extend(f"      # {note}" for note in item.change.notes)
+            out.extend(f"      # {visible(note, limit=PLAN_LIMIT)}"
+                       for note in item.change.notes)
             if item.change.source:
-                out.append(f"      # declared at {item.change.source}")
+                out.append(f"      # declared at {visible(item.change.source)}")
         out.append("")
     if report.items:
         out.append(report.summary_line())
@@ -62,7 +65,8 @@ def render_markdown(report: DriftReport, *, title: str = "Drift report",
     head += ["| customer | site | " + " | ".join(LABELS[c] for c in CLASSES) + " |",
              "|---|---|" + "---:|" * len(CLASSES)]
     for row in report.site_summary():
-        head.append(f"| {row['customer']} | {row['site']} | "
+        head.append(f"| {inline(row['customer'], cell=True)} | "
+                    f"{inline(row['site'], cell=True)} | "
                     + " | ".join(str(row[c]) for c in CLASSES) + " |")
     head.append("")
     head += [f"- **{LABELS[c]}**: {EXPLANATIONS[c]}" for c in CLASSES]
@@ -70,8 +74,9 @@ def render_markdown(report: DriftReport, *, title: str = "Drift report",
     for cid in sorted(report.records):
         record = report.records[cid]
         if record.commit:
-            head.append(f"Last applied for `{cid}`: `{record.ref}` at `{record.commit[:12]}`")
-    head += [f"> :warning: {_md_escape(w)}" for w in report.warnings]
+            head.append(f"Last applied for `{_code(cid)}`: `{_code(record.ref)}` at "
+                        f"`{_code(record.commit[:12])}`")
+    head += [f"> :warning: {inline(message(w))}" for w in report.warnings]
     head.append("")
     text = "\n".join(head)
     shown = 0
@@ -87,18 +92,19 @@ def render_markdown(report: DriftReport, *, title: str = "Drift report",
     return text + "\n"
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("<", "&lt;").replace(">", "&gt;")
+def _code(text: str) -> str:
+    """Data inside a Markdown code span, which shows entities as typed: no backtick to end it."""
+    return visible(text).replace("`", "'")
 
 
 def _section(item: DriftItem) -> str:
     change = item.change
-    summary = (f"<code>{_md_escape(change.address)}</code> "
+    summary = (f"<code>{inline(change.address)}</code> "
                f"<b>{LABELS[item.drift_class]}</b>")
     body = [f"{line.marker} {line.text}" for line in attribute_lines(change)]
-    body += [f"# {note}" for note in change.notes]
+    body += [f"# {visible(note, limit=PLAN_LIMIT)}" for note in change.notes]
     if change.moved_from:
-        body.append(f"# located at {change.moved_from} live")
+        body.append(f"# located at {visible(change.moved_from)} live")
     out = [f"\n<details><summary>{summary}</summary>\n", "```diff"]
     out += [line.replace("```", "'''") for line in body]
     out += ["```", "</details>"]

@@ -22,6 +22,7 @@ from typing import Any
 
 from reconciler.drift.record import AppliedRecord
 from reconciler.plan.plan import Change
+from reconciler.safe import json_text
 
 FORMAT_VERSION = "1.0"
 REPORT_KIND = "reconciler-drift"
@@ -126,4 +127,4 @@ class DriftReport:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        return json_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False)) + "\n"

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.safe import json_text
+
 FORMAT_VERSION = "1.0"
 SUPPORTED_MAJOR = 1
 ACTIONS = ("create", "update", "delete", "move", "unmanaged")
@@ -138,7 +140,8 @@ class Plan:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+        # Escaped where a terminal would obey a character: the same data, safe to print.
+        return json_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False)) + "\n"
 
 
 def checksum_of(format_version: str, changes: Iterable[Mapping[str, Any]]) -> str:

@@ -13,6 +13,7 @@ from deepdiff import DeepDiff
 
 from reconciler.model import location_label
 from reconciler.plan.plan import Change, Operation, Plan
+from reconciler.safe import PLAN_LIMIT, cut, visible
 from reconciler.words import plural
 
 MARKERS = {"create": "+", "update": "~", "delete": "-", "move": ">", "unmanaged": "?"}
@@ -107,6 +108,7 @@ def value_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
+        value = cut(value, PLAN_LIMIT)  # a reviewer reads a long value's start and its length
         plain = value and value == value.strip() and "\n" not in value and value != "(unset)"
         return value if plain else json.dumps(value, ensure_ascii=False)
     if isinstance(value, Mapping):
@@ -178,8 +180,18 @@ def _mapping_lines(key: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> 
     return lines
 
 
+def _safe_lines(lines: list[Line]) -> list[Line]:
+    """Values, keys and principals are data: shown, never obeyed (controls as ``\\x1b``),
+    and a line cut when absurdly long."""
+    return [Line(line.marker, visible(line.text, limit=2 * PLAN_LIMIT)) for line in lines]
+
+
 def attribute_lines(change: Change) -> list[Line]:
-    """The attribute-level difference of a change, setting by setting."""
+    """The attribute-level difference of a change, setting by setting, safe to print."""
+    return _safe_lines(_attribute_lines(change))
+
+
+def _attribute_lines(change: Change) -> list[Line]:
     before, after = change.before or {}, change.after or {}
     if change.action in ("create", "delete", "unmanaged"):
         marker = "+" if change.action == "create" else "-" if change.action == "delete" else " "
@@ -217,12 +229,13 @@ def _ps_value(value: Any) -> str:
         return ",".join(_ps_value(v) for v in value)
     if isinstance(value, int):
         return str(value)
-    text = str(value)
+    text = cut(str(value), PLAN_LIMIT)
     return "'" + text.replace("'", "''") + "'"
 
 
 def powershell(op: Operation) -> str:
-    """An operation as the PowerShell line an Exchange admin would recognise."""
+    """An operation as the PowerShell line an Exchange admin would recognise, every control
+    character in it shown (a message's escape sequences must not redraw the terminal)."""
     parts = [op.cmdlet]
     for name, value in op.parameters.items():
         if value is True and name not in ("AutoMapping", "DeliverToMailboxAndForward"):
@@ -231,4 +244,4 @@ def powershell(op: Operation) -> str:
             parts.append(f"-{name}:{_ps_value(value)}")
         else:
             parts.append(f"-{name} {_ps_value(value)}")
-    return " ".join(parts)
+    return visible(" ".join(parts), limit=None)

@@ -5,6 +5,8 @@ resources in one closing section. Kept under GitHub's comment limit by summarisi
 
 from __future__ import annotations
 
+import html
+
 from reconciler.model import site_label
 from reconciler.plan.plan import Change, Plan
 from reconciler.render.common import (
@@ -20,6 +22,7 @@ from reconciler.render.common import (
     powershell,
     summary_line,
 )
+from reconciler.safe import PLAN_LIMIT, message, visible
 from reconciler.words import plural
 
 GITHUB_COMMENT_LIMIT = 65_536
@@ -31,6 +34,13 @@ DESTRUCTIVE_CMDLETS = frozenset({
     "Remove-RecipientPermission", "Remove-MailboxFolderPermission",
     "Remove-DistributionGroupMember"})
 UNMANAGED_ROWS = 200
+
+
+def inline(text: str, *, cell: bool = False) -> str:
+    """Data inside Markdown prose, HTML or a table cell (``cell``): controls shown, long
+    values cut, no HTML, and in a cell no column break."""
+    escaped = html.escape(visible(text), quote=False)
+    return escaped.replace("|", "\\|") if cell else escaped
 
 
 def is_destructive(change: Change) -> bool:
@@ -47,7 +57,7 @@ def render_markdown(plan: Plan, *, title: str = "Reconciler plan", limit: int = 
     budget = limit - len("\n".join(closing)) - 300
     shown = 0
     for (customer, site), changes in grouped(plan.actionable):
-        heading = f"\n\n#### {customer} / {site_label(site)}\n"
+        heading = f"\n\n#### {inline(customer)} / {inline(site_label(site))}\n"
         for i, change in enumerate(changes):
             section = (heading if i == 0 else "") + _section(change, context)
             if len(text) + len(section) > budget:
@@ -73,8 +83,9 @@ def _head(plan: Plan, title: str, context: RenderContext) -> list[str]:
     else:
         first = f"**No changes.** {no_changes_sentence(context)}"
     head = [f"### {title}", "", first, ""]
-    head += [f"> :no_entry: **Refused:** {refusal.message}" for refusal in plan.refusals]
-    head += [f"> :warning: {warning}" for warning in plan.warnings]
+    head += [f"> :no_entry: **Refused:** {inline(message(refusal.message))}"
+             for refusal in plan.refusals]
+    head += [f"> :warning: {inline(message(warning))}" for warning in plan.warnings]
     if plan.refusals or plan.warnings:
         head.append("")
     if not plan.has_changes:
@@ -85,7 +96,7 @@ def _head(plan: Plan, title: str, context: RenderContext) -> list[str]:
              "|---|---|---:|---:|---:|---:|---:|"]
     for (customer, site), changes in grouped(plan.changes):
         counts = {a: sum(1 for c in changes if c.action == a) for a in MARKERS}
-        head.append(f"| {customer} | {site_label(site)} | {counts['create']} | "
+        head.append(f"| {_cell(customer)} | {_cell(site_label(site))} | {counts['create']} | "
                     f"{counts['update']} | {counts['delete']} | {counts['move']} | "
                     f"{counts['unmanaged']} |")
     s = plan.summary
@@ -105,15 +116,20 @@ def _unmanaged_section(plan: Plan) -> list[str]:
     for change in unmanaged[:UNMANAGED_ROWS]:
         name = (change.before or {}).get("name") or ""
         note = f" {_cell('; '.join(own_notes(change)))} |" if notes else ""
-        out.append(f"| {change.customer} | {site_label(change.site)} | {change.type} | "
-                   f"`{change.id}` | {_cell(str(name))} |{note}")
+        out.append(f"| {_cell(change.customer)} | {_cell(site_label(change.site))} | "
+                   f"{_cell(change.type)} | `{_code(change.id)}` | {_cell(str(name))} |{note}")
     if len(unmanaged) > UNMANAGED_ROWS:
         out += ["", f"…and {len(unmanaged) - UNMANAGED_ROWS} more, in the plan file."]
     return out
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return inline(text, cell=True)
+
+
+def _code(text: str) -> str:
+    """Data in a code span inside a table cell: shown as typed, no backtick or pipe to end it."""
+    return visible(text).replace("`", "'").replace("|", "\\|")
 
 
 def _counts(changes: list[Change]) -> str:
@@ -127,15 +143,18 @@ def _counts(changes: list[Change]) -> str:
 
 def _section(change: Change, context: RenderContext) -> str:
     marker = MARKERS[change.action]
-    summary = f"<code>{marker} {change.type} {change.id}</code> {change_verb(change)}"
+    summary = (f"<code>{marker} {inline(change.type)} {inline(change.id)}</code> "
+               f"{inline(change_verb(change))}")
     if change.source:
         link = context.link(change.source)
-        summary += (f" · <a href=\"{link}\">{change.source}</a>" if link
-                    else f" · <code>{change.source}</code>")
+        summary += (f" · <a href=\"{html.escape(visible(link, limit=None))}\">"
+                    f"{inline(change.source)}</a>" if link
+                    else f" · <code>{inline(change.source)}</code>")
     body = [f"{line.marker} {line.text}" for line in attribute_lines(change)]
-    body += [f"# {note}" for note in own_notes(change)]
+    body += [f"# {visible(note, limit=PLAN_LIMIT)}" for note in own_notes(change)]
     if change.action == "move" and not body:
-        body = [f"# located at {site_label(change.site)} now; no Exchange call is needed"]
+        body = [f"# located at {visible(site_label(change.site))} now; no Exchange call is "
+                "needed"]
     opened = " open" if is_destructive(change) else ""
     out = [f"\n<details{opened}><summary>{summary}</summary>\n", "```diff"]
     out += [line.replace("```", "'''") for line in body]

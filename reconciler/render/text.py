@@ -19,6 +19,7 @@ from reconciler.render.common import (
     powershell,
     summary_line,
 )
+from reconciler.safe import screen
 from reconciler.words import plural
 
 COLOURS = {"+": "32", "-": "31", "~": "33", ">": "36", "?": "2", " ": "0"}
@@ -54,7 +55,9 @@ def render_text(plan: Plan, *, colour: bool = False, show_operations: bool = Tru
     out += [""] if plan.refusals else []
     if plan.has_changes:
         out.append(summary_line(plan))
-    return "\n".join(out).rstrip("\n") + "\n"
+    # Every line quotes data (ids, names, notes, values): each is shown, never obeyed, and a
+    # newline inside one cannot start a line of its own; only the colours above survive.
+    return "\n".join(screen(line, multiline=False) for line in out).rstrip("\n") + "\n"
 
 
 def _unmanaged_section(plan: Plan, colour: bool) -> list[str]:
