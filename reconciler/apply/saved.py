@@ -22,14 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from reconciler.apply.journal import JournalView
 from reconciler.apply.state import AppliedState, parse_location
+from reconciler.desired.schema import SCHEMA_DIR
 from reconciler.errors import ReconcilerError
 from reconciler.live.reader import LiveTenant
 from reconciler.model import DesiredState, Location
 from reconciler.plan.diff import existing_count, safety_refusals
 from reconciler.plan.plan import SUPPORTED_MAJOR, Change, Plan, Refusal, checksum_of
 from reconciler.plan.planner import BackendFactory, plan_desired
+from reconciler.safe import message
 
 # Keys that do not change what apply does: where in YAML a resource is declared moves with
 # unrelated edits to the same file.
@@ -45,6 +49,19 @@ class SavedPlan:
     plan: Plan
     checksum: str
     path: Path
+
+
+def _check_shape(data: Mapping[str, Any], path: Path) -> None:
+    """The plan file against the published plan schema: a field of the wrong shape (a list
+    where parameters are a mapping) is named, never met later as a crash."""
+    schema = json.loads((SCHEMA_DIR / "plan.schema.json").read_text(encoding="utf-8"))
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(schema).iter_errors(data))
+    if error is not None:
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}"
+                        for p in error.absolute_path).lstrip(".") or "(the top level)"
+        raise PlanRefused(f"{path} is not a valid plan: {field}: {message(error.message)}; "
+                          "make the plan again")
 
 
 def load_saved_plan(path: Path) -> SavedPlan:
@@ -70,6 +87,7 @@ def load_saved_plan(path: Path) -> SavedPlan:
     if data.get("checksum") != expected:
         raise PlanRefused(f"plan {path} does not match its checksum: it was changed after it "
                           f"was made (tampered or damaged). Make the plan again.")
+    _check_shape(data, path)
     try:
         plan = Plan(changes=[Change.from_dict(c) for c in changes],
                     warnings=list(data.get("warnings") or ()),

@@ -10,13 +10,16 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import gc
+import os
 import re
+import stat
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from reconciler import secretref
 from reconciler.errors import InputError, Problem
 from reconciler.model import (
     AccessGrant,
@@ -50,6 +53,8 @@ ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 YAML_SUFFIXES = (".yaml", ".yml")
 SETTINGS_FILE = "reconciler.yaml"
 DEFAULT_TEMPLATE = "user_mailbox"
+# All YAML files of a repository together (each file on its own: yamlfile.MAX_FILE_BYTES).
+MAX_REPOSITORY_BYTES = 512 * 1024 * 1024
 
 _ALIAS_DROP = re.compile(r"[^a-z0-9._-]+")
 _DASHES = re.compile(r"-{2,}")
@@ -112,17 +117,18 @@ class _CustomerFiles:
 
 
 def _yaml_files(directory: Path, skip: str) -> list[Path]:
+    """The YAML files of a folder, whatever they are: the loader checks that each is a regular
+    file inside the repository (a FIFO or a directory named x.yaml is not skipped silently)."""
     return sorted(
         p for p in directory.iterdir()
-        if p.suffix in YAML_SUFFIXES and p.is_file() and not p.name.startswith(".")
-        and p.stem != skip
+        if p.suffix in YAML_SUFFIXES and not p.name.startswith(".") and p.stem != skip
     )
 
 
 def _named(directory: Path, stem: str) -> Path | None:
     for suffix in YAML_SUFFIXES:
         candidate = directory / f"{stem}{suffix}"
-        if candidate.is_file():
+        if os.path.lexists(candidate):
             return candidate
     return None
 
@@ -131,6 +137,9 @@ class _Loader:
     def __init__(self, root: Path, cache: ParseCache) -> None:
         self.root = root
         self.cache = cache
+        self.real_root = Path(os.path.realpath(root))
+        self.total_bytes = 0
+        self.over_total = False
         self.problems: list[Problem] = []
         self.state = DesiredState(root=str(root))
         self.provider_doc: YamlDocument | None = None
@@ -187,8 +196,53 @@ class _Loader:
     def at_file(self, path: Path) -> SourceRef:
         return SourceRef(self.display(path), 1, 1)
 
+    def inside(self, path: Path) -> bool:
+        """Whether ``path``, links followed, stays inside the repository: the repository is a
+        closed world, and a link out of it (to /etc/shadow, to another checkout) is an error
+        named here, never followed."""
+        real = Path(os.path.realpath(path))
+        if real == self.real_root or self.real_root in real.parents:
+            return True
+        self.problem(f"{path.name} is a link to a place outside the repository; it is not "
+                     "read (copy what it should hold into the repository)", self.at_file(path))
+        return False
+
+    def regular(self, path: Path) -> bool:
+        """Whether ``path`` is a regular file inside the repository (else an error, recorded)."""
+        if not self.inside(path):
+            return False
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as e:
+            self.problem(f"{path.name} cannot be read: {e.strerror}", self.at_file(path))
+            return False
+        if not stat.S_ISREG(mode):
+            kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                    else "a device or socket")
+            self.problem(f"{path.name} is {kind}, not a YAML file; remove it or rename it "
+                         "without .yaml/.yml", self.at_file(path))
+            return False
+        return True
+
+    def within_total(self, path: Path) -> bool:
+        """Whether the YAML read so far, ``path`` included, is within the repository budget."""
+        self.total_bytes += os.stat(path).st_size
+        if self.total_bytes <= MAX_REPOSITORY_BYTES:
+            return True
+        if not self.over_total:
+            self.over_total = True
+            self.problem(f"the repository's YAML exceeds {MAX_REPOSITORY_BYTES // 2**20} MiB in "
+                         "total here; the rest is not read", self.at_file(path))
+        return False
+
+    def folder(self, path: Path) -> bool:
+        """Whether ``path`` is a folder inside the repository; a link out is an error."""
+        return path.is_dir() and self.inside(path)
+
     def read(self, path: Path, kind: str) -> YamlDocument | None:
         """Parse and schema-check one file; None when it has problems (already recorded)."""
+        if not self.regular(path) or not self.within_total(path):
+            return None
         display = self.display(path)
         try:
             raw = read_bytes(str(path), display)
@@ -244,8 +298,10 @@ class _Loader:
         if not customers_dir.is_dir():
             self.problem(_no_customers(self.root), None)
             return
+        if not self.inside(customers_dir):
+            return
         for cdir in sorted(customers_dir.iterdir()):
-            if cdir.name.startswith(".") or not cdir.is_dir():
+            if cdir.name.startswith(".") or not self.folder(cdir):
                 continue
             if not ID_PATTERN.match(cdir.name):
                 self.problem(f"the folder name '{cdir.name}' is not a valid customer id; use "
@@ -257,17 +313,17 @@ class _Loader:
                              "with 'customer:' and the tenant", self.at_file(cdir))
             files.resource_files = [("-", p) for p in _yaml_files(cdir, "customer")]
             sites_dir = cdir / "sites"
-            if sites_dir.is_dir():
+            if sites_dir.is_dir() and self.inside(sites_dir):
                 for sdir in sorted(sites_dir.iterdir()):
-                    if sdir.is_file() and sdir.suffix in YAML_SUFFIXES \
-                            and not sdir.name.startswith("."):
+                    if sdir.suffix in YAML_SUFFIXES and not sdir.name.startswith(".") \
+                            and not sdir.is_dir():
                         # It would declare nothing: say so rather than ignore what it holds.
                         self.problem(f"{sdir.name} lies in sites/ itself, where no resource "
                                      f"can be located; move it into a site's folder "
                                      f"(sites/<site>/{sdir.name}) or up to the customer's",
                                      self.at_file(sdir))
                         continue
-                    if sdir.name.startswith(".") or not sdir.is_dir():
+                    if sdir.name.startswith(".") or not self.folder(sdir):
                         continue
                     if not ID_PATTERN.match(sdir.name):
                         self.problem(f"the folder name '{sdir.name}' is not a valid site id; "
@@ -314,7 +370,7 @@ class _Loader:
             self.problem(f"this file says customer '{body['id']}' but sits in the folder of "
                          f"customer '{cid}'; the folder name is the customer's id",
                          doc.value_ref(body, "id"))
-        t = body["tenant"]
+        t = {**body["tenant"], **self.secret_refs(doc, body["tenant"])}
         tenant = Tenant(
             id=t["id"].lower(),
             initial_domain=t["initial_domain"].lower(),
@@ -356,6 +412,28 @@ class _Loader:
             owners=tuple(body.get("owners", ())),
             source=doc.where(body),
         )
+
+    def secret_refs(self, doc: YamlDocument, tenant: dict[str, Any]) -> dict[str, str]:
+        """The tenant's secret references, checked: an environment variable no other program
+        reads, a file that is absolute or relative to the repository (made absolute here, so
+        that it does not depend on the working directory) and, where it exists, regular."""
+        out = {}
+        for key in ("certificate_key", "certificate_passphrase", "certificate"):
+            reference = tenant.get(key)
+            if not isinstance(reference, str):
+                continue
+            kind, _, target = reference.partition(":")
+            if kind == "env":
+                why = secretref.env_name_problem(target)
+            elif kind == "file":
+                path = secretref.file_path(target, self.root.resolve())
+                why = secretref.file_problem(path)
+                out[key] = f"file:{path}"
+            else:
+                continue
+            if why:
+                self.problem(f"tenant.{key}: {why}", doc.value_ref(tenant, key))
+        return out
 
     def build_site(self, sid: str, doc: YamlDocument, tenant: Tenant) -> Site:
         body = doc.data["site"]
@@ -764,15 +842,17 @@ class _Entry:
 
 
 def _utc(value: str | None) -> str | None:
-    """ISO-8601 text with a time zone -> 'YYYY-MM-DDTHH:MM:SSZ' in UTC."""
+    """ISO-8601 text with a time zone -> 'YYYY-MM-DDTHH:MM:SSZ' in UTC; text that names no
+    real moment, or none UTC can hold (year 9999 west of Greenwich), stays as written, for
+    :meth:`_ResourceBuilder.timestamp` to report."""
     if value is None:
         return None
     text = _ZONE_SPACE.sub("", value.replace(" ", "T", 1)).replace("z", "Z").replace("t", "T")
     try:
         parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
+        if parsed.tzinfo is None:  # pragma: no cover - the schema requires a zone
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        return parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError):
         return value
-    if parsed.tzinfo is None:  # pragma: no cover - the schema requires a zone
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -24,6 +24,7 @@ from jsonschema.exceptions import ValidationError
 from referencing.jsonschema import DRAFT202012
 
 from reconciler.errors import Problem
+from reconciler.secretref import env_name_problem
 
 from .yamlfile import YamlDocument
 
@@ -179,7 +180,9 @@ def _explain(doc: YamlDocument, error: ValidationError) -> list[Problem]:
         expected = error.validator_value
         names = [expected] if isinstance(expected, str) else list(expected)
         wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in names)
-        shown = "" if secret or not isinstance(value, str | int | float) else f" ({_show(value)})"
+        # Neither a secret nor a whole file that is not YAML at all is ever quoted.
+        quiet = secret or not path or not isinstance(value, str | int | float)
+        shown = "" if quiet else f" ({_show(value)})"
         hint = ""
         if "string" in names and isinstance(value, int | float | bool):
             hint = "; put it in quotes to make it text"
@@ -193,6 +196,9 @@ def _explain(doc: YamlDocument, error: ValidationError) -> list[Problem]:
         return [Problem(f"{name} is {_show(value)}, which is not one of: "
                         f"{', '.join(options)}{hint}", at)]
     if kind == "pattern":
+        if secret and isinstance(value, str) and value.startswith("env:"):
+            why = env_name_problem(value.removeprefix("env:"))
+            return [Problem(f"{name}: {why}", at)]
         if secret:
             return [Problem(f"{name} must be a reference to the secret, env:VARIABLE or "
                             "file:path, never the secret itself (the value written here is not "

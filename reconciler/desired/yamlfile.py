@@ -13,6 +13,8 @@ a size limit on the file, a depth limit, and a limit on how many nodes aliases m
 from __future__ import annotations
 
 import datetime as dt
+import os
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +34,10 @@ MAX_DEPTH = 64
 # A node reached through an alias counts again each time: this bounds what a file may expand to
 # regardless of how it is written. Ten times the file's own size leaves real files far below it.
 MIN_NODE_BUDGET = 100_000
+# The same in bytes of text: one 1 MB string reused through 2,000 aliases is 2 GB once every
+# renderer has written it out. Four times the file's size, at least 8 MiB.
+MIN_BYTE_BUDGET = 8 * 1024 * 1024
+BYTE_BUDGET_FACTOR = 4
 
 _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
@@ -142,7 +148,10 @@ def read_yaml(path: str, display: str) -> YamlDocument:
 def read_bytes(path: str, display: str) -> bytes:
     """The bytes of ``path`` (up to one past the size limit); :class:`YamlError` if unreadable."""
     try:
-        with open(path, "rb") as f:
+        # Non-blocking, then checked: a FIFO put where a file was expected must not hang us.
+        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise _error(display, 1, 1, "not a regular file; a YAML file is expected here")
             return f.read(MAX_FILE_BYTES + 1)
     except OSError as e:
         raise YamlError([Problem(f"cannot read the file: {e.strerror or e}",
@@ -171,7 +180,8 @@ def parse_yaml(raw: bytes, display: str) -> YamlDocument:
     if root is None:
         raise _error(display, 1, 1, "the file is empty (it holds no YAML document)")
     doc = YamlDocument(display, None)
-    walker = _Walker(doc, max(MIN_NODE_BUDGET, 10 * len(raw)))
+    walker = _Walker(doc, max(MIN_NODE_BUDGET, 10 * len(raw)),
+                     max(MIN_BYTE_BUDGET, BYTE_BUDGET_FACTOR * len(raw)))
     doc.data = walker.value(root, 0)
     if walker.problems:
         raise YamlError(walker.problems)
@@ -229,10 +239,11 @@ def _error(display: str, line: int, col: int, message: str) -> YamlError:
 class _Walker:
     """Turns composed nodes into plain data, recording positions and limiting expansion."""
 
-    def __init__(self, doc: YamlDocument, budget: int) -> None:
+    def __init__(self, doc: YamlDocument, budget: int, byte_budget: int) -> None:
         self.doc = doc
         self.marks = doc.marks
         self.budget = budget
+        self.byte_budget = self.byte_limit = byte_budget
         self.exhausted = False
         self.active: set[int] = set()  # containers being walked: an alias to one is a cycle
         self.problems: list[Problem] = []
@@ -240,18 +251,26 @@ class _Walker:
     def fail(self, node: Node, message: str) -> None:
         self.problems.append(Problem(message, self.doc.ref(node)))
 
+    def over_budget(self, node: Node, what: str) -> None:
+        """Once per document, at the node where the expansion budget ran out."""
+        if not self.exhausted:
+            self.exhausted = True
+            self.fail(node, f"{what} (aliases repeated over and over?); write it out plainly")
+
     def value(self, node: Node, depth: int) -> Any:
         self.budget -= 1
         cls = node.__class__
         if cls is ScalarNode:
+            self.byte_budget -= len(node.value)
+            if self.byte_budget < 0:
+                self.over_budget(node, f"the document expands to more than "
+                                       f"{self.byte_limit // (1024 * 1024)} MiB of text")
+                return None
             if node.tag == _STR:
                 return node.value
             return self.scalar(node)
         if self.budget < 0:
-            if not self.exhausted:
-                self.exhausted = True
-                self.fail(node, "the document expands to too many values (aliases repeated "
-                                "over and over?); write it out plainly")
+            self.over_budget(node, "the document expands to too many values")
             return None
         if depth >= MAX_DEPTH:
             self.fail(node, f"the YAML is nested more than {MAX_DEPTH} levels deep")
@@ -317,8 +336,8 @@ def _timestamp(node: ScalarNode) -> str:
     (so that the schema can say what is expected)."""
     try:
         value = _constructor.construct_yaml_timestamp(node)
-    except (ValueError, yaml.YAMLError):
-        return str(node.value)
-    if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if isinstance(value, dt.datetime) and value.tzinfo is not None:
+            return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError, yaml.YAMLError):  # 2026-02-30; past year 9999 in UTC
+        pass
     return str(node.value)

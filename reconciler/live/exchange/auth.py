@@ -27,11 +27,14 @@ from urllib.parse import urlencode
 import httpx
 import msal
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from reconciler import secretref
 from reconciler.live.backend import AuthenticationError, TransientError
 from reconciler.model import Tenant
+from reconciler.secretref import env_name_problem
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +73,33 @@ def read_secret(reference: str, *, what: str) -> bytes:
     """The bytes an ``env:VAR`` or ``file:path`` reference points to (a bare path is a file)."""
     kind, sep, target = reference.partition(":")
     if sep and kind == "env":
+        why = env_name_problem(target)
+        if why:  # validate refuses it too; a tenant built in code must not slip past
+            raise AuthenticationError(f"{what}: {why}")
         value = os.environ.get(target)
         if not value:
             raise AuthenticationError(f"{what}: environment variable {target} is not set")
         return value.encode()
     path = Path(target if sep and kind == "file" else reference).expanduser()
     try:
-        return path.read_bytes()
+        return secretref.read_file(path)
     except OSError as e:
         raise AuthenticationError(f"{what}: cannot read {path}: {e.strerror}") from None
+    except ValueError as e:
+        raise AuthenticationError(f"{what}: {path} is {e}; give the key's own file") from None
+
+
+def _check_private_key(key_pem: bytes, passphrase: bytes | None, tenant: Tenant) -> None:
+    """A key that cannot be read is the user's error, named by where it came from; neither
+    its bytes nor the parser's message (which may quote them) are shown."""
+    try:
+        serialization.load_pem_private_key(key_pem, passphrase)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise AuthenticationError(
+            f"tenant {tenant.id}: the private key in certificate_key "
+            f"({tenant.certificate_key}) cannot be read: it is not a well-formed PEM private "
+            "key, or its passphrase (certificate_passphrase) is wrong or missing; export it "
+            "again (e.g. openssl pkcs8 -topk8 -nocrypt)") from None
 
 
 def _normalise_thumbprint(thumbprint: str) -> str:
@@ -137,6 +158,7 @@ def client_credential(tenant: Tenant) -> dict[str, Any]:
         if b"PRIVATE KEY-----" not in key_pem:
             raise AuthenticationError(
                 "certificate_key must be a PEM private key or a PFX (PKCS#12) file")
+        _check_private_key(key_pem, passphrase, tenant)
         if tenant.certificate:
             cert_pem = read_secret(tenant.certificate, what="certificate")
         elif not tenant.certificate_thumbprint and b"-----BEGIN CERTIFICATE-----" in key_pem:

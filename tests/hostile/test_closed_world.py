@@ -1,0 +1,80 @@
+"""The repository is a closed world: nothing outside it is read, nothing unusual inside it is
+skipped in silence."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.hostile.harness import assert_clean, example_repo, run, tree_digest
+
+CONTOSO = "customers/contoso"
+
+
+def _refused(repo: Path, *needles: str) -> str:
+    """validate and plan both exit 1 naming ``needles``, writing nothing; their output."""
+    before = tree_digest(repo)
+    outputs = []
+    for args in (["validate", str(repo)], ["plan", str(repo)], ["drift", str(repo)]):
+        result = run(args)
+        assert result.exit_code == 1, (args[0], result.output)
+        assert_clean(result)
+        for needle in needles:
+            assert needle in result.stderr, (args[0], needle, result.stderr)
+        outputs.append(result.output)
+    assert tree_digest(repo) == before
+    return "".join(outputs)
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "/etc/hostname"])
+def test_a_yaml_file_linked_outside_is_named_not_read(tmp_path: Path, target: str) -> None:
+    repo = example_repo(tmp_path)
+    os.symlink(target, repo / CONTOSO / "stolen.yaml")
+    output = _refused(repo, "stolen.yaml:1:1:", "outside the repository")
+    assert "root:" not in output and Path(target).read_text()[:20] not in output
+
+
+def test_a_customer_folder_linked_outside_is_not_a_customer(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path)
+    elsewhere = example_repo(tmp_path / "other")
+    os.symlink(elsewhere / CONTOSO, repo / "customers" / "intruder")
+    _refused(repo, "intruder", "outside the repository")
+
+
+def test_a_link_inside_the_repository_is_read(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path, {"shared/extra.yaml": "shared_mailboxes:\n  - name: Linked\n"})
+    os.symlink(repo / "shared" / "extra.yaml", repo / CONTOSO / "extra.yaml")
+    assert run(["validate", str(repo)]).exit_code == 0
+
+
+def test_a_fifo_where_yaml_is_expected_is_an_error(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path)
+    os.mkfifo(repo / CONTOSO / "pipe.yaml")
+    _refused(repo, "pipe.yaml:1:1:", "a FIFO")
+
+
+def test_a_link_to_a_device_is_an_error(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path)
+    os.symlink("/dev/zero", repo / CONTOSO / "zero.yaml")
+    _refused(repo, "zero.yaml:1:1:")
+
+
+def test_a_folder_named_like_a_yaml_file_is_an_error(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path)
+    (repo / CONTOSO / "x.yaml").mkdir()
+    _refused(repo, "x.yaml:1:1:", "a folder")
+
+
+def test_a_reconciler_yaml_that_is_not_a_file_is_an_error(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path)
+    (repo / "reconciler.yaml").unlink()
+    (repo / "reconciler.yaml").mkdir()
+    _refused(repo, "reconciler.yaml:1:1:", "a folder")
+
+
+def test_a_text_file_is_never_quoted(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path, {f"{CONTOSO}/notes.yaml": "PRIVATE notes, not YAML at all\n"})
+    output = _refused(repo, "notes.yaml:1:1:")
+    assert "PRIVATE" not in output
