@@ -138,3 +138,25 @@ def test_ci_runs_the_readme_test_command() -> None:
     readme = (ROOT / "README.md").read_text()
     command = ".venv/bin/ruff check . && .venv/bin/pytest -q"
     assert command in readme and command in (ROOT / ".ci" / "run").read_text()
+
+
+def test_jobs_holding_a_key_install_only_wheels_checked_by_digest() -> None:
+    for path in TEMPLATES.glob("*.yml"):
+        jobs = load_workflow(path)["jobs"]
+        for name, job in jobs.items():
+            runs = [str(step.get("run", "")) for step in job.get("steps", [])]
+            installs = [r for r in runs if "pip install" in r or "pip wheel" in r]
+            if not _secret_names(job):
+                continue
+            # Nothing fetched from an index or a repository where the key is: the wheels were
+            # built by a job without it, and their digest is checked before installing.
+            assert installs, f"{path.name}: {name} installs no reconciler"
+            for script in installs:
+                assert '"$RECONCILER"' not in script and "pip wheel" not in script, name
+                assert "--no-index --find-links wheels" in script, name
+                assert '"$actual" != "$DIGEST"' in script, name
+            builder = [n for n in job["needs"] if n in jobs and "wheels" in
+                       jobs[n].get("outputs", {})] if isinstance(job["needs"], list) else \
+                [job["needs"]]
+            assert len(builder) == 1 and not _secret_names(jobs[builder[0]]), name
+            assert f"needs.{builder[0]}.outputs.wheels" in str(job["steps"]), name
