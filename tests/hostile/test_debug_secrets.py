@@ -1,0 +1,122 @@
+"""A DEBUG-level run of every command, with the key in the environment and the connector
+signing in for real: neither the key nor a token appears in any output, journal, state or
+report, whatever the key's variable is called."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.exchange.conftest import AppCertificate
+from tests.hostile.harness import CONTROL, EXAMPLE
+
+RECONCILER = Path(sys.executable).parent / "reconciler"
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+
+
+def _serve(repo: Path, app_id: str, cert: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    server = subprocess.Popen(
+        [str(RECONCILER), "sandbox", "serve", str(repo), "--port", "0", "--app",
+         f"{app_id}={cert}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert server.stdout is not None
+    lines = []
+    for line in server.stdout:
+        lines.append(line)
+        if line.startswith("Ctrl+C"):
+            break
+    url = next(line.split()[2] for line in lines if line.startswith("Serving on"))
+    ca_file = next(line.split("=", 1)[1].strip() for line in lines if "SSL_CERT_FILE" in line)
+    return server, {"SSL_CERT_FILE": ca_file, "RECONCILER_EXCHANGE_URL": url,
+                    "RECONCILER_AUTHORITY_HOST": url}
+
+
+# Every command under the usual name; the run that signs in and writes under two odd ones.
+VARIABLES = {"CONTOSO_EXO_KEY": None, "K9": {"plan", "apply"}, "DEBUG_LOG_TOKEN": {"plan", "apply"}}
+
+
+@pytest.fixture(params=list(VARIABLES))
+def served(request: pytest.FixtureRequest, tmp_path: Path,
+           app_cert: AppCertificate) -> Iterator[tuple[Path, dict[str, str], str]]:
+    variable = request.param
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLE, repo, ignore=shutil.ignore_patterns(".reconciler"))
+    path = repo / "customers" / "contoso" / "customer.yaml"
+    text = path.read_text()
+    thumbprint = re.search(r"certificate_thumbprint: (\S+)", text).group(1)  # type: ignore
+    app_id = re.search(r"app_id: (\S+)", text).group(1)  # type: ignore[union-attr]
+    path.write_text(text.replace(thumbprint, app_cert.sha1)
+                    .replace("env:CONTOSO_EXO_KEY", f"env:{variable}"))
+    (tmp_path / "app.crt").write_bytes(app_cert.cert_pem)
+    server, env = _serve(repo, app_id, tmp_path / "app.crt")
+    env = {**{k: v for k, v in os.environ.items() if k != "SSL_CERT_DIR"}, **env,
+           variable: app_cert.key_pem.decode(), "GITHUB_ACTIONS": "true"}
+    try:
+        yield repo, env, variable
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _commands(repo: Path, out: Path) -> list[list[str]]:
+    r, live = str(repo), ["--live", "exchange"]
+    return [
+        ["validate", r],
+        ["customers", r, "--key-variable", "contoso"],
+        ["plan", r, *live, "--customer", "contoso", "--allow-large-changes"],
+        ["plan", r, *live, "--customer", "contoso", "--format", "markdown"],
+        ["plan", r, *live, "--customer", "contoso", "--format", "json",
+         "--allow-large-changes", "--out", str(out / "plan.json")],
+        ["apply", str(out / "plan.json"), "--path", r, *live, "--allow-large-changes",
+         "--verify-wait", "0"],
+        *[["drift", r, *live, "--customer", "contoso", "--format", f,
+           "--out", str(out / f"drift.{f}")] for f in ("text", "markdown", "json", "html")],
+        ["export", r, *live, "--customer", "contoso", "--out", str(out / "export.json")],
+        ["import", r, *live, "--customer", "contoso"],
+        ["access", r, *live, "--customer", "contoso", "--mailbox", "ceo-office@contoso.com"],
+    ]
+
+
+def _files(*roots: Path) -> Iterator[Path]:
+    for root in roots:
+        yield from (p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def test_debug_run_of_every_command_leaks_neither_key_nor_token(
+        served: tuple[Path, dict[str, str], str], tmp_path: Path,
+        app_cert: AppCertificate) -> None:
+    repo, env, variable = served
+    wanted = VARIABLES[variable]
+    out = tmp_path / "out"
+    out.mkdir()
+    key_lines = [line for line in app_cert.key_pem.decode().splitlines()
+                 if len(line) >= 16 and "PRIVATE KEY" not in line]
+    assert key_lines
+    texts: dict[str, str] = {}
+    for args in _commands(repo, out):
+        if wanted is not None and args[0] not in wanted:
+            continue
+        done = subprocess.run([str(RECONCILER), "-vv", *args], capture_output=True, text=True,
+                              env=env, timeout=300, cwd=tmp_path)
+        name = " ".join(args[:1] + args[2:6])
+        assert done.returncode in (0, 2), (name, done.stderr[-3000:])
+        if "--live" in args:
+            assert "DEBUG" in done.stderr, name  # the run really logged at DEBUG
+        assert CONTROL.search(done.stdout + done.stderr) is None, name
+        texts[name] = done.stdout + done.stderr
+    assert (repo / ".reconciler" / "journal").is_dir() and any(out.iterdir())
+    for path in _files(repo / ".reconciler", out, repo / "customers"):
+        texts[str(path)] = path.read_text(errors="replace")
+    signed_in = False
+    for where, text in texts.items():
+        for line in key_lines:
+            assert line not in text, f"a line of the key is in {where}"
+        assert JWT.search(text) is None, f"a token is in {where}"
+        signed_in = signed_in or "token" in text.lower()
+    assert signed_in, "the runs should have signed in and said so at DEBUG"
