@@ -94,12 +94,20 @@ class ParseCache:
 
     def put(self, key: str, doc: YamlDocument) -> None:
         """Store ``doc``; a cache that cannot be written is skipped, never an error."""
-        if self.directory is None:
-            return
+        self.write(key, self.entry(key, doc))
+
+    @staticmethod
+    def entry(key: str, doc: YamlDocument) -> str:
+        """``doc`` as the cache stores it, to :meth:`write` later (once the load succeeded)."""
         marks: list[list[int]] = []
         _flatten(doc.data, doc.marks, marks)
-        body = json.dumps({"format": ENTRY_FORMAT, "key": key, "data": doc.data,
+        return json.dumps({"format": ENTRY_FORMAT, "key": key, "data": doc.data,
                            "marks": marks}, ensure_ascii=False, separators=(",", ":"))
+
+    def write(self, key: str, body: str) -> None:
+        """Store an :meth:`entry`; a cache that cannot be written is skipped, never an error."""
+        if self.directory is None:
+            return
         try:
             if not self.directory.is_dir():
                 self.directory.mkdir(parents=True, exist_ok=True)

@@ -137,6 +137,7 @@ class _Loader:
     def __init__(self, root: Path, cache: ParseCache) -> None:
         self.root = root
         self.cache = cache
+        self.cache_entries: list[tuple[str, str]] = []
         self.real_root = Path(os.path.realpath(root))
         self.total_bytes = 0
         self.over_total = False
@@ -259,7 +260,8 @@ class _Loader:
             self.problems.extend(found)
             return None
         if key:
-            self.cache.put(key, doc)
+            # Written only once the whole repository loaded: invalid input writes nothing.
+            self.cache_entries.append((key, self.cache.entry(key, doc)))
         return doc
 
     # -- the whole repository --
@@ -277,6 +279,8 @@ class _Loader:
         self.suggest_addresses()
         if self.problems:
             raise InputError(self.problems, self.state.warnings)
+        for key, body in self.cache_entries:
+            self.cache.write(key, body)
         return self.state
 
     def settings(self) -> dict[str, Any]:

@@ -42,7 +42,7 @@ def render_text(plan: Plan, *, colour: bool = False, show_operations: bool = Tru
     if not plan.has_changes:
         out += [_paint("No changes.", "+", colour) + " " + no_changes_sentence(context), ""]
     elif plan.changes:
-        out += [legend(plan), ""]
+        out += [*legend(plan).split("\n"), ""]
     out += [_paint(f"Warning: {w}", "~", colour) for w in plan.warnings]
     out += [""] if plan.warnings else []
     for (customer, site), changes in grouped(plan.actionable):
