@@ -788,9 +788,12 @@ class _ResourceBuilder:
 
     def auto_reply(self, ctx: _Entry, value: dict[str, Any],
                    source: SourceRef | None) -> AutoReply:
-        start = self.timestamp(value, "start", source)
-        end = self.timestamp(value, "end", source)
-        if value["state"] == "Scheduled" and (start is None or end is None):
+        # Each time's own line, in the entry or in the template that wrote it.
+        doc = ctx.doc_of("auto_reply")
+        start = self.timestamp(value, "start", doc.value_ref(value, "start") or source)
+        end = self.timestamp(value, "end", doc.value_ref(value, "end") or source)
+        if value["state"] == "Scheduled" and (value.get("start") is None
+                                               or value.get("end") is None):
             self.problem("a Scheduled auto_reply needs start and end (e.g. start: "
                          "2026-12-20T00:00:00Z); add them, or use state: Enabled", source)
         if start is not None and end is not None and start >= end:

@@ -271,7 +271,7 @@ def test_impossible_or_out_of_range_auto_reply_dates_are_validate_errors(
               end: 2027-01-04T00:00:00Z
         """)
     text = _errors(scenario)
-    assert f"auto_reply start '{start}' {says}" in text and "users.yaml:4" in text
+    assert f"auto_reply start '{start}' {says}" in text and "users.yaml:5:" in text  # start's line
 
 
 # --- 10. what Exchange will do that the YAML did not ask ------------------------------------
