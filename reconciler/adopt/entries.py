@@ -164,11 +164,35 @@ class Entries:
                 out["location"] = resource.location
             if resource.capacity is not None:
                 out["capacity"] = resource.capacity
+            booking = self.booking(resource)
+            if booking:
+                out["booking"] = booking
         out.update(self.mailbox_settings(resource))
         out["permissions"] = self.grants(resource, resource.permissions)
         if resource.calendar_permissions is not None:
             out["calendar_permissions"] = self.calendar(
                 resource, non_default_calendar(resource.calendar_permissions))
+        return out
+
+    def booking(self, room: RoomMailbox) -> dict[str, Any] | None:
+        """A room's booking as YAML, when it is not a new room's. Delegates are written only
+        when they receive requests live (AutoAccept, forwarded, everyone may request): the
+        YAML's delegates promise that, so a plan would otherwise change the room."""
+        b = room.booking
+        if b is None:
+            return None
+        delegates = sorted(d for d in (self.principal(room, p, "booking delegate")
+                                       for p in b.delegates or ()) if d)
+        if (b.automate, b.all_book_in_policy, delegates) == ("AutoAccept", True, []):
+            return None
+        out: dict[str, Any] = {"automate": b.automate, "all_book_in_policy": b.all_book_in_policy}
+        if delegates and b.automate == "AutoAccept" and b.delegates_receive_requests:
+            out["delegates"] = delegates
+        elif delegates:
+            self.warnings.append(
+                f"{room.id}: booking delegates {', '.join(delegates)} receive no requests live "
+                f"(AutomateProcessing {b.automate}, or requests not forwarded to them); left out "
+                f"(unmanaged)")
         return out
 
     def mailbox_settings(self, resource: Mailbox) -> dict[str, Any]:

@@ -69,6 +69,8 @@ def snapshot_of(customer: Customer, raw: RawTenant) -> dict[str, Any]:
                                        for row in raw.calendar.get(primary_address(m)) or ()],
         "auto_reply_configurations": [row for m in raw.mailboxes
                                       for row in raw.auto_reply.get(primary_address(m)) or ()],
+        "calendar_processing": [row for m in raw.mailboxes
+                                for row in raw.booking.get(primary_address(m)) or ()],
         "distribution_groups": raw.groups,
         "distribution_group_members": [
             {"Group": str(g.get("Identity") or g.get("PrimarySmtpAddress")),

@@ -18,7 +18,12 @@ from typing import Any
 
 from reconciler.errors import ReconcilerError
 from reconciler.live.backend import Backend, NotFound
-from reconciler.live.calendar import NoCalendar, read_calendar
+from reconciler.live.calendar import (
+    PROCESSING_PROPERTIES,
+    NoCalendar,
+    booking_of,
+    read_calendar,
+)
 from reconciler.live.directory import Directory, placement_site, strip_smtp
 from reconciler.live.reader import (
     GROUP_PROPERTIES,
@@ -100,6 +105,7 @@ class RawTenant:
     calendar: dict[str, list[dict[str, Any]] | None] = field(default_factory=dict)
     auto_reply: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     members: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    booking: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # rooms only
 
 
 def read_raw(backend: Backend, *, workers: int = 4, only: Collection[str] | None = None,
@@ -140,6 +146,8 @@ def read_raw(backend: Backend, *, workers: int = 4, only: Collection[str] | None
             tasks += [(primary_address(m), "full_access"), (primary_address(m), "calendar"),
                       (primary_address(m), "auto_reply")]
     tasks += [(primary_address(g), "members") for g in raw.groups if primary_address(g)]
+    tasks += [(primary_address(m), "booking") for m in raw.mailboxes
+              if m.get("RecipientTypeDetails") == "RoomMailbox" and primary_address(m)]
 
     def run(task: tuple[str, str]) -> tuple[tuple[str, str], list[dict[str, Any]] | None]:
         address, what = task
@@ -151,6 +159,9 @@ def read_raw(backend: Backend, *, workers: int = 4, only: Collection[str] | None
         if what == "members":
             return task, _get(backend, "Get-DistributionGroupMember",
                               {"Identity": address, "ResultSize": "Unlimited"})
+        if what == "booking":
+            return task, _get(backend, "Get-CalendarProcessing", {"Identity": address},
+                              PROCESSING_PROPERTIES)
         try:
             return task, read_calendar(backend, address, directory)[1]
         except NotFound:
@@ -232,10 +243,13 @@ def inventory_of(customer: Customer, raw: RawTenant) -> Inventory:
                                    display_name=m.get("DisplayName"), **settings)
         elif kind == "RoomMailbox":
             capacity = m.get("ResourceCapacity")
+            processing = raw.booking.get(address)
             resource = RoomMailbox(
                 id=address, located_at=_placed(inventory, address), name=m.get("DisplayName"),
                 alias=address.partition("@")[0], location=m.get("Office") or None,
-                capacity=int(capacity) if capacity not in (None, "") else None, **settings)
+                capacity=int(capacity) if capacity not in (None, "") else None,
+                booking=booking_of(processing[0], canonical) if processing else None,
+                **settings)
         else:
             resource = SharedMailbox(id=address, located_at=_placed(inventory, address),
                                      name=m.get("DisplayName"),

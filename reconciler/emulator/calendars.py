@@ -32,6 +32,7 @@ from reconciler.emulator.tenant import (
     _lower,
     _Object,
     _present,
+    _strip_prefix,
     handler,
     not_found,
 )
@@ -68,11 +69,14 @@ def _folder_owner(em: Emulator, identity: Any, cmdlet: str, *, read: bool) -> _O
 def _entry_owner(em: Emulator, row: dict[str, Any]) -> _Object | None:
     """The principal an entry belongs to: recorded when the entry was written, else resolved
     from the form the snapshot stored (None when that no longer resolves, or is ambiguous)."""
-    who = row.get(FOLDER_WHO)
-    try:
-        return em._resolve(who if who else row.get("User"))
-    except BadParameter:
-        return None
+    # The identity tiers looked up directly (strongest first, as _resolve does): this runs
+    # for every entry every listing shows, and visibility does not matter to whose it is.
+    key = _lower(_strip_prefix(str(row.get(FOLDER_WHO) or row.get("User") or "")))
+    for table in em._index_tiers:
+        hits = table.get(key)
+        if hits:
+            return hits[0] if len(hits) == 1 else None
+    return None
 
 
 def _folder_entry(em: Emulator, obj: _Object, user: Any, cmdlet: str

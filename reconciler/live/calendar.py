@@ -56,10 +56,13 @@ def read_calendar(backend: Backend, mailbox: str, directory: Directory
     return folder, disambiguate(backend, folder, rows, directory)
 
 
-def disambiguate(backend: Backend, folder: str, rows: Iterable[Mapping[str, Any]],
+def disambiguate(backend: Backend, folder: str, rows: Iterable[dict[str, Any]],
                  directory: Directory) -> list[dict[str, Any]]:
     """``rows`` with each entry whose grantee is a shared display name replaced by what
     Exchange answers for each recipient bearing that name, named by its primary address."""
+    rows = list(rows)
+    if not any(directory.display_name_shared(str(row.get("User") or "")) for row in rows):
+        return rows  # no display name is shared: the entries as read
     out: list[dict[str, Any]] = []
     asked: set[str] = set()
     for row in rows:
@@ -85,10 +88,10 @@ def _bearers(user: str, directory: Directory) -> list[Any]:
     """The recipients sharing display name ``user``, when more than one does (else [])."""
     if not user or user in CALENDAR_BUILTIN_USERS or is_system_principal(user):
         return []
-    if directory.resolve(user) is not None:
-        return []
     bearers = directory.bearing_display_name(user)
-    return bearers if len(bearers) > 1 else []
+    if len(bearers) < 2 or directory.resolve(user) is not None:
+        return []
+    return bearers
 
 
 def booking_of(row: Mapping[str, Any], canonical: Callable[[str], str]) -> Booking:

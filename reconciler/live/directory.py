@@ -135,6 +135,13 @@ class Directory:
         self.fetch([name])
         return list(self._display.get(name.strip().lower(), ()))
 
+    def display_name_shared(self, name: str) -> bool:
+        """Whether two or more recipients bear display name ``name`` (asked of every calendar
+        entry read: one dictionary lookup once the name's bearers are known)."""
+        if self._lookup is not None:
+            self.fetch([name])
+        return len(self._display.get(name.strip().lower(), ())) > 1
+
     def canonical(self, principal: str) -> str:
         """The canonical key of a principal; built-in calendar users keep their name, and an
         unresolvable principal (a deleted user's SID, say) is kept as Exchange wrote it so that
