@@ -8,8 +8,10 @@ import copy
 
 import pytest
 
+from reconciler.desired import load
 from reconciler.emulator import Emulator
-from tests.plan.conftest import BASE_SNAPSHOT, Scenario, by_address, cmdlets
+from reconciler.plan.planner import plan_desired
+from tests.plan.conftest import BASE_SNAPSHOT, Scenario, _Unclosable, by_address, cmdlets
 from tests.snapshots import add_user
 
 JONAS = "contoso/london/user_mailbox/jonas@contoso.com"
@@ -111,3 +113,25 @@ def test_a_delegate_kept_as_editor_is_one_set_with_flags_none(scenario: Scenario
     assert cmdlets(change) == ["Set-MailboxFolderPermission"]
     assert change.operations[0].parameters["SharingPermissionFlags"] == "None"  # type: ignore[attr-defined]
     assert scenario.emulator.meeting_message_rule("alice@contoso.com") == []
+
+
+def test_a_pull_requests_plan_tells_shared_display_names_apart_too(tenant: Scenario) -> None:
+    """Scoped to one mailbox (``--changed-since``), recipients are fetched as they are met:
+    a display name two of them share is still never guessed."""
+    for user in ("alex.chen@contoso.com", "alex.chen2@contoso.com"):
+        tenant.live("Add-MailboxFolderPermission", Identity="jonas:\\Kalender", User=user,
+                    AccessRights=["Reviewer"])
+    tenant.yaml("sites/london/mailboxes.yaml", """\
+        user_mailboxes:
+          - user: jonas@contoso.com
+            calendar_permissions:
+              - {user: alex.chen2@contoso.com, role: Reviewer}
+          - user: alice@contoso.com
+            display_name: Alice Smith
+        """)
+    backend = _Unclosable(tenant.emulator)
+    plan = plan_desired(load(tenant.write()), lambda state: backend,
+                        scope={"contoso": {"jonas@contoso.com"}}).plan
+    assert [folder_ops(c) for c in plan.changes] == [[
+        ("Remove-MailboxFolderPermission", "jonas@contoso.com:\\Kalender",
+         "alex.chen@contoso.com")]]
