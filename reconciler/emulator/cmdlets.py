@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from reconciler.emulator.opath import FilterError, compile_filter
+from reconciler.emulator.opath import FilterError, compile_filter, equalities
 from reconciler.emulator.reference import is_hashtable, split_values
 from reconciler.emulator.tenant import (
     _CONVERSION,
@@ -67,8 +67,10 @@ def _mailbox_objects(em: Emulator, params: dict[str, Any], kinds: tuple[str, ...
     empty, every one (as Exchange does: an empty Identity is not an error on these Gets)."""
     identity = _get(params, "Identity")
     now = em._clock()
+    indexed = _indexed_values(_get(params, "Filter"))
     if identity is None or (isinstance(identity, str) and not identity.strip()):
-        objects = em._listing(kinds, now)
+        objects = em._listing(kinds, now) if indexed is None else \
+            em._answering(indexed, kinds, now)
     else:
         objects = [em._require(identity, kinds, cmdlet, read=True)]
     wanted = _type_filter(params)
@@ -85,6 +87,24 @@ def _mailbox_objects(em: Emulator, params: dict[str, Any], kinds: tuple[str, ...
                                exception_type="ParameterBindingException") from None
         objects = [o for o in objects if matches({**o.recipient, **(o.row or {})})]
     return objects
+
+
+# Properties every object is indexed by (each of its identity forms).
+_INDEXED = frozenset({"emailaddresses", "primarysmtpaddress", "userprincipalname", "name",
+                      "alias", "displayname", "guid", "externaldirectoryobjectid", "identity"})
+
+
+def _indexed_values(text: Any) -> list[str] | None:
+    """The values of a filter the identity index can narrow to (the filter still decides)."""
+    if not text:
+        return None
+    try:
+        pairs = equalities(str(text))
+    except FilterError:
+        return None  # refused with its message below
+    if pairs is None or any(prop not in _INDEXED for prop, _ in pairs):
+        return None
+    return [value for _, value in pairs]
 
 
 # --- mailboxes --------------------------------------------------------------------------------

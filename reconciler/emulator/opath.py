@@ -117,6 +117,21 @@ class _Parser:
         return _term(text.lower(), operator[1] == "-ne", value)
 
 
+def equalities(text: str) -> list[tuple[str, str]] | None:
+    """The (property, value) pairs of a filter that is only ``-eq`` terms joined by ``-or``
+    (lower-case property names), else None: such a filter can be answered from an index."""
+    pairs: list[tuple[str, str]] = []
+    tokens = [t for t in _tokens(str(text)) if t[0] not in ("(", ")")]
+    for at in range(0, len(tokens), 4):
+        term = tokens[at:at + 4]
+        if len(term) < 3 or term[0][0] != "word" or term[1] != ("op", "-eq") \
+                or term[2][0] not in ("value", "word") \
+                or (len(term) == 4 and term[3] != ("op", "-or")):
+            return None
+        pairs.append((term[0][1].lower(), term[2][1]))
+    return pairs or None
+
+
 def compile_filter(text: str) -> Predicate:
     """A predicate over a row (a dict of properties) for the OPATH filter ``text``."""
     parser = _Parser(_tokens(str(text)))

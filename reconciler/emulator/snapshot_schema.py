@@ -11,6 +11,7 @@ everywhere except at the top level, where a misspelt list name would silently me
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import sys
@@ -356,10 +357,23 @@ def validate_snapshot(snapshot: Any, origin: str = "snapshot") -> None:
     )
 
 
+def _parse(raw: bytes) -> Any:
+    """JSON from bytes (no decoded copy of a large file), with the cyclic garbage collector
+    paused: parsing makes millions of objects and no cycles, and the collector's rescans of
+    them took two thirds of the time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return json.loads(raw)
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def load_snapshot(path: Path) -> dict[str, Any]:
     """Read and validate one snapshot file."""
     try:
-        data = json.loads(path.read_bytes())  # bytes: no decoded copy of a large file
+        data = _parse(path.read_bytes())
     except OSError as e:
         raise SnapshotError(f"cannot read tenant snapshot {path}: {e.strerror or e}") from e
     except json.JSONDecodeError as e:

@@ -578,6 +578,18 @@ class Emulator:
         live += [o for o in self._removed if o.kind in kinds and now < o.ghost_until]
         return sorted(live, key=lambda o: o.sort_key)
 
+    def _answering(self, values: Iterable[str], kinds: tuple[str, ...],
+                   now: float) -> list[_Object]:
+        """What :meth:`_listing` lists, narrowed to objects answering to one of ``values`` in
+        any identity form (an index lookup, not a scan of the tenant)."""
+        keys = {_lower(_strip_prefix(str(v))) for v in values}
+        found = {id(o): o for table in self._index_tiers for key in keys
+                 for o in table.get(key, ())}
+        live = [o for o in found.values() if o.kind in kinds and o.visible_from <= now]
+        live += [o for o in self._removed if o.kind in kinds and now < o.ghost_until
+                 and any(k in keys for _, k in o.identity_keys())]
+        return sorted(live, key=lambda o: o.sort_key)
+
     def _forget_removed(self, obj: _Object) -> None:
         now = self._clock()
         self._removed = [o for o in self._removed if now < o.ghost_until]

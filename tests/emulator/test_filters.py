@@ -51,3 +51,17 @@ def test_a_quote_in_a_value_is_doubled() -> None:
 def test_a_filter_it_cannot_parse_is_refused(em: Emulator, text: str) -> None:
     with pytest.raises(BadParameter, match="Filter"):
         em.invoke("Get-Recipient", {"Filter": text})
+
+
+@pytest.mark.parametrize("prop", ["EmailAddresses", "PrimarySmtpAddress", "Name", "Alias",
+                                  "DisplayName"])
+def test_an_equality_filter_answers_from_the_index_as_a_scan_would(em: Emulator,
+                                                                   prop: str) -> None:
+    everyone = em.invoke("Get-Recipient", {"ResultSize": "Unlimited"}).value
+    values = [str(r[prop][0] if isinstance(r[prop], list) else r[prop])
+              for r in everyone[:3] if r.get(prop)]
+    assert values
+    indexed = address_filter(values, (prop,))  # -eq terms joined by -or: an index lookup
+    scanned = "-not (" + " -and ".join(f"({prop} -ne {quote(v)})" for v in values) + ")"
+    assert addresses(em, "Get-Recipient", indexed) == addresses(em, "Get-Recipient", scanned)
+    assert len(addresses(em, "Get-Recipient", indexed)) >= len(set(values))
