@@ -168,7 +168,8 @@ def _attach(value: Any, flat: list[list[int]], at: int, marks: dict[int, Marks])
         marks[id(value)] = Marks((row[0], row[1]), pairs=pairs)
         at += 1
         for item in value.values():
-            at = _attach(item, flat, at, marks)
+            if item.__class__ is dict or item.__class__ is list:
+                at = _attach(item, flat, at, marks)
     elif isinstance(value, list):
         row = flat[at]
         if len(row) != 2 + 2 * len(value):
@@ -177,5 +178,6 @@ def _attach(value: Any, flat: list[list[int]], at: int, marks: dict[int, Marks])
                                  items=[(row[i], row[i + 1]) for i in range(2, len(row), 2)])
         at += 1
         for item in value:
-            at = _attach(item, flat, at, marks)
+            if item.__class__ is dict or item.__class__ is list:
+                at = _attach(item, flat, at, marks)
     return at

@@ -170,7 +170,15 @@ class _Loader:
         """Did-you-mean hints, once every address of the repository is known; a reference
         declared nowhere but close to a declared address is a warning (it may still exist in
         the tenant, which plan checks)."""
-        suggestion = Suggester(self.declared)
+        suggester = Suggester(self.declared)
+        hints: dict[str, str | None] = {}  # a grantee is named again and again
+
+        def suggestion(address: str) -> str | None:
+            key = address.lower()
+            if key not in hints:
+                hints[key] = suggester(address)
+            return hints[key]
+
         for index, ref in self.address_problems:
             hint = suggestion(ref.address)
             if hint:

@@ -525,7 +525,10 @@ class Emulator:
         wanted = tuple(kinds) if kinds is not None else None
         now = self._clock()
         for table in self._index_tiers:
-            hits = [o for o in table.get(key, ()) if wanted is None or o.kind in wanted]
+            bucket = table.get(key)
+            if not bucket:  # most tiers know no such key: skip them cheaply
+                continue
+            hits = [o for o in bucket if wanted is None or o.kind in wanted]
             if read or self.lag_applies_to_writes:
                 hits = [o for o in hits if o.visible_from <= now]
             if len(hits) == 1:
