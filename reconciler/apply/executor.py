@@ -53,6 +53,7 @@ ADD_VERBS = ("Add-", "Enable-")
 REMOVE_VERBS = ("Remove-",)
 
 SUCCEEDED, FAILED, SKIPPED = "succeeded", "failed", "skipped"
+NOT_STARTED = "not started"  # the run was interrupted (Ctrl-C) before the operation
 
 
 def pause(seconds: float) -> None:
@@ -215,6 +216,7 @@ class Executor:
         self.progress = progress
         self.recipients = Recipients(backend)
         self.baseline: frozenset[str] = frozenset()
+        self.interrupted = False
         # A backend that knows its own read-after-write lag (the sandbox, the emulator) says so;
         # for Exchange it is unknown and the configured allowance applies.
         lag = getattr(backend, "lag_seconds", None)
@@ -283,11 +285,23 @@ class Executor:
                     for fut in done:
                         futures.pop(fut)
                         ready.extend(finish(fut.result()))
+            except KeyboardInterrupt:
+                # Ctrl-C: nothing more goes out; what is on the wire finishes and is journaled.
+                self.interrupted = True
+                self._settle_in_flight(futures, results)
             except BaseException:
                 for fut in futures:
                     fut.cancel()
                 raise
-        return [results[r.key] for r in refs]
+        return [results.get(r.key) or OpResult(r, NOT_STARTED, "interrupted before it started")
+                for r in refs]
+
+    @staticmethod
+    def _settle_in_flight(futures: Mapping[Future[OpResult], tuple[str, int]],
+                          results: dict[tuple[str, int], OpResult]) -> None:
+        for fut, key in futures.items():
+            if not fut.cancel():  # running: let it end, so that its end line is written
+                results[key] = fut.result()
 
     def _skip_dependants(self, failed: OpResult, succs: Mapping[tuple[str, int],
                                                                list[tuple[str, int]]],

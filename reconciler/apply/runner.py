@@ -17,17 +17,19 @@ from pathlib import Path
 from reconciler.apply import executor
 from reconciler.apply.executor import (
     FAILED,
+    NOT_STARTED,
     SKIPPED,
     SUCCEEDED,
     ExecutionOptions,
     Executor,
+    OpRef,
     OpResult,
     ProgressCallback,
 )
 from reconciler.apply.journal import JOURNAL_DIRECTORY, Journal
 from reconciler.apply.state import AppliedState, PendingOperation, now_utc, op_fingerprint
 from reconciler.errors import ReconcilerError
-from reconciler.model import DesiredState, Location
+from reconciler.model import CustomerState, DesiredState, Location
 from reconciler.plan.plan import Change, Plan
 from reconciler.plan.planner import BackendFactory, plan_desired
 
@@ -53,11 +55,13 @@ class CustomerReport:
     still_differs: list[str] = field(default_factory=list)
     verify_error: str | None = None
     warnings: list[str] = field(default_factory=list)  # e.g. a torn journal line ignored
+    interrupted: bool = False  # Ctrl-C during its operations
 
 
 @dataclass
 class ApplyReport:
     customers: list[CustomerReport] = field(default_factory=list)
+    interrupted: bool = False  # Ctrl-C: some operations were not started
 
     def _all(self, status: str) -> list[OpResult]:
         return [r for c in self.customers for r in c.results if r.status == status]
@@ -75,12 +79,16 @@ class ApplyReport:
         return self._all(SKIPPED)
 
     @property
+    def not_started(self) -> list[OpResult]:
+        return self._all(NOT_STARTED)
+
+    @property
     def not_visible(self) -> list[OpResult]:
         return [r for c in self.customers for r in c.not_visible]
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.skipped
+        return not self.failed and not self.skipped and not self.interrupted
 
 
 def apply_plan(
@@ -110,27 +118,48 @@ def apply_plan(
             raise ReconcilerError(f"customer {cid}: its live source is read-only (a snapshot); "
                                   f"apply to exchange or a sandbox. Nothing was changed.")
     report = ApplyReport()
-    checksum = plan.checksum
     for cid in sorted(by_customer):
-        changes = by_customer[cid]
-        state = desired.customers[cid]
-        concurrency = state.customer.tenant.concurrency or DEFAULT_CONCURRENCY
-        journal = Journal(journal_dir, cid)
-        backend = backend_for(state)
-        try:
-            executor = Executor(backend, journal, checksum,
-                                replace(options.execution, concurrency=concurrency), progress)
-            results = executor.run(changes)
-            if all(r.status == SUCCEEDED for r in results):
-                # Replaying this plan later is then answered from the journal (saved.py).
-                journal.append("complete", plan=checksum)
-        finally:
-            journal.close()
-            backend.close()
-        customer_report = CustomerReport(cid, results, warnings=list(journal.warnings))
+        if report.interrupted:  # Ctrl-C: the customers after it are not started either
+            report.customers.append(CustomerReport(cid, [
+                OpResult(OpRef(c, i), NOT_STARTED, "interrupted before it started")
+                for c in by_customer[cid] for i in range(len(c.operations))]))
+            continue
+        customer_report = _apply_customer(plan.checksum, desired.customers[cid],
+                                          by_customer[cid], backend_for, journal_dir, options,
+                                          progress)
         report.customers.append(customer_report)
-        _verify_and_record(customer_report, changes, desired, backend_for, applied, options)
+        report.interrupted = customer_report.interrupted
+        if report.interrupted:
+            continue  # no verification: the next run plans what remains from live state
+        try:
+            _verify_and_record(customer_report, by_customer[cid], desired, backend_for,
+                               applied, options)
+        except KeyboardInterrupt:
+            report.interrupted = True
+            customer_report.verify_error = "interrupted while reading back"
     return report
+
+
+def _apply_customer(checksum: str, state: CustomerState, changes: list[Change],
+                    backend_for: BackendFactory, journal_dir: Path, options: ApplyOptions,
+                    progress: ProgressCallback | None) -> CustomerReport:
+    """Run one customer's operations (journaled); a Ctrl-C ends it with the rest not started."""
+    cid = state.customer.id
+    concurrency = state.customer.tenant.concurrency or DEFAULT_CONCURRENCY
+    journal = Journal(journal_dir, cid)
+    backend = backend_for(state)
+    try:
+        executor = Executor(backend, journal, checksum,
+                            replace(options.execution, concurrency=concurrency), progress)
+        results = executor.run(changes)
+        if all(r.status == SUCCEEDED for r in results):
+            # Replaying this plan later is then answered from the journal (saved.py).
+            journal.append("complete", plan=checksum)
+    finally:
+        journal.close()
+        backend.close()
+    return CustomerReport(cid, results, warnings=list(journal.warnings),
+                          interrupted=executor.interrupted)
 
 
 def _verify_and_record(report: CustomerReport, changes: list[Change], desired: DesiredState,

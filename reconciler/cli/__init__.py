@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 
 _VERBOSE = re.compile(r"^(-v+|--verbose)$")
@@ -74,7 +75,7 @@ class _LazyGroup(click.Group):
             echo(f"Error: {message(str(e))}", err=True)
         except KeyboardInterrupt:
             echo("Interrupted.", err=True)
-            ctx.exit(130)
+            ctx.exit(EXIT_INTERRUPTED)
         except click.ClickException as e:
             e.message = message(e.message)  # it may quote an argument: shown, not obeyed
             raise

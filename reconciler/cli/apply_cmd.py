@@ -8,7 +8,7 @@ from typing import TextIO
 
 import click
 
-from reconciler.cli import EXIT_ERROR, EXIT_OK
+from reconciler.cli import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 from reconciler.cli.options import live_option, repository_option, trace_options
 from reconciler.cli.output import echo, use_colour
 from reconciler.errors import ReconcilerError
@@ -42,7 +42,8 @@ def render_report(report) -> str:  # type: ignore[no-untyped-def]
     succeeded, failed, skipped = report.succeeded, report.failed, report.skipped
     already = [r for r in succeeded if r.detail.startswith(("already present", "not present"))]
     earlier = [r for r in succeeded if "earlier run" in r.detail]
-    head = f"Apply {'complete' if report.ok else 'incomplete'}: {len(succeeded)} succeeded"
+    state = "interrupted" if report.interrupted else "complete" if report.ok else "incomplete"
+    head = f"Apply {state}: {len(succeeded)} succeeded"
     extras = []
     if already:
         extras.append(f"{len(already)} already in place")
@@ -50,7 +51,8 @@ def render_report(report) -> str:  # type: ignore[no-untyped-def]
         extras.append(f"{len(earlier)} done by an earlier run")
     if extras:
         head += f" ({', '.join(extras)})"
-    head += f", {len(failed)} failed, {len(skipped)} skipped."
+    head += f", {len(failed)} failed, {len(skipped)} skipped"
+    head += f", {len(report.not_started)} not started." if report.interrupted else "."
     out.append(head)
     if succeeded:
         out.append("")
@@ -81,7 +83,16 @@ def render_report(report) -> str:  # type: ignore[no-untyped-def]
             out.append(f"Warning: {line}")
         if c.verify_error:
             out.append(f"Warning: {c.customer}: could not read back to verify: {c.verify_error}")
-    if failed or skipped:
+    if report.not_started:
+        out.append("")
+        out.append("Not started (interrupted):")
+        for r in report.not_started:
+            out.append(f"  {r.ref.address}: {r.ref.describe()}")
+    if report.interrupted:
+        out.append("")
+        out.append("Interrupted: run the same command again to finish (what is done is not "
+                   "done twice).")
+    elif failed or skipped:
         out.append("")
         out.append("Run plan again: it shows only what remains to do.")
     return "\n".join(message(line) for line in out) + "\n"
@@ -231,7 +242,7 @@ def _apply(plan, target: Path | None, root: Path, live_source: str | None,  # ty
     report = apply_plan(plan, desired, backend_for, root=root, options=options,
                         progress=apply_progress(sys.stderr))
     echo(render_report(report), nl=False)
-    sys.exit(EXIT_OK if report.ok else EXIT_ERROR)
+    sys.exit(EXIT_INTERRUPTED if report.interrupted else EXIT_OK if report.ok else EXIT_ERROR)
 
 
 def _ask() -> None:
