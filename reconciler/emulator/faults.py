@@ -36,6 +36,9 @@ class FaultKind(StrEnum):
     # Exchange's error shapes, naming Fault.exception_type (see ErrorShape)
     EXCHANGE_ERROR = "exchange_error"
     EMPTY_GZIP_403 = "empty_gzip_403"  # 403, empty body labelled gzip
+    # a 200 with the cmdlet's answer and its non-terminating errors (`@adminapi.errors`),
+    # each an error object worded as Fault.shape, naming Fault.exception_type
+    NONTERMINATING_ERROR = "nonterminating_error"
 
 
 class ErrorShape(StrEnum):

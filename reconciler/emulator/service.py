@@ -355,7 +355,7 @@ class FakeExchangeService:
         if request.headers.get("Prefer"):
             headers["Preference-Applied"] = f"odata.maxpagesize={page_size}"
         if fault is not None and fault.kind in _SPOILERS:
-            return _spoil(fault, payload, headers, f"{origin}{request.path}")
+            return _spoil(fault, payload, headers, f"{origin}{request.path}", cmdlet)
         return 200, headers, json.dumps(payload, default=str, separators=(",", ":")).encode()
 
     def _run(self, request: _Handler, tenant: _Tenant, cmdlet: str, parameters: dict[str, Any],
@@ -413,11 +413,7 @@ class FakeExchangeService:
         if fault.kind is FaultKind.DROP:
             return None
         if fault.kind is FaultKind.EXCHANGE_ERROR:
-            exception_type = fault.exception_type or TRANSIENT_TYPE
-            message = fault.message or _FAULT_MESSAGES.get(
-                exception_type.rsplit(".", 1)[-1], "The operation failed.")
-            return render_error(fault.shape, fault.status or _shape_status(fault.shape, 400),
-                                message, exception_type, cmdlet=cmdlet)
+            return _fault_error(fault, cmdlet)
         if fault.kind in _BROKEN_200S:
             return _BROKEN_200S[fault.kind]
         if fault.kind is FaultKind.EMPTY_GZIP_403:
@@ -589,13 +585,28 @@ _BROKEN_200S: dict[FaultKind, Reply] = {
 }
 # Faults that spoil the cmdlet's real answer rather than replace it.
 _LINK_FAULTS = frozenset({FaultKind.LOOPING_NEXTLINK, FaultKind.ENDLESS_NEXTLINK})
-_SPOILERS = _LINK_FAULTS | {FaultKind.TRUNCATED, FaultKind.TRUNCATED_GZIP}
+_SPOILERS = _LINK_FAULTS | {FaultKind.TRUNCATED, FaultKind.TRUNCATED_GZIP,
+                            FaultKind.NONTERMINATING_ERROR}
+
+
+def _fault_error(fault: Fault, cmdlet: str) -> Reply:
+    """The error an EXCHANGE_ERROR or NONTERMINATING_ERROR fault names, worded as its shape."""
+    exception_type = fault.exception_type or TRANSIENT_TYPE
+    message = fault.message or _FAULT_MESSAGES.get(exception_type.rsplit(".", 1)[-1],
+                                                   "The operation failed.")
+    return render_error(fault.shape, fault.status or _shape_status(fault.shape, 400), message,
+                        exception_type, cmdlet=cmdlet)
 
 
 def _spoil(fault: Fault, payload: dict[str, Any], headers: dict[str, str],
-           own_url: str) -> Reply:
+           own_url: str, cmdlet: str) -> Reply:
     """The answer ``payload`` with ``fault`` done to it."""
-    if fault.kind is FaultKind.LOOPING_NEXTLINK:
+    if fault.kind is FaultKind.NONTERMINATING_ERROR:
+        _, error_headers, error_body = _fault_error(fault, cmdlet)
+        payload["@adminapi.errors"] = [json.loads(error_body)["error"]]
+        headers = {**headers, **{k: v for k, v in error_headers.items()
+                                 if k.lower() == "x-exceptiontype"}}
+    elif fault.kind is FaultKind.LOOPING_NEXTLINK:
         payload["@odata.nextLink"] = own_url
     elif fault.kind is FaultKind.ENDLESS_NEXTLINK:
         base = own_url.split("?", 1)[0]

@@ -15,11 +15,12 @@ import pytest
 
 from reconciler.desired import load
 from reconciler.emulator import Emulator
-from reconciler.emulator.faults import UNREADABLE_KINDS, Fault, FaultKind, Phase
+from reconciler.emulator.faults import UNREADABLE_KINDS, ErrorShape, Fault, FaultKind, Phase
 from reconciler.errors import InputError, ReconcilerError
 from reconciler.live.backend import (
     AmbiguousWriteError,
     CmdletResult,
+    NotFound,
     TransientError,
     UnreadableAnswer,
 )
@@ -34,7 +35,9 @@ EXAMPLE = ROOT / "examples" / "desired-state"
 SNAPSHOTS = ROOT / "tests" / "apply" / "data"
 
 
-@pytest.mark.parametrize("kind", UNREADABLE_KINDS)
+# A looping link restarts the drain; a transient non-terminating error is retried as any.
+@pytest.mark.parametrize("kind", [*UNREADABLE_KINDS, FaultKind.LOOPING_NEXTLINK,
+                                  FaultKind.NONTERMINATING_ERROR])
 def test_an_unreadable_200_is_retried_and_then_read_in_full(connect, kind: FaultKind) -> None:
     service, emulator, backend = connect(30)
     expected = emulator.invoke("Get-Mailbox", BULK).value
@@ -70,14 +73,6 @@ def test_a_nextlink_that_never_ends_fails_after_bounded_pages(connect, kind: Fau
     assert service.calls["Get-Mailbox"] == drains * pages_per_drain
 
 
-def test_a_looping_nextlink_once_is_read_again_from_the_first_page(connect) -> None:
-    service, emulator, backend = connect(30)
-    service.schedule.force(Fault(FaultKind.LOOPING_NEXTLINK), cmdlet="Get-Mailbox", times=2)
-    assert backend.invoke("Get-Mailbox", BULK).value == emulator.invoke("Get-Mailbox",
-                                                                         BULK).value
-    assert service.calls["Get-Mailbox"] == 3
-
-
 @pytest.mark.parametrize("kind", [FaultKind.EMPTY_BODY, FaultKind.CORRUPT_GZIP])
 def test_an_unreadable_answer_to_a_write_is_in_doubt_and_not_replayed(connect,
                                                                      kind: FaultKind) -> None:
@@ -88,6 +83,19 @@ def test_an_unreadable_answer_to_a_write_is_in_doubt_and_not_replayed(connect,
     assert service.calls["Set-Mailbox"] == 1 and service.commits["Set-Mailbox"] == 1
     assert emulator.invoke("Get-Mailbox", {"Identity": "mbx000001"}).value[0]["Office"] == (
         "Paris")
+
+
+@pytest.mark.parametrize("shape", list(ErrorShape))
+def test_a_200_carrying_a_nonterminating_error_is_that_error(connect, shape: ErrorShape) -> None:
+    service, _, backend = connect(30)
+    service.schedule.force(Fault(
+        FaultKind.NONTERMINATING_ERROR, shape=shape,
+        exception_type="Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException",
+        message="The operation couldn't be performed because object 'mbx000007' couldn't be "
+                "found."), cmdlet="Get-MailboxPermission")
+    with pytest.raises(NotFound, match="mbx000007"):
+        backend.invoke("Get-MailboxPermission", {"Identity": "mbx000001"})
+    assert service.calls["Get-MailboxPermission"] == 1
 
 
 # --- the rule at the reader and the planner: a read error stops the plan ---------------------

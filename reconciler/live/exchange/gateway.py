@@ -17,8 +17,9 @@ Retry policy, because a retry is only safe when Exchange cannot have acted on th
   A connection that could not even be opened is safe to retry for writes too.
 
 Reads prove they read: a 200 whose body is empty, not JSON, corrupt gzip, cut short or without a
-``value`` list is an UnreadableAnswer (retried, then raised), never "no objects". Every page of
-a result is drained at once by following ``@odata.nextLink`` (links expire after minutes); a
+``value`` list is an UnreadableAnswer (retried, then raised), never "no objects"; a 200 that
+carries non-terminating errors (``@adminapi.errors``) fails as the first of them would. Every
+page of a result is drained at once by following ``@odata.nextLink`` (links expire after minutes); a
 link to another origin is refused (the bearer token must never leave the configured endpoint),
 and a link seen before in the same drain, or more than ``max_pages`` pages, restarts the drain a
 bounded number of times and then fails.
@@ -305,14 +306,18 @@ class Gateway:
         status = answer.status_code
         log.debug("%s page %d: HTTP %d in %.3fs (request %s)", cmdlet, page, status,
                   time.monotonic() - started, request_id)
-        if status < 400:
-            try:
-                return _payload(cmdlet, answer)
-            except UnreadableAnswer as e:
-                raise _Retry(e, sent=True) from None
         if status == 401:
             raise _Unauthorized
-        error = _error(cmdlet, answer)
+        if status < 400:
+            try:
+                payload = _payload(cmdlet, answer)
+            except UnreadableAnswer as e:
+                raise _Retry(e, sent=True) from None
+            error = _nonterminating(cmdlet, payload, answer)
+            if error is None:
+                return payload
+        else:
+            error = _error(cmdlet, status, answer.headers, answer.content)
         if isinstance(error, TransientError):
             raise _Retry(error, sent=True)
         raise error
@@ -377,12 +382,24 @@ def _payload(cmdlet: str, answer: Answer) -> dict[str, Any]:
     return payload
 
 
-def _error(cmdlet: str, answer: Answer) -> ExchangeError:
-    status = answer.status_code
-    info = classify(status, answer.headers, answer.content)
+def _nonterminating(cmdlet: str, payload: Mapping[str, Any],
+                    answer: Answer) -> ExchangeError | None:
+    """A 200 can still carry the cmdlet's non-terminating errors (``@adminapi.errors``): the
+    answer is then not the whole answer, and the first error says what went wrong."""
+    errors = payload.get("@adminapi.errors")
+    if not errors:
+        return None
+    first = errors[0] if isinstance(errors, list) else errors
+    item = first if isinstance(first, dict) else {"message": str(first)}
+    return _error(cmdlet, answer.status_code, answer.headers,
+                  json.dumps({"error": item}, default=str).encode())
+
+
+def _error(cmdlet: str, status: int, headers: httpx.Headers, body: bytes) -> ExchangeError:
+    info = classify(status, headers, body)
     message = info.message
     if status == 403 and not message:
-        diagnostics = answer.headers.get("x-ms-diagnostics", "")
+        diagnostics = headers.get("x-ms-diagnostics", "")
         reason = re.search(r'reason="([^"]*)"', diagnostics)
         message = (reason.group(1) if reason else
                    "no reason given: the cmdlet is unknown to Exchange, or the app has no "
@@ -392,12 +409,12 @@ def _error(cmdlet: str, answer: Answer) -> ExchangeError:
     common: dict[str, Any] = {"cmdlet": cmdlet, "exception_type": info.exception_type,
                               "error_id": info.error_id, "status": status}
     if info.kind is ErrorKind.THROTTLED:
-        return Throttled(text, retry_after=_retry_after(answer), **common)
+        return Throttled(text, retry_after=_retry_after(headers), **common)
     return _ERROR_CLASSES.get(info.kind, ExchangeError)(text, **common)
 
 
-def _retry_after(answer: Answer) -> float | None:
-    value = answer.headers.get("Retry-After")
+def _retry_after(headers: httpx.Headers) -> float | None:
+    value = headers.get("Retry-After")
     if value is None:
         return None
     try:
