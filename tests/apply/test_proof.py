@@ -5,6 +5,7 @@ counts as done only when the object at the address is the one the plan creates; 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,10 +19,13 @@ from reconciler.apply.runner import ApplyOptions, apply_plan
 from reconciler.cli.apply_cmd import render_report
 from reconciler.desired import load
 from reconciler.emulator import Emulator
+from reconciler.emulator.faults import ErrorShape, Fault, FaultKind
 from reconciler.live.backend import AmbiguousWriteError, CmdletResult, NotFound
-from reconciler.plan.planner import make_plan
+from reconciler.live.exchange import ExchangeBackend, ExchangeSettings
+from reconciler.plan.planner import make_plan, plan_desired
 from tests.apply.conftest import BASE_SNAPSHOT, LONDON, FaultyBackend, Repo
 from tests.apply.test_exactly_once import _apply
+from tests.exchange.conftest import APP_ID, FAST_RETRY, AppCertificate, Pki
 
 SALES = """\
     shared_mailboxes:
@@ -215,3 +219,51 @@ def test_not_found_on_a_write_other_than_a_removal_is_a_failure(repo: Repo, cmdl
     assert sleeps == []  # it names no object created in this run: nothing to wait out
     assert not report.ok and not report.not_visible
     assert "couldn't be found" in (report.failed[0].message or "")
+
+
+@pytest.mark.parametrize("shape", [ErrorShape.STANDARD, ErrorShape.HEADER, ErrorShape.PROXY])
+def test_not_found_on_a_write_over_tls_fails_is_not_retried_and_is_not_pending(
+        tmp_path: Path, start_service, pki: Pki, app_cert: AppCertificate, key_env: str,
+        shape: ErrorShape):
+    """The same through the real connector: Exchange's not-found, in its plain, header and
+    proxied (500 holding a CmdletProxyException) shapes, on a Set-Mailbox."""
+    repo = Repo(tmp_path / "repo")
+    repo.yaml(LONDON, """\
+        shared_mailboxes:
+          - name: Support London
+            alias: support-london
+            forwarding: {external: help@partner.example}
+            permissions:
+              - {user: alice@contoso.com, access: [FullAccess, SendAs]}
+              - {user: bob@contoso.com, access: [SendAs]}
+        """)
+    emulator = repo.backend.emulator
+    tenant_id = BASE_SNAPSHOT["tenant"]["id"]
+    service = start_service({tenant_id: emulator})
+    service.identity.register(tenant_id, APP_ID, [app_cert.certificate])
+    service.schedule.force(Fault(FaultKind.EXCHANGE_ERROR, exception_type=(
+        "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException"),
+        shape=shape, message="The operation couldn't be performed because object "
+        "'support-london@contoso.com' couldn't be found."), cmdlet="Set-Mailbox", times=None)
+    desired = load(repo.root)
+    state = desired.customers["contoso"]
+    state.customer = dataclasses.replace(state.customer, tenant=dataclasses.replace(
+        state.customer.tenant, id=tenant_id, app_id=APP_ID, exchange_url=service.url,
+        authority_host=service.url, certificate_key=key_env,
+        certificate_thumbprint=app_cert.sha1))
+
+    def backend_for(state: Any) -> ExchangeBackend:
+        return ExchangeBackend(state.customer, settings=ExchangeSettings.for_tenant(
+            state.customer.tenant, verify=pki.client_context, retry=FAST_RETRY))
+
+    plan = plan_desired(desired, backend_for).plan
+    sleeps: list[float] = []
+    report = apply_plan(plan, desired, backend_for, root=repo.root, options=ApplyOptions(
+        execution=ExecutionOptions(sleep=sleeps.append), sleep=sleeps.append))
+    assert [r.ref.op.cmdlet for r in report.failed] == ["Set-Mailbox"], render_report(report)
+    assert "couldn't be found" in (report.failed[0].message or "")
+    assert service.calls["Set-Mailbox"] == 1  # a permanent answer, whatever its status
+    assert not report.not_visible
+    assert json.loads((repo.root / ".reconciler/state/contoso.json").read_text())["pending"] == []
+    # The operations after it in the same change wait for it, so they are skipped.
+    assert {r.ref.op.cmdlet for r in report.skipped} == {"Add-RecipientPermission"}
