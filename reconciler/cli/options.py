@@ -51,8 +51,11 @@ def trace_options(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         from reconciler.live.exchange.trace import recording
 
-        with recording(trace_dir, redact=trace_redact):
-            return command(*args, **kwargs)
+        with recording(trace_dir, redact=trace_redact) as writer:
+            try:
+                return command(*args, **kwargs)
+            finally:  # also when the command exits with its code
+                click.echo(writer.summary(), err=True)
 
     run = click.option(
         "--trace-redact/--no-trace-redact", default=True, show_default=True,

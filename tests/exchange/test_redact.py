@@ -78,6 +78,14 @@ def test_a_record_is_redacted_in_path_query_and_body_and_has_no_secret() -> None
     assert "eyJ" not in str(out) and "hunter2" not in str(out)
 
 
+def test_a_diagnostics_header_keeps_exchange_words_and_loses_addresses() -> None:
+    p = Pseudonyms()
+    header = ('2000005;reason="The user alice@contoso.com is not assigned a role that allows '
+              'running Get-Mailbox.";error_category="insufficient_permissions"')
+    out = p.header(header)
+    assert out == header.replace("alice@contoso.com", p.address("alice@contoso.com"))
+
+
 def test_pseudonyms_survive_a_save_and_load(tmp_path) -> None:
     p = Pseudonyms()
     first = p.address("alice@contoso.com")

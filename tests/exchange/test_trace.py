@@ -267,6 +267,8 @@ def test_every_command_that_talks_to_exchange_records_a_trace(
                                     str(tmp_path / "t")])
     assert done.exit_code in (0, 2), done.output
     rows = records(tmp_path / "t")
+    assert f"Trace: {len(rows)} round trip(s) recorded in " in done.output
+    assert trace.pseudonyms_path(tmp_path / "t").name in done.output
     assert rows and {r["cmdlet"] for r in rows} >= {"Get-Recipient"}
     assert all(r["tenant"] == Pseudonyms.load(
         trace.pseudonyms_path(tmp_path / "t")).guid(tenant_id) for r in rows)  # redacted

@@ -46,6 +46,7 @@ _GUID_ONLY = re.compile(_GUID)
 _MESSAGE_TOKEN = re.compile(
     rf"(?<!\w)'(?P<single>[^']+?)'(?!\w)|(?<!\w)\"(?P<double>[^\"]+?)\"(?!\w)"
     rf"|(?P<guid>{_GUID})|(?P<email>{_EMAIL})")
+_ADDRESS_OR_GUID = re.compile(rf"(?P<guid>{_GUID})|(?P<email>{_EMAIL})")
 _DOMAIN = re.compile(r"^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
 _JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
 
@@ -62,8 +63,7 @@ DOMAIN_FIELDS = frozenset(f.lower() for f in (
     "domain", "upn_domain"))
 # Free texts in Exchange's words: only quoted parts, addresses and GUIDs are the tenant's.
 MESSAGE_FIELDS = frozenset(f.lower() for f in (
-    "message", "@adminapi.warnings", "@adminapi.errors", "Filter", "RecipientFilter",
-    "x-ms-diagnostics"))
+    "message", "@adminapi.warnings", "@adminapi.errors", "Filter", "RecipientFilter"))
 # Principals and names that Exchange itself defines.
 SYSTEM_VALUES = frozenset(v.lower() for v in (
     "NT AUTHORITY\\SELF", "Default", "Anonymous", "Unlimited", "Default MRM Policy",
@@ -213,6 +213,11 @@ class Pseudonyms:
             quote = match.group()[0]
             return f"{quote}{self.name(match.group(kind))}{quote}"
         return self._token(match)
+
+    def header(self, value: str) -> str:
+        """A header's text (``x-ms-diagnostics``): Exchange's own words, even quoted; only
+        addresses and GUIDs are the tenant's."""
+        return _ADDRESS_OR_GUID.sub(self._token, value)
 
     def url(self, value: str) -> str:
         return _GUID_ONLY.sub(lambda m: self.guid(m.group()), value)

@@ -64,6 +64,7 @@ class TraceWriter:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _seq: int = 0
     _saved_at: float = 0.0  # when the pseudonyms were last written
+    recorded: int = 0  # records written by this writer (the file may hold earlier ones)
 
     @classmethod
     def open(cls, directory: Path, *, redact: bool = True) -> TraceWriter:
@@ -94,12 +95,22 @@ class TraceWriter:
             record = redact_record(record, self.pseudonyms)
         with self._lock:
             self._seq += 1
+            self.recorded += 1
             line = json.dumps({"format": TRACE_FORMAT, "seq": self._seq, **record},
                               ensure_ascii=False, sort_keys=False, default=str)
             with (self.directory / TRACE_FILE).open("a", encoding="utf-8") as out:
                 out.write(line + "\n")
             if self.redact and time.monotonic() - self._saved_at >= SAVE_EVERY:
                 self._save()
+
+    def summary(self) -> str:
+        """One line for the user: what was recorded where, and what to keep private."""
+        where = self.directory / TRACE_FILE
+        if not self.redact:
+            return f"Trace: {self.recorded} round trip(s) recorded in {where}, NOT redacted."
+        return (f"Trace: {self.recorded} round trip(s) recorded in {where}, redacted; the "
+                f"pseudonyms are in {pseudonyms_path(self.directory)} (keep it, never share "
+                "it).")
 
     def close(self) -> None:
         """Write the pseudonyms as they are at the end (records are written as they come)."""
@@ -129,7 +140,7 @@ def redact_record(record: dict[str, Any], pseudonyms: Pseudonyms) -> dict[str, A
     headers = dict(out.get("headers") or {})
     for name in ("x-ms-diagnostics", "WWW-Authenticate"):
         if headers.get(name):
-            headers[name] = pseudonyms.message(headers[name])
+            headers[name] = pseudonyms.header(headers[name])
     out["headers"] = headers
     return out
 
