@@ -6,7 +6,6 @@ the service's own counters show every write committed exactly once."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import shutil
 import threading
@@ -26,7 +25,7 @@ from reconciler.emulator.faults import FaultConfig, Phase
 from reconciler.live.backend import is_write
 from reconciler.live.exchange import ExchangeBackend, ExchangeSettings, RetryPolicy
 from reconciler.plan.planner import plan_desired
-from tests.exchange.conftest import APP_ID, AppCertificate, Pki
+from tests.exchange.conftest import AppCertificate, Pki, serve_customer
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "desired-state"
 DATA = Path(__file__).parent / "data"
@@ -74,13 +73,9 @@ def test_example_plan_converges_through_faults_and_lag_exactly_once(
         service = start_service(
             {tenant_id: Emulator(copy.deepcopy(snapshot), clock=clock)}, lag_seconds=5.0,
             faults=FaultConfig(seed=seed, rate=0.2, slow_seconds=0.02))
-        service.identity.register(tenant_id, APP_ID, [app_cert.certificate])
         services[cid] = service
         # The customer's tenant, pointed at the fake service (and at the test's certificate).
-        state.customer = dataclasses.replace(state.customer, tenant=dataclasses.replace(
-            state.customer.tenant, id=tenant_id, app_id=APP_ID, exchange_url=service.url,
-            authority_host=service.url, certificate_key=key_env,
-            certificate_thumbprint=app_cert.sha1, concurrency=concurrency))
+        serve_customer(state, service, tenant_id, app_cert, key_env, concurrency=concurrency)
 
     def backend_for(state: Any) -> ExchangeBackend:
         settings = ExchangeSettings.for_tenant(state.customer.tenant, verify=pki.client_context,

@@ -5,7 +5,6 @@ counts as done only when the object at the address is the one the plan creates; 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from reconciler.live.exchange import ExchangeBackend, ExchangeSettings
 from reconciler.plan.planner import make_plan, plan_desired
 from tests.apply.conftest import BASE_SNAPSHOT, LONDON, FaultyBackend, Repo
 from tests.apply.test_exactly_once import _apply
-from tests.exchange.conftest import APP_ID, FAST_RETRY, AppCertificate, Pki
+from tests.exchange.conftest import FAST_RETRY, AppCertificate, Pki, serve_customer
 
 SALES = """\
     shared_mailboxes:
@@ -240,17 +239,13 @@ def test_not_found_on_a_write_over_tls_fails_is_not_retried_and_is_not_pending(
     emulator = repo.backend.emulator
     tenant_id = BASE_SNAPSHOT["tenant"]["id"]
     service = start_service({tenant_id: emulator})
-    service.identity.register(tenant_id, APP_ID, [app_cert.certificate])
     service.schedule.force(Fault(FaultKind.EXCHANGE_ERROR, exception_type=(
         "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException"),
         shape=shape, message="The operation couldn't be performed because object "
         "'support-london@contoso.com' couldn't be found."), cmdlet="Set-Mailbox", times=None)
     desired = load(repo.root)
     state = desired.customers["contoso"]
-    state.customer = dataclasses.replace(state.customer, tenant=dataclasses.replace(
-        state.customer.tenant, id=tenant_id, app_id=APP_ID, exchange_url=service.url,
-        authority_host=service.url, certificate_key=key_env,
-        certificate_thumbprint=app_cert.sha1))
+    serve_customer(state, service, tenant_id, app_cert, key_env)
 
     def backend_for(state: Any) -> ExchangeBackend:
         return ExchangeBackend(state.customer, settings=ExchangeSettings.for_tenant(

@@ -43,7 +43,7 @@ from reconciler.live.backend import CmdletResult, is_write
 from reconciler.live.exchange import ExchangeBackend, ExchangeSettings
 from reconciler.plan.planner import plan_desired
 from tests.apply.test_fake_service import DATA, EXAMPLE, RETRY, FakeClock
-from tests.exchange.conftest import APP_ID, AppCertificate, Pki
+from tests.exchange.conftest import AppCertificate, Pki, serve_customer
 
 CUSTOMER = "contoso"
 PERMANENT_TYPE = "System.ArgumentException"  # refused, never retried, whatever the status
@@ -112,12 +112,8 @@ def test_faults_in_any_order_never_write_outside_the_plan_or_twice(
     service = FakeExchangeService({tenant_id: ledger}, faults=config)
     service.start(ssl_context=pki.server_context)
     try:
-        service.identity.register(tenant_id, APP_ID, [app_cert.certificate])
         state = desired.customers[CUSTOMER]
-        state.customer = dataclasses.replace(state.customer, tenant=dataclasses.replace(
-            state.customer.tenant, id=tenant_id, app_id=APP_ID, exchange_url=service.url,
-            authority_host=service.url, certificate_key=key_env,
-            certificate_thumbprint=app_cert.sha1, concurrency=concurrency))
+        serve_customer(state, service, tenant_id, app_cert, key_env, concurrency=concurrency)
 
         def backend_for(state: Any) -> ExchangeBackend:
             settings = ExchangeSettings.for_tenant(state.customer.tenant,

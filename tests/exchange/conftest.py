@@ -114,6 +114,17 @@ def key_env(monkeypatch: pytest.MonkeyPatch, app_cert: AppCertificate) -> str:
     return "env:RECONCILER_TEST_KEY"
 
 
+def serve_customer(state: Any, service: FakeExchangeService, tenant_id: str,
+                   app_cert: AppCertificate, key_env: str, **tenant: Any) -> None:
+    """Point a loaded customer's tenant at the fake service, signing in with the test's app
+    certificate (registered with the service's identity endpoint)."""
+    service.identity.register(tenant_id, APP_ID, [app_cert.certificate])
+    state.customer = replace(state.customer, tenant=replace(
+        state.customer.tenant, id=tenant_id, app_id=APP_ID, exchange_url=service.url,
+        authority_host=service.url, certificate_key=key_env,
+        certificate_thumbprint=app_cert.sha1, **tenant))
+
+
 def customer_for(service: FakeExchangeService, tenant_id: str, **tenant: Any) -> Customer:
     fields: dict[str, Any] = {"app_id": APP_ID, "exchange_url": service.url,
                               "authority_host": service.url}

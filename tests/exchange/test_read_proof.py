@@ -5,7 +5,6 @@ fake service over TLS."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -27,7 +26,7 @@ from reconciler.live.backend import (
 from reconciler.live.exchange import ExchangeBackend, ExchangeSettings
 from reconciler.live.reader import read_live
 from reconciler.plan.planner import plan_desired
-from tests.exchange.conftest import APP_ID, FAST_RETRY, AppCertificate, Pki
+from tests.exchange.conftest import FAST_RETRY, AppCertificate, Pki, serve_customer
 
 BULK = {"ResultSize": "Unlimited"}
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,12 +147,8 @@ def example_over_tls(tmp_path: Path, start_service, pki: Pki, app_cert: AppCerti
     snapshot = json.loads((SNAPSHOTS / "contoso.json").read_text())
     tenant_id = snapshot["tenant"]["id"]
     service = start_service({tenant_id: Emulator(copy.deepcopy(snapshot))})
-    service.identity.register(tenant_id, APP_ID, [app_cert.certificate])
     state = desired.customers["contoso"]
-    state.customer = dataclasses.replace(state.customer, tenant=dataclasses.replace(
-        state.customer.tenant, id=tenant_id, app_id=APP_ID, exchange_url=service.url,
-        authority_host=service.url, certificate_key=key_env,
-        certificate_thumbprint=app_cert.sha1))
+    serve_customer(state, service, tenant_id, app_cert, key_env)
 
     def backend_for(state: Any) -> ExchangeBackend:
         settings = ExchangeSettings.for_tenant(state.customer.tenant, verify=pki.client_context,
