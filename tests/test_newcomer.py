@@ -96,7 +96,7 @@ def test_first_hour_errors_are_clear_answers(repo: Path, monkeypatch: pytest.Mon
     bad_ref = runner.invoke(cli, ["plan", "--changed-since", "nosuchref"])
     assert bad_ref.exit_code == 1
     assert bad_ref.stderr.startswith(
-        "Error: --changed-since nosuchref: git knows no commit named 'nosuchref'")
+        "error: --changed-since nosuchref: git knows no commit named 'nosuchref'")
     assert "unknown error" not in bad_ref.stderr
 
     nothing = runner.invoke(cli, ["plan", "--changed-since", "HEAD"])

@@ -29,6 +29,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.live.sandbox import write_snapshot_atomically
 from reconciler.model import Location
 from reconciler.plan.plan import Change, Operation, Plan
+from reconciler.words import plural
 
 STATE_FORMAT = "reconciler-state/1"
 STATE_DIRECTORY = Path(".reconciler") / "state"
@@ -195,7 +196,8 @@ class AppliedState:
             hit = {p.fingerprint for p in pending}
             remaining = tuple(op for op in change.operations if op_fingerprint(op) not in hit)
             latest = max(p.applied_at for p in pending)
-            text = (f"pending propagation: {len(pending)} operation(s) applied at {iso(latest)} "
+            text = (f"pending propagation: {plural(len(pending), 'operation')} applied at "
+                    f"{iso(latest)} "
                     f"({', '.join(sorted({p.cmdlet for p in pending}))}) not yet visible in "
                     f"Exchange; not planned again before {iso(latest + window)}")
             plan.warnings.append(f"{change.address}: {text}")

@@ -72,7 +72,7 @@ class _LazyGroup(click.Group):
         except InputError as e:
             report_problems(e)
         except ReconcilerError as e:
-            echo(f"Error: {message(str(e))}", err=True)
+            echo(f"error: {message(str(e))}", err=True)
         except KeyboardInterrupt:
             echo("Interrupted.", err=True)
             ctx.exit(EXIT_INTERRUPTED)
@@ -83,7 +83,7 @@ class _LazyGroup(click.Group):
             raise
         except Exception as e:  # a bug: say so plainly; the traceback is for -vv
             logging.getLogger("reconciler").debug("unexpected error", exc_info=True)
-            echo(f"Error: unexpected {type(e).__name__}: {message(str(e))} (this is a bug; run "
+            echo(f"error: unexpected {type(e).__name__}: {message(str(e))} (this is a bug; run "
                  f"with -vv for the traceback and report it)", err=True)
         ctx.exit(EXIT_ERROR)
 

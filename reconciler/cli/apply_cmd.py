@@ -12,7 +12,9 @@ from reconciler.cli import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 from reconciler.cli.options import live_option, repository_option, trace_options
 from reconciler.cli.output import echo, use_colour
 from reconciler.errors import ReconcilerError
+from reconciler.model import location_label
 from reconciler.safe import message, visible
+from reconciler.words import plural
 
 
 def apply_progress(stream: TextIO):  # type: ignore[no-untyped-def]
@@ -36,9 +38,24 @@ def apply_progress(stream: TextIO):  # type: ignore[no-untyped-def]
     return show
 
 
-def render_report(report) -> str:  # type: ignore[no-untyped-def]
-    """The apply summary: exactly what succeeded, failed and was skipped."""
+def nothing_to_do() -> str:
+    """The summary when there is nothing to apply: the same line as every other outcome."""
+    return "Apply complete: 0 succeeded, 0 failed, 0 skipped; nothing to do.\n"
+
+
+def _moves(plan) -> list[str]:  # type: ignore[no-untyped-def]
+    """What apply did for each move: nothing in Exchange, the new location recorded."""
+    if plan is None:
+        return []
+    return [f"  {c.address}: from {location_label(c.moved_from)}" for c in plan.actionable
+            if c.moved_from]
+
+
+def render_report(report, plan=None) -> str:  # type: ignore[no-untyped-def]
+    """The apply summary: exactly what succeeded, failed and was skipped, and the moves
+    recorded (a move has no Exchange call, so only the record says it happened)."""
     out: list[str] = []
+    moves = _moves(plan)
     succeeded, failed, skipped = report.succeeded, report.failed, report.skipped
     already = [r for r in succeeded if r.detail.startswith(("already present", "not present"))]
     earlier = [r for r in succeeded if "earlier run" in r.detail]
@@ -52,8 +69,13 @@ def render_report(report) -> str:  # type: ignore[no-untyped-def]
     if extras:
         head += f" ({', '.join(extras)})"
     head += f", {len(failed)} failed, {len(skipped)} skipped"
-    head += f", {len(report.not_started)} not started." if report.interrupted else "."
+    if report.interrupted:
+        head += f", {len(report.not_started)} not started"
+    head += f"; {plural(len(moves), 'move')} recorded." if moves else "."
     out.append(head)
+    if moves:
+        out += ["", "Moved (no Exchange call; the new location is recorded for the next plan):",
+                *moves]
     if succeeded:
         out.append("")
         out.append("Succeeded:")
@@ -109,8 +131,9 @@ def _verify_saved(target: Path, plan, desired, backend_for, root: Path,  # type:
     unknown = sorted({c.customer for c in plan.actionable} - set(desired.customers))
     if unknown:
         raise ReconcilerError(
-            f"plan refused: it changes customer(s) {', '.join(unknown)}, which {root} does "
-            f"not declare; give the repository it was made from with --path")
+            f"plan refused: it changes {plural(len(unknown), 'customer')} "
+            f"({', '.join(unknown)}), which {root} does not declare; give the repository it "
+            "was made from with --path")
     applied = AppliedState.load(root, plan.customers)
     views = {cid: Journal(journals, cid).view(plan.checksum) for cid in plan.customers}
     try:
@@ -119,18 +142,19 @@ def _verify_saved(target: Path, plan, desired, backend_for, root: Path,  # type:
         raise ReconcilerError(f"plan refused: could not re-read the state it was made "
                               f"against, so cannot tell whether it is current: {e}") from e
     if recheck.applied_on is not None and not recheck.differences:
-        echo(f"{target} was already applied on {recheck.applied_on}; nothing to do.")
+        echo(f"{target} was already applied on {recheck.applied_on}.")
+        echo(nothing_to_do(), nl=False)
         sys.exit(EXIT_OK)
     if recheck.refusals and not allow_large_changes:
         for refusal in recheck.refusals:
-            echo(f"Error: plan refused: {message(refusal.message)}", err=True)
+            echo(f"error: plan refused: {message(refusal.message)}", err=True)
         echo("Nothing was changed. If the plan is what you want, run again with "
                    "--allow-large-changes.", err=True)
         sys.exit(EXIT_ERROR)
     if recheck.differences:
         why = (f"it was applied on {recheck.applied_on}, and since then" if recheck.applied_on
                else "since it was made,")
-        echo(f"Error: plan refused: {target} is stale; {why} the live or desired state "
+        echo(f"error: plan refused: {target} is stale; {why} the live or desired state "
                    f"has changed for:", err=True)
         for line in recheck.differences:
             echo(f"  {message(line)}", err=True)
@@ -220,6 +244,7 @@ def _apply(plan, target: Path | None, root: Path, live_source: str | None,  # ty
     if not plan.has_changes:
         if target is not None:
             echo("No changes. The saved plan has nothing to apply.")
+        echo(nothing_to_do(), nl=False)
         sys.exit(EXIT_OK)
 
     desired = load(root)
@@ -241,14 +266,14 @@ def _apply(plan, target: Path | None, root: Path, live_source: str | None,  # ty
                            execution=ExecutionOptions(create_wait=verify_wait))
     report = apply_plan(plan, desired, backend_for, root=root, options=options,
                         progress=apply_progress(sys.stderr))
-    echo(render_report(report), nl=False)
+    echo(render_report(report, plan), nl=False)
     sys.exit(EXIT_INTERRUPTED if report.interrupted else EXIT_OK if report.ok else EXIT_ERROR)
 
 
 def _ask() -> None:
     """Approval on the terminal; with none (CI, a pipe), refuse: nobody reviewed the plan."""
     if not sys.stdin.isatty():
-        echo("Error: not applying without approval: no terminal to ask on. Use "
+        echo("error: not applying without approval: no terminal to ask on. Use "
                    "--auto-approve, or save a plan with `reconciler plan --out` and "
                    "apply that.", err=True)
         sys.exit(EXIT_ERROR)

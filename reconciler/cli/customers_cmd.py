@@ -9,6 +9,7 @@ import click
 
 from reconciler.cli.options import repository_argument
 from reconciler.cli.output import echo
+from reconciler.words import plural
 
 
 @click.command("customers")
@@ -41,5 +42,5 @@ def command(path: Path, as_json: bool, key_variable: str | None) -> None:
         return
     for cid in ids:
         state = desired.customers[cid]
-        echo(f"{cid}\t{state.customer.name}\t{len(state.customer.sites)} site(s)\t"
-                   f"{len(state.resources)} resource(s)")
+        echo(f"{cid}\t{state.customer.name}\t{plural(len(state.customer.sites), 'site')}\t"
+                   f"{plural(len(state.resources), 'resource')}")

@@ -9,6 +9,7 @@ import click
 
 from reconciler.cli.options import live_option, repository_argument, trace_options
 from reconciler.cli.output import echo
+from reconciler.words import plural
 
 
 @click.command("import")
@@ -41,6 +42,6 @@ def command(customer: str, path: Path, live_source: str | None, dry_run: bool) -
         echo(f"Nothing to import: every mailbox of {customer} worth declaring is declared "
                    f"already ({result.already_declared}).")
     elif not dry_run:
-        echo(f"Imported {result.count} resource(s) of {customer}; "
+        echo(f"Imported {plural(result.count, 'resource')} of {customer}; "
                    f"{result.already_declared} were declared already. Check with: "
                    f"reconciler plan {path} --customer {customer}")

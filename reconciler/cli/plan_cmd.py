@@ -40,7 +40,7 @@ def refuse_over_limits(plan: Plan, allowed: bool, hint: str) -> None:
     if not plan.refusals or allowed:
         return
     for refusal in plan.refusals:
-        echo(f"Error: plan refused: {message(refusal.message)}", err=True)
+        echo(f"error: plan refused: {message(refusal.message)}", err=True)
     echo(f"{hint} If the plan is what you want, run again with --allow-large-changes.",
                err=True)
     sys.exit(EXIT_ERROR)

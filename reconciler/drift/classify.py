@@ -42,6 +42,7 @@ from reconciler.plan.planner import (
     select_customers,
 )
 from reconciler.plan.serialize import settings_json
+from reconciler.words import plural
 
 # The plan names the location setting "location"; the model calls it located_at.
 _MODEL_FIELD = {"location": "located_at"}
@@ -262,7 +263,7 @@ def _split_pending(change: Change, pending: PendingRecord | None,
     if not hits:
         return change, None
     latest = max(at for _, at in hits).strftime("%Y-%m-%dT%H:%M:%SZ")
-    note = (f"{len(hits)} operation(s) applied at {latest} "
+    note = (f"{plural(len(hits), 'operation')} applied at {latest} "
             f"({', '.join(sorted({op.cmdlet for op, _ in hits}))}) not yet visible in Exchange")
     hit_ops = tuple(op for op, _ in hits)
     if len(hits) == len(change.operations):

@@ -24,6 +24,7 @@ from reconciler.drift.report import (
     DriftItem,
     DriftReport,
 )
+from reconciler.model import site_label
 from reconciler.render.common import attribute_lines
 
 COLOURS = {
@@ -67,7 +68,7 @@ def _e(text: object) -> str:
 
 
 def _site_name(site: str) -> str:
-    return "(customer level)" if site == "-" else site
+    return site_label(site)
 
 
 def render_html(report: DriftReport, *, title: str = "Drift report") -> str:

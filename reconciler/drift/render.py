@@ -7,15 +7,17 @@ The attribute-level difference of each item is the plan's own (render/common.att
 from __future__ import annotations
 
 from reconciler.drift.report import CLASSES, EXPLANATIONS, LABELS, DriftItem, DriftReport
+from reconciler.model import site_label
 from reconciler.render.common import attribute_lines
 from reconciler.render.markdown import BUDGET, inline
 from reconciler.safe import PLAN_LIMIT, message, visible
+from reconciler.words import plural
 
 LEGEND = "Differences read live -> YAML: '-' only live, '+' only in YAML."
 
 
 def _site(site: str) -> str:
-    return "(customer level)" if site == "-" else visible(site)
+    return visible(site_label(site))
 
 
 def _head(item: DriftItem) -> str:
@@ -87,8 +89,8 @@ def render_markdown(report: DriftReport, *, title: str = "Drift report",
         text += section
         shown += 1
     if shown < len(report.items):
-        text += (f"\n\n**{len(report.items) - shown} more difference(s) not shown** to stay "
-                 f"within the size limit; run `reconciler drift --format json` for all.\n")
+        text += (f"\n\n**{plural(len(report.items) - shown, 'more difference')} not shown** "
+                 f"to stay within the size limit; run `reconciler drift --format json` for all.\n")
     return text + "\n"
 
 

@@ -31,6 +31,7 @@ from reconciler.model import (
 from reconciler.plan.operations import starting_state, update_operations
 from reconciler.plan.plan import Change, Operation, Refusal
 from reconciler.plan.serialize import settings_json
+from reconciler.words import plural
 
 # Recipient kinds that are no security principal (GATEWAY-FACTS §j).
 NOT_GRANTEES = frozenset({"MailUniversalDistributionGroup", "RoomList"})
@@ -249,8 +250,9 @@ def deletes_refusal(customer: str, changes: Iterable[Change],
         return None
     archives = sum(1 for c in destructive if c.action != "delete")
     also = f" ({archives} of them disable an archive)" if archives else ""
-    return Refusal(customer, f"{len(destructive)} deletes exceed max_deletes {limit} of "
-                             f"customer {customer}{also}")
+    verb = "exceeds" if len(destructive) == 1 else "exceed"
+    return Refusal(customer, f"{plural(len(destructive), 'delete')} {verb} max_deletes {limit} "
+                             f"of customer {customer}{also}")
 
 
 def rename_note(wanted: Resource, live: LiveTenant, desired: CustomerState) -> str | None:

@@ -9,6 +9,7 @@ import html
 
 from reconciler.model import site_label
 from reconciler.plan.plan import Change, Plan
+from reconciler.plan.tenant_rules import is_destructive as counted_as_destructive
 from reconciler.render.common import (
     MARKERS,
     SYMBOLS,
@@ -44,7 +45,9 @@ def inline(text: str, *, cell: bool = False) -> str:
 
 
 def is_destructive(change: Change) -> bool:
-    return change.action == "delete" or any(
+    """What the safety limits count as destructive, and what takes access away or converts a
+    mailbox: shown open."""
+    return counted_as_destructive(change) or any(
         op.cmdlet in DESTRUCTIVE_CMDLETS or (op.cmdlet == "Set-Mailbox" and "Type" in op.parameters)
         for op in change.operations)
 

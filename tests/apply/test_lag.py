@@ -92,6 +92,11 @@ def test_move_is_remembered_so_the_next_plan_shows_none(repo: Repo, cli):
     run = cli("apply", repo.root, "--auto-approve")
     assert run.code == 0, run.out + run.err
     assert repo.backend.write_count == 0  # a move has no Exchange call
+    # Apply says what it did, though Exchange was not called.
+    assert "Apply complete: 0 succeeded, 0 failed, 0 skipped; 1 move recorded." in run.out
+    assert ("Moved (no Exchange call; the new location is recorded for the next plan):\n"
+            "  contoso/paris/shared_mailbox/support-london@contoso.com: from contoso / london"
+            ) in run.out
     assert not make_plan(repo.root).plan.has_changes
     state = json.loads((repo.root / ".reconciler/state/contoso.json").read_text())
     assert state["locations"]["support-london@contoso.com"] == "contoso/paris"

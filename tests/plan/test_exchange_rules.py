@@ -218,7 +218,7 @@ def test_archive_false_on_a_mailbox_with_one_is_destructive(scenario: Scenario) 
     assert cmdlets(change) == ["Disable-Mailbox"]
     assert any(n.startswith("destructive:") for n in change.notes)
     assert [r.message for r in plan.refusals] == [
-        "1 deletes exceed max_deletes 0 of customer contoso (1 of them disable an archive)"]
+        "1 delete exceeds max_deletes 0 of customer contoso (1 of them disable an archive)"]
     scenario.policy("max_deletes: 1\n")
     assert scenario.converge().refusals == []
 

@@ -182,7 +182,8 @@ def test_plan_over_the_safety_limit_is_refused(scenario: Scenario, tmp_path: Pat
     args = ["plan", str(repo), "--live", f"snapshot:{live}", "--out", str(out)]
     refused = CliRunner().invoke(cli, args)
     assert refused.exit_code == 1
-    assert "1 deletes exceed max_deletes 0" in refused.stderr and not out.exists()
+    assert "error: plan refused: 1 delete exceeds max_deletes 0" in refused.stderr
+    assert not out.exists()
     allowed = CliRunner().invoke(cli, [*args, "--allow-large-changes"])
     assert allowed.exit_code == 0 and out.exists()
 
