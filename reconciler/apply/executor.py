@@ -448,10 +448,11 @@ class Executor:
             return OpResult(ref, FAILED, calls=calls, message=(
                 f"{error.message}; no recipient holding {planned_address(ref.op)} could be read"
                 f" back, so it is not counted as done"))
-        new = resumed or not (found.ids & self.baseline)
+        # Without an id to compare, newness cannot be shown: not proven.
+        new = resumed or (bool(found.ids) and not found.ids & self.baseline)
         if is_planned_object(found, ref.op) and new:
-            return OpResult(ref, SUCCEEDED, "already present (read back: created by an earlier"
-                            " attempt)", calls=calls)
+            return OpResult(ref, SUCCEEDED, "already present (read back: the object this plan "
+                            "creates, new since apply began)", calls=calls)
         return OpResult(ref, FAILED, message=describe(found, ref.op), calls=calls)
 
     def _confirm(self, ref: OpRef) -> bool | None:
