@@ -31,7 +31,7 @@ REFUSED_NAMES = frozenset({
     "RES_OPTIONS", "NLSPATH", "LOCPATH", "COLUMNS", "LINES",
     # this tool's own settings
     "RECONCILER_GC", "RECONCILER_EXCHANGE_URL", "RECONCILER_AUTHORITY_HOST",
-    "RECONCILER_PENDING_MINUTES",
+    "RECONCILER_PENDING_MINUTES", "RECONCILER_APP_ID", "RECONCILER_CERTIFICATE_THUMBPRINT",
 })
 # A key, certificate or passphrase file is small; a larger one is not one of those.
 MAX_SECRET_BYTES = 1024 * 1024

@@ -9,6 +9,9 @@ layout). Without ``--live``, the customer's ``tenant.connection`` decides.
 from __future__ import annotations
 
 import importlib
+import os
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from reconciler.errors import ReconcilerError
@@ -38,6 +41,27 @@ def parse_source(source: str) -> tuple[str, Path | None]:
     raise ReconcilerError(f"unknown live source '{source}': expected {SOURCES_HELP}")
 
 
+# A second app registration for jobs that only read (docs/gitops.md): its id and certificate
+# thumbprint, set where its key is (a pull request's plan, drift), never in the apply job.
+APP_ID_VARIABLE = "RECONCILER_APP_ID"
+THUMBPRINT_VARIABLE = "RECONCILER_CERTIFICATE_THUMBPRINT"
+
+
+def with_registration(customer: Customer, environ: Mapping[str, str]) -> Customer:
+    """``customer`` signing in as the app registration the environment names, if it names one;
+    else as the tenant's own (``tenant.app_id`` in customer.yaml)."""
+    app_id = environ.get(APP_ID_VARIABLE, "").strip()
+    thumbprint = environ.get(THUMBPRINT_VARIABLE, "").strip()
+    if not app_id and not thumbprint:
+        return customer
+    if not (app_id and thumbprint):
+        raise ReconcilerError(f"{APP_ID_VARIABLE} and {THUMBPRINT_VARIABLE} name another app "
+                              "registration together: set both, or neither")
+    tenant = replace(customer.tenant, app_id=app_id, certificate_thumbprint=thumbprint,
+                     certificate=None)
+    return replace(customer, tenant=tenant)
+
+
 def open_backend(source: str | None, customer: Customer, repo_root: Path) -> Backend:
     """The backend for ``customer``: ``source`` if given, else ``customer.tenant.connection``.
 
@@ -45,6 +69,7 @@ def open_backend(source: str | None, customer: Customer, repo_root: Path) -> Bac
     tenant from ``<repo_root>/sandbox/<customer>.json``."""
     kind, directory = parse_source(source if source is not None else customer.tenant.connection)
     if kind == "exchange":
+        customer = with_registration(customer, os.environ)
         try:
             connector = importlib.import_module("reconciler.live.exchange")
         except ModuleNotFoundError as e:

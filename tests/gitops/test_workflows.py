@@ -160,3 +160,12 @@ def test_jobs_holding_a_key_install_only_wheels_checked_by_digest() -> None:
                 [job["needs"]]
             assert len(builder) == 1 and not _secret_names(jobs[builder[0]]), name
             assert f"needs.{builder[0]}.outputs.wheels" in str(job["steps"]), name
+
+
+def test_reading_jobs_sign_in_as_the_read_only_registration() -> None:
+    for name, job_name in (("plan.yml", "plan"), ("apply.yml", "review"), ("drift.yml", "drift")):
+        steps = str(load_workflow(TEMPLATES / name)["jobs"][job_name]["steps"])
+        assert "RECONCILER_APP_ID': '${{ secrets.EXO_READ_APP_ID }}'" in steps, name
+        assert "RECONCILER_CERTIFICATE_THUMBPRINT" in steps, name
+    # The apply job signs in as the tenant's own registration, the only one with a write role.
+    assert "RECONCILER_APP_ID" not in str(load_workflow(TEMPLATES / "apply.yml")["jobs"]["apply"])

@@ -120,3 +120,37 @@ def test_debug_run_of_every_command_leaks_neither_key_nor_token(
         assert JWT.search(text) is None, f"a token is in {where}"
         signed_in = signed_in or "token" in text.lower()
     assert signed_in, "the runs should have signed in and said so at DEBUG"
+
+
+def test_a_read_only_registration_signs_in_instead_of_the_tenants_own(
+        tmp_path: Path, app_cert: AppCertificate, other_cert: AppCertificate) -> None:
+    """Jobs that only read sign in as a second app registration (a read-only role) named by
+    the environment; the YAML's own registration (the write role) is left to apply."""
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLE, repo, ignore=shutil.ignore_patterns(".reconciler"))
+    path = repo / "customers" / "contoso" / "customer.yaml"
+    text = path.read_text()
+    thumbprint = re.search(r"certificate_thumbprint: (\S+)", text).group(1)  # type: ignore
+    path.write_text(text.replace(thumbprint, app_cert.sha1))
+    read_app = "7e57e57e-0000-4000-8000-00000000000d"
+    (tmp_path / "read.crt").write_bytes(other_cert.cert_pem)
+    # Only the read registration exists on this tenant: the YAML's app cannot sign in.
+    server, env = _serve(repo, read_app, tmp_path / "read.crt")
+    env = {**{k: v for k, v in os.environ.items() if k != "SSL_CERT_DIR"}, **env,
+           "CONTOSO_EXO_KEY": other_cert.key_pem.decode()}
+    plan = [str(RECONCILER), "plan", str(repo), "--live", "exchange", "--customer", "contoso",
+            "--format", "json", "--allow-large-changes"]
+    try:
+        refused = subprocess.run(plan, capture_output=True, text=True, env=env, timeout=120)
+        assert refused.returncode == 1
+        read = subprocess.run(plan, capture_output=True, text=True, timeout=120, env={
+            **env, "RECONCILER_APP_ID": read_app,
+            "RECONCILER_CERTIFICATE_THUMBPRINT": other_cert.sha1})
+        assert read.returncode == 0, read.stderr[-2000:]
+        assert '"changes"' in read.stdout
+        half = subprocess.run(plan, capture_output=True, text=True, timeout=120,
+                              env={**env, "RECONCILER_APP_ID": read_app})
+        assert half.returncode == 1 and "set both, or neither" in half.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

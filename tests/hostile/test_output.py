@@ -167,3 +167,23 @@ def test_log_lines_show_data_not_its_escapes() -> None:
                                "read %s", (f"x\x1b[2K\n{WORKFLOW_COMMAND}",), None)
     line = safe.LogFormatter("%(levelname)s %(message)s").format(record)
     assert line == "INFO read x\\x1b[2K\\x0a" + WORKFLOW_COMMAND
+
+
+def test_hostile_values_from_exchange_are_shown_not_obeyed(tmp_path: Path) -> None:
+    """A live mailbox's name is Exchange's data, written by whoever manages the tenant."""
+    repo = example_repo(tmp_path)
+    seed = repo / "sandbox" / "contoso.json"
+    hostile = f"Old Room{ERASE}\n{WORKFLOW_COMMAND}\n</details><img src=x onerror=alert(1)>|"
+    seed.write_text(seed.read_text().replace('"Old Room"', json.dumps(hostile)))
+    assert run(["sandbox", "reset", str(repo)]).exit_code == 0
+    runs = every_command(repo, tmp_path / "plan.json")
+    for result in runs:
+        assert_clean(result)
+    plan = json.loads(runs[4].stdout)
+    # the JSON plan keeps Exchange's value exactly
+    assert any((c.get("before") or {}).get("name") == hostile for c in plan["changes"])
+    shown = _screen(run(["plan", str(repo)], {"FORCE_COLOR": "1", "NO_COLOR": ""}).stdout)
+    for head in _heads(plan):
+        assert head in shown, head
+    for markdown in (runs[3].stdout, runs[8].stdout):  # plan and drift as Markdown
+        assert "<img" not in _outside_fences(markdown)
