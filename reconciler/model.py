@@ -276,6 +276,7 @@ class DistributionGroup(Resource):
     alias: str | None = None
     owners: tuple[str, ...] | None = None
     members: tuple[str, ...] | None = None
+    accept_external_senders: bool | None = None  # RequireSenderAuthenticationEnabled, inverted
     owner_sources: tuple[SourceRef | None, ...] = field(default=(), compare=False, repr=False)
     member_sources: tuple[SourceRef | None, ...] = field(default=(), compare=False, repr=False)
 

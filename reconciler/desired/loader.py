@@ -610,7 +610,7 @@ class _ResourceBuilder:
             resource: Resource = DistributionGroup(
                 id=rid, name=merged["name"], alias=rid.partition("@")[0], owners=owners,
                 members=members, owner_sources=owner_sources, member_sources=member_sources,
-                **common)
+                accept_external_senders=merged.get("accept_external_senders"), **common)
         else:
             common.update(self.mailbox_settings(ctx, merged))
             if rtype is ResourceType.USER_MAILBOX:

@@ -611,7 +611,8 @@ def get_distribution_group(em: Emulator, cmdlet: str, params: dict[str, Any]) ->
 
 
 @handler("New-DistributionGroup", "Name", "Alias", "DisplayName", "PrimarySmtpAddress",
-         "ManagedBy", "Members", "Type", "Notes", "Description", "RoomList")
+         "ManagedBy", "Members", "Type", "Notes", "Description", "RoomList",
+         "RequireSenderAuthenticationEnabled")
 def new_distribution_group(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
     name = str(params["Name"])
     alias = str(_get(params, "Alias") or _derive_alias(name))
@@ -628,14 +629,17 @@ def new_distribution_group(em: Emulator, cmdlet: str, params: dict[str, Any]) ->
     obj = em._new_object(
         "group", name=name, alias=alias, display_name=str(_get(params, "DisplayName") or name),
         address=address, type_details=kind,
-        row_extra={"ManagedBy": managed, "GrantSendOnBehalfTo": []})
+        row_extra={"ManagedBy": managed, "GrantSendOnBehalfTo": [],
+                   # A new group rejects mail from outside the organisation unless told.
+                   "RequireSenderAuthenticationEnabled": _as_bool(
+                       _get(params, "RequireSenderAuthenticationEnabled", True))})
     obj.members = members
     obj.recipient_permissions = []
     return CmdletResult(value=[obj.row or {}])
 
 
 @handler("Set-DistributionGroup", "Identity", "ManagedBy", "GrantSendOnBehalfTo", "DisplayName",
-         "Name", "Alias")
+         "Name", "Alias", "RequireSenderAuthenticationEnabled")
 def set_distribution_group(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResult:
     obj = em._require(params["Identity"], GROUP, cmdlet, read=False)
     row = obj.row
@@ -650,6 +654,9 @@ def set_distribution_group(em: Emulator, cmdlet: str, params: dict[str, Any]) ->
         changes["DisplayName"] = str(params["DisplayName"] or "")
     if _present(params, "Alias"):
         changes["Alias"] = str(params["Alias"])
+    if _present(params, "RequireSenderAuthenticationEnabled"):
+        changes["RequireSenderAuthenticationEnabled"] = _as_bool(
+            params["RequireSenderAuthenticationEnabled"])
     if _present(params, "Name"):
         name = str(params["Name"])
         if _lower(name) != _lower(obj.name):

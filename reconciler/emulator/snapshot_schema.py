@@ -207,6 +207,7 @@ SCHEMA: dict[str, Any] = {
                 {"Identity": _STR, "PrimarySmtpAddress": _STR},
                 {"Name": _STR, "Alias": _STR, "DisplayName": _STR, "ManagedBy": _STR_LIST,
                  "GrantSendOnBehalfTo": _STR_LIST, "EmailAddresses": _PROXY_ADDRESSES,
+                 "RequireSenderAuthenticationEnabled": _BOOL,
                  "RecipientTypeDetails": {
                      "type": "string",
                      "description": "MailUniversalDistributionGroup (the default), RoomList, "

@@ -433,6 +433,7 @@ class Emulator:
         for row in snap.get("distribution_groups", []):
             row.setdefault("ManagedBy", [])
             row.setdefault("RecipientTypeDetails", "MailUniversalDistributionGroup")
+            row.setdefault("RequireSenderAuthenticationEnabled", True)
             attach(row, "group")
         for obj in self._objects:
             _with_email_addresses(obj.recipient)

@@ -70,6 +70,7 @@ MAILBOX_PROPERTIES = (
 GROUP_PROPERTIES = (
     "Identity", "Name", "Guid", "Alias", "DisplayName", "PrimarySmtpAddress", "ManagedBy",
     "GrantSendOnBehalfTo", "RecipientTypeDetails", "EmailAddresses",
+    "RequireSenderAuthenticationEnabled",
 )
 NO_ARCHIVE_GUID = "00000000-0000-0000-0000-000000000000"
 DISTRIBUTION_GROUP = "MailUniversalDistributionGroup"
@@ -358,7 +359,7 @@ def _build(rid: str, wanted: Resource, raw: Mapping[str, Any], located: Location
             id=rid, located_at=located, permissions=permissions, name=raw.get("DisplayName"),
             alias=raw.get("Alias"),
             owners=tuple(sorted({canonical(str(o)) for o in raw.get("ManagedBy") or ()})),
-            members=members)
+            members=members, accept_external_senders=accepts_external_senders(raw))
 
     settings: dict[str, Any] = {
         "retention_policy": raw.get("RetentionPolicy"),
@@ -444,6 +445,12 @@ def calendar_grants(entries: Iterable[Mapping[str, Any]],
                                   private_items="CanViewPrivateItems" in flags)
         grants[key] = grant
     return tuple(grants[k] for k in sorted(grants))
+
+
+def accepts_external_senders(raw: Mapping[str, Any]) -> bool | None:
+    """A group's RequireSenderAuthenticationEnabled, inverted; None when not returned."""
+    value = raw.get("RequireSenderAuthenticationEnabled")
+    return None if value is None else not value
 
 
 def has_archive(raw: Mapping[str, Any]) -> bool:

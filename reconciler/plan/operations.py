@@ -52,6 +52,8 @@ def create_operations(want: Resource) -> list[Operation]:
                                   "ManagedBy": sorted(want.owners or ())}
         if want.members:
             params["Members"] = sorted(want.members)
+        if want.accept_external_senders is not None:
+            params["RequireSenderAuthenticationEnabled"] = not want.accept_external_senders
         ops.append(Operation("New-DistributionGroup", params))
         empty = DistributionGroup(id=want.id, located_at=want.located_at, permissions=(),
                                   owners=want.owners, members=want.members)
@@ -314,6 +316,9 @@ def _group_update_ops(want: DistributionGroup, have: DistributionGroup) -> list[
     settings: dict[str, Any] = {}
     if want.name is not None and want.name != have.name:
         settings["DisplayName"] = want.name
+    if want.accept_external_senders is not None \
+            and want.accept_external_senders != have.accept_external_senders:
+        settings["RequireSenderAuthenticationEnabled"] = not want.accept_external_senders
     if want.owners is not None:
         add = sorted(set(want.owners) - set(have.owners or ()))
         remove = sorted(set(have.owners or ()) - set(want.owners))

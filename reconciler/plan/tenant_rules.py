@@ -217,10 +217,12 @@ def exchange_notes(wanted: Resource, have: Resource | None, change: Change,
         notes.append(
             f"{wanted.id} holds {size / 1024 ** 3:.1f} GB: a shared mailbox above 50 GB, or "
             f"one with an archive, needs an Exchange Online licence")
-    if isinstance(wanted, DistributionGroup) and change.action == "create":
+    if isinstance(wanted, DistributionGroup) and change.action == "create" \
+            and wanted.accept_external_senders is None:
         notes.append(
             "Exchange makes a new group reject mail from outside the organisation "
-            "(RequireSenderAuthenticationEnabled); external senders stay rejected")
+            "(RequireSenderAuthenticationEnabled); write accept_external_senders: true to "
+            "accept it")
     if any(op.cmdlet == "Disable-Mailbox" for op in change.operations):
         notes.append(ARCHIVE_DISABLE_NOTE)
     return tuple(notes)

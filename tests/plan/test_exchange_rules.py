@@ -323,6 +323,29 @@ def test_a_new_group_is_noted_to_reject_external_senders(scenario: Scenario) -> 
         """)
     change = by_address(scenario.converge())["contoso/-/distribution_group/everyone@contoso.com"]
     assert any("reject mail from outside" in n for n in change.notes)
+    row = scenario.emulator.invoke("Get-DistributionGroup", {"Identity": "everyone"}).value[0]
+    assert row["RequireSenderAuthenticationEnabled"] is True
+
+
+def test_accept_external_senders_is_set_on_create_and_on_update(scenario: Scenario) -> None:
+    scenario.live("New-DistributionGroup", Name="Partners",
+                  PrimarySmtpAddress="partners@contoso.com", ManagedBy=["alice"])
+    scenario.yaml("groups.yaml", """\
+        distribution_groups:
+          - name: Everyone
+            owners: [alice@contoso.com]
+            accept_external_senders: true
+          - name: Partners
+            owners: [alice@contoso.com]
+            accept_external_senders: true
+        """)
+    changes = by_address(scenario.converge())
+    created = changes["contoso/-/distribution_group/everyone@contoso.com"]
+    assert created.operations[0].parameters["RequireSenderAuthenticationEnabled"] is False
+    assert not any("reject mail from outside" in n for n in created.notes)
+    updated = changes["contoso/-/distribution_group/partners@contoso.com"]
+    assert [(op.cmdlet, op.parameters.get("RequireSenderAuthenticationEnabled"))
+            for op in updated.operations] == [("Set-DistributionGroup", False)]
 
 
 # --- 11. renames ----------------------------------------------------------------------------
