@@ -237,6 +237,11 @@ def contoso_seed() -> dict[str, Any]:
                        type_details="RoomMailbox", office="London HQ, floor 3", capacity=10,
                        default_calendar="LimitedDetails")
     grant_calendar(snap, room, "Bob Jones", ["Editor"], "Delegate")
+    # Bob approves the room's bookings live; the YAML hands that to Alice (booking: delegates).
+    snap["calendar_processing"] = [
+        {"Identity": room, "AutomateProcessing": "AutoAccept", "AllBookInPolicy": True,
+         "AllRequestInPolicy": False, "ForwardRequestsToDelegates": True,
+         "ResourceDelegates": [bob]}]
     ceo = add_mailbox(snap, address="ceo-office@contoso.com", display_name="CEO Office",
                       type_details="SharedMailbox", name="guid")
     grant_full_access(snap, ceo, guid(snap["tenant"]["id"], "entra", "carol@contoso.com"))

@@ -163,7 +163,11 @@ def _list_lines(key: str, old: list[Any], new: list[Any]) -> list[Line]:
 
 
 def _mapping_lines(key: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Line]:
-    diff = DeepDiff(old, new, verbose_level=2)
+    # A list inside a setting (a room's booking delegates) is a set: each item added or gone.
+    lists = sorted(k for k in {*old, *new}
+                   if isinstance(old.get(k), list) or isinstance(new.get(k), list))
+    diff = DeepDiff({k: v for k, v in old.items() if k not in lists},
+                    {k: v for k, v in new.items() if k not in lists}, verbose_level=2)
     lines = [Line("~", f"{key}:")]
     for path, delta in sorted({**diff.get("values_changed", {}),
                                **diff.get("type_changes", {})}.items()):
@@ -173,10 +177,11 @@ def _mapping_lines(key: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> 
         lines.append(Line("+", f"  {_path(path)}: {value_text(value)}"))
     for path, value in sorted(diff.get("dictionary_item_removed", {}).items()):
         lines.append(Line("-", f"  {_path(path)}: {value_text(value)}"))
-    # A list inside a setting (a room's booking delegates): each item added or gone.
-    for kind, marker in (("iterable_item_added", "+"), ("iterable_item_removed", "-")):
-        for path, value in sorted(diff.get(kind, {}).items()):
-            lines.append(Line(marker, f"  {_path(path).rsplit('[', 1)[0]}: {value_text(value)}"))
+    for name in lists:
+        had = {value_text(v) for v in old.get(name) or ()}
+        has = {value_text(v) for v in new.get(name) or ()}
+        lines += [Line("+", f"  {name}: {item}") for item in sorted(has - had)]
+        lines += [Line("-", f"  {name}: {item}") for item in sorted(had - has)]
     return lines
 
 

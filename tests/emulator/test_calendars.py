@@ -129,7 +129,7 @@ def test_flags_are_refused_with_any_role_but_editor_none_included(em: Emulator) 
 
 
 def test_a_room_has_default_calendar_processing_and_takes_delegates(em: Emulator) -> None:
-    room = "board-room-3@contoso.com"
+    room = "old-room@contoso.com"  # a room nothing has set calendar processing on
     (row,) = em.invoke("Get-CalendarProcessing", {"Identity": room}).value
     assert (row["AutomateProcessing"], row["AllBookInPolicy"], row["AllRequestInPolicy"],
             row["ForwardRequestsToDelegates"], row["ResourceDelegates"]) == (
