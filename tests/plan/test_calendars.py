@@ -135,3 +135,27 @@ def test_a_pull_requests_plan_tells_shared_display_names_apart_too(tenant: Scena
     assert [folder_ops(c) for c in plan.changes] == [[
         ("Remove-MailboxFolderPermission", "jonas@contoso.com:\\Kalender",
          "alex.chen@contoso.com")]]
+
+
+class _BirthdaysFirst(_Unclosable):
+    """The tenant, listing a mailbox's calendar folders in the other order."""
+
+    def invoke(self, cmdlet: str, parameters: object = None, select: object = None):  # type: ignore[no-untyped-def]
+        result = super().invoke(cmdlet, parameters, select)
+        if cmdlet == "Get-MailboxFolderStatistics":
+            result.value = result.value[::-1]
+        return result
+
+
+def test_the_default_calendar_is_the_folder_of_type_calendar_not_the_first(
+        tenant: Scenario) -> None:
+    tenant.yaml("sites/london/mailboxes.yaml", """\
+        user_mailboxes:
+          - user: jonas@contoso.com
+            calendar_permissions:
+              - {user: alice@contoso.com, role: Reviewer}
+        """)
+    backend = _BirthdaysFirst(tenant.emulator)
+    plan = plan_desired(load(tenant.write()), lambda state: backend).plan
+    assert folder_ops(by_address(plan)[JONAS]) == [
+        ("Add-MailboxFolderPermission", "jonas@contoso.com:\\Kalender", "alice@contoso.com")]
