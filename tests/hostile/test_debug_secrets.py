@@ -65,15 +65,19 @@ def served(request: pytest.FixtureRequest, tmp_path: Path,
 
 
 def _commands(repo: Path, out: Path) -> list[list[str]]:
-    r, live = str(repo), ["--live", "exchange"]
+    r = str(repo)
+    # Every command that talks to Exchange also records a trace: redacted, and raw for the
+    # runs that sign in and write (a raw trace keeps everything but what must never be kept).
+    live = ["--live", "exchange", "--trace", str(out / "trace")]
+    raw = ["--live", "exchange", "--trace", str(out / "trace-raw"), "--no-trace-redact"]
     return [
         ["validate", r],
         ["customers", r, "--key-variable", "contoso"],
         ["plan", r, *live, "--customer", "contoso", "--allow-large-changes"],
         ["plan", r, *live, "--customer", "contoso", "--format", "markdown"],
-        ["plan", r, *live, "--customer", "contoso", "--format", "json",
+        ["plan", r, *raw, "--customer", "contoso", "--format", "json",
          "--allow-large-changes", "--out", str(out / "plan.json")],
-        ["apply", str(out / "plan.json"), "--path", r, *live, "--allow-large-changes",
+        ["apply", str(out / "plan.json"), "--path", r, *raw, "--allow-large-changes",
          "--verify-wait", "0"],
         *[["drift", r, *live, "--customer", "contoso", "--format", f,
            "--out", str(out / f"drift.{f}")] for f in ("text", "markdown", "json", "html")],
@@ -111,6 +115,11 @@ def test_debug_run_of_every_command_leaks_neither_key_nor_token(
         assert CONTROL.search(done.stdout + done.stderr) is None, name
         texts[name] = done.stdout + done.stderr
     assert (repo / ".reconciler" / "journal").is_dir() and any(out.iterdir())
+    traces = [out / name / "trace.jsonl" for name in ("trace", "trace-raw")]
+    assert any(t.is_file() and t.read_text() for t in traces)
+    for trace in filter(Path.is_file, traces):
+        text = trace.read_text()
+        assert "Bearer" not in text and "authorization" not in text.lower(), trace
     for path in _files(repo / ".reconciler", out, repo / "customers"):
         texts[str(path)] = path.read_text(errors="replace")
     signed_in = False
