@@ -205,3 +205,14 @@ def test_an_unreadable_tenant_stops_the_plan(example_over_tls, cmdlet: str,
     with pytest.raises(ReconcilerError, match="reading the tenant of customer contoso failed"):
         plan_desired(desired, backend_for, customers=["contoso"])
     assert service.calls[cmdlet] >= FAST_RETRY.attempts
+
+
+@pytest.mark.parametrize("kind", [FaultKind.LOOPING_NEXTLINK, FaultKind.ENDLESS_NEXTLINK])
+def test_a_nextlink_on_a_writes_answer_is_never_followed(connect, kind: FaultKind) -> None:
+    # Following it would POST the write's body again: the write would run twice.
+    service, emulator, backend = connect(5)
+    service.schedule.force(Fault(kind, Phase.AFTER), cmdlet="Set-Mailbox", times=None)
+    backend.invoke("Set-Mailbox", {"Identity": "mbx000001", "Office": "Paris"})
+    assert service.calls["Set-Mailbox"] == 1 and service.commits["Set-Mailbox"] == 1
+    assert emulator.invoke("Get-Mailbox", {"Identity": "mbx000001"}).value[0]["Office"] == (
+        "Paris")

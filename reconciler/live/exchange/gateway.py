@@ -214,6 +214,11 @@ class Gateway:
             next_link = payload.get("@odata.nextLink")
             if not next_link:
                 break
+            if is_write(cmdlet):
+                # A write has one answer; following a link would POST the write body again.
+                log.warning("%s: ignoring a nextLink on a write's answer; the write is sent "
+                            "once", cmdlet)
+                break
             if not isinstance(next_link, str):
                 raise _RunawayPages(f"page {pages} has a nextLink that is not a link")
             if _origin(next_link) != self._origin:
