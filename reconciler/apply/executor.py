@@ -164,6 +164,16 @@ def build_graph(changes: Sequence[Change]) -> tuple[list[OpRef], dict[tuple[str,
     return refs, preds
 
 
+def _success_detail(cmdlet: str, warnings: Sequence[str]) -> str:
+    """How a write that succeeded succeeded, from Exchange's warnings."""
+    if any("already present" in w for w in warnings):
+        return "already present"
+    if cmdlet.startswith(REMOVE_VERBS) and any(
+            "isn't" in w or "not present" in w or "doesn't exist" in w for w in warnings):
+        return "not present"
+    return "done"
+
+
 def creations(changes: Sequence[Change]) -> dict[str, tuple[str, int]]:
     """Resource id (lower case) -> the operation that creates it, for the changes that do."""
     return {c.id.lower(): (c.address, 0) for c in changes if c.action == "create"
@@ -344,16 +354,13 @@ class Executor:
         run, so "not found" may be Exchange not showing it yet, and is waited out."""
         op, opts = ref.op, self.options
         write = is_write(op.cmdlet)
-        calls = 0
-        if write and (ref.key in view.in_flight or fp in view.unresolved):
+        resumed = write and (ref.key in view.in_flight or fp in view.unresolved)
+        if resumed:
             # An earlier run started this write and died before recording its end.
-            answer = self._confirm(ref)
-            if answer is True:
-                return OpResult(ref, SUCCEEDED, "committed by an earlier run (read back)")
-            if answer is None:
-                return OpResult(ref, FAILED, message="an earlier run left this write's outcome "
-                                "unknown and reading it back failed; not replayed")
-        ambiguous = throttled = 0
+            settled = self._settle_resumed(ref)
+            if settled is not None:
+                return settled
+        calls = ambiguous = throttled = 0
         delay, unseen = opts.backoff, 0.0
         while True:
             calls += 1
@@ -368,29 +375,17 @@ class Executor:
                                opts.max_retry_after))
                 continue
             except AlreadyExists as e:
-                if op.cmdlet.startswith("New-"):
-                    resumed = ref.key in view.in_flight or fp in view.unresolved
-                    return self._refused_create(ref, e, calls, resumed)
-                if op.cmdlet.startswith(ADD_VERBS):
-                    return OpResult(ref, SUCCEEDED, "already present", calls=calls)
-                return OpResult(ref, FAILED, message=e.message, calls=calls)
+                return self._already(ref, e, calls, resumed)
             except (NotPresent, NotFound) as e:
-                # Only a removal is done when its object or entry is not there; an Add, Set or
-                # Enable answered "not found" did nothing.
-                if op.cmdlet.startswith(REMOVE_VERBS):
-                    return OpResult(ref, SUCCEEDED, "not present", calls=calls)
-                if fresh and isinstance(e, NotFound) and unseen < opts.create_wait:
+                if (fresh and isinstance(e, NotFound) and unseen < opts.create_wait
+                        and not op.cmdlet.startswith(REMOVE_VERBS)):
                     # Not processed: safe to send again once the new object shows.
                     wait_for = min(delay, opts.max_backoff, opts.create_wait - unseen)
                     opts.sleep(wait_for)
                     unseen += wait_for
                     delay *= 2
                     continue
-                if fresh and isinstance(e, NotFound):
-                    return OpResult(ref, FAILED, calls=calls, message=(
-                        f"{e.message} (still not found {unseen:g} s after it was created in "
-                        f"this run; --verify-wait allows longer)"))
-                return OpResult(ref, FAILED, message=e.message, calls=calls)
+                return self._absent(ref, e, calls, unseen if fresh else None)
             except (AmbiguousWriteError, TransientError) as e:
                 ambiguous += 1
                 if not write:
@@ -415,13 +410,39 @@ class Executor:
                 continue
             except ExchangeError as e:
                 return OpResult(ref, FAILED, message=e.message, calls=calls)
-            detail = "done"
-            if any("already present" in w for w in result.warnings):
-                detail = "already present"
-            elif any("isn't" in w or "not present" in w or "doesn't exist" in w
-                     for w in result.warnings) and op.cmdlet.startswith(REMOVE_VERBS):
-                detail = "not present"
-            return OpResult(ref, SUCCEEDED, detail, calls=calls)
+            return OpResult(ref, SUCCEEDED, _success_detail(op.cmdlet, result.warnings),
+                            calls=calls)
+
+    def _settle_resumed(self, ref: OpRef) -> OpResult | None:
+        """A write an earlier run left in flight: done if read back, None to send it."""
+        answer = self._confirm(ref)
+        if answer is True:
+            return OpResult(ref, SUCCEEDED, "committed by an earlier run (read back)")
+        if answer is None:
+            return OpResult(ref, FAILED, message="an earlier run left this write's outcome "
+                            "unknown and reading it back failed; not replayed")
+        return None
+
+    def _already(self, ref: OpRef, e: AlreadyExists, calls: int, resumed: bool) -> OpResult:
+        """ "Already there": done for an entry an add makes; a create needs proof."""
+        if ref.op.cmdlet.startswith("New-"):
+            return self._refused_create(ref, e, calls, resumed)
+        if ref.op.cmdlet.startswith(ADD_VERBS):
+            return OpResult(ref, SUCCEEDED, "already present", calls=calls)
+        return OpResult(ref, FAILED, message=e.message, calls=calls)
+
+    @staticmethod
+    def _absent(ref: OpRef, e: ExchangeError, calls: int, unseen: float | None) -> OpResult:
+        """Only a removal is done when its object or entry is not there; an Add, Set, Enable
+        or Disable answered "not found" did nothing. ``unseen``: how long a new object it
+        names was waited for."""
+        if ref.op.cmdlet.startswith(REMOVE_VERBS):
+            return OpResult(ref, SUCCEEDED, "not present", calls=calls)
+        if unseen is not None and isinstance(e, NotFound):
+            return OpResult(ref, FAILED, calls=calls, message=(
+                f"{e.message} (still not found {unseen:g} s after it was created in this run; "
+                f"--verify-wait allows longer)"))
+        return OpResult(ref, FAILED, message=e.message, calls=calls)
 
     def _refused_create(self, ref: OpRef, error: AlreadyExists, calls: int,
                         resumed: bool) -> OpResult:
