@@ -319,6 +319,8 @@ class Policy:
     max_change_percent: float | None = None
     cross_site_permissions: str = "deny"  # deny | allow
     protect: frozenset[str] = frozenset()
+    # Beyond mail_domains, where mailboxes may forward (drift's security findings).
+    allowed_forwarding_domains: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

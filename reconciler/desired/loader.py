@@ -407,6 +407,8 @@ class _Loader:
                                 if "max_change_percent" in policy_values else None),
             cross_site_permissions=policy_values.get("cross_site_permissions", "deny"),
             protect=frozenset(a.lower() for a in policy_values.get("protect", ())),
+            allowed_forwarding_domains=frozenset(
+                d.lower() for d in policy_values.get("allowed_forwarding_domains", ())),
         )
         own_templates = body.get("templates", {})
         templates = {**settings.get("templates", {}), **own_templates}

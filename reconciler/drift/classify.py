@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.desired.cache import ParseCache
+from reconciler.drift.forwarding import forwarding_findings
 from reconciler.drift.record import (
     AppliedRecord,
     PendingRecord,
@@ -29,6 +30,7 @@ from reconciler.drift.report import (
     CHANGED_OUTSIDE_GIT,
     NOT_YET_APPLIED,
     PENDING_PROPAGATION,
+    SECURITY_FINDING,
     UNMANAGED,
     DriftItem,
     DriftReport,
@@ -37,6 +39,7 @@ from reconciler.model import CustomerState, DesiredState, Location, Resource
 from reconciler.plan.plan import Change
 from reconciler.plan.planner import (
     BackendFactory,
+    PlanResult,
     ProgressCallback,
     plan_desired,
     select_customers,
@@ -70,8 +73,24 @@ def drift_desired(desired: DesiredState, backend_for: BackendFactory, *,
         current = desired.customers[change.customer]
         items = classify(change, record, current, pending.get(change.customer))
         report.items.extend(items)  # sources are relative to the repository already
+    for cid in selected:
+        report.items += [DriftItem(SECURITY_FINDING, change)
+                         for change in _findings(desired, cid, backend_for, result, root)]
     report.sort()
     return report
+
+
+def _findings(desired: DesiredState, cid: str, backend_for: BackendFactory,
+              result: PlanResult, root: Path) -> list[Change]:
+    live = result.live.get(cid)
+    if live is None:
+        return []
+    state = desired.customers[cid]
+    backend = backend_for(state)
+    try:
+        return forwarding_findings(state, backend, live.directory, str(root))
+    finally:
+        backend.close()
 
 
 def make_drift_report(root: str | Path, *, live_source: str | None = None,

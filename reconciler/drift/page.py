@@ -20,6 +20,7 @@ from reconciler.drift.report import (
     LABELS,
     NOT_YET_APPLIED,
     PENDING_PROPAGATION,
+    SECURITY_FINDING,
     UNMANAGED,
     DriftItem,
     DriftReport,
@@ -32,6 +33,7 @@ COLOURS = {
     NOT_YET_APPLIED: "#2e6fba",
     PENDING_PROPAGATION: "#b7950b",
     UNMANAGED: "#7f8c8d",
+    SECURITY_FINDING: "#8e44ad",
 }
 LINE_CLASSES = {"+": "add", "-": "del", "~": "chg", " ": "ctx"}
 

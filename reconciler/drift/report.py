@@ -8,6 +8,8 @@ difference applies unchanged) with the class of the difference:
 - ``not_yet_applied``: the YAML differs from what was last applied; the next apply does it.
 - ``pending_propagation``: apply carried it out recently and Exchange does not show it yet.
 - ``unmanaged``: exists live, declared nowhere.
+- ``security_finding``: a mailbox of the tenant forwards mail outside the customer's domains
+  and ``allowed_forwarding_domains``, whether or not its forwarding is managed here.
 
 Pending propagation is reported but is not drift: it resolves itself.
 """
@@ -23,6 +25,7 @@ from typing import Any
 from reconciler.drift.record import AppliedRecord
 from reconciler.plan.plan import Change
 from reconciler.safe import json_text
+from reconciler.words import plural
 
 FORMAT_VERSION = "1.0"
 REPORT_KIND = "reconciler-drift"
@@ -31,18 +34,22 @@ CHANGED_OUTSIDE_GIT = "changed_outside_git"
 NOT_YET_APPLIED = "not_yet_applied"
 PENDING_PROPAGATION = "pending_propagation"
 UNMANAGED = "unmanaged"
-CLASSES = (CHANGED_OUTSIDE_GIT, NOT_YET_APPLIED, PENDING_PROPAGATION, UNMANAGED)
+SECURITY_FINDING = "security_finding"
+CLASSES = (SECURITY_FINDING, CHANGED_OUTSIDE_GIT, NOT_YET_APPLIED, PENDING_PROPAGATION, UNMANAGED)
 LABELS = {
     CHANGED_OUTSIDE_GIT: "changed outside git",
     NOT_YET_APPLIED: "not yet applied",
     PENDING_PROPAGATION: "pending propagation",
     UNMANAGED: "unmanaged",
+    SECURITY_FINDING: "security finding",
 }
 EXPLANATIONS = {
     CHANGED_OUTSIDE_GIT: "live differs from what was last applied",
     NOT_YET_APPLIED: "the YAML changed since the last apply",
     PENDING_PROPAGATION: "applied, not yet visible in Exchange",
     UNMANAGED: "exists live, declared nowhere",
+    SECURITY_FINDING: "forwards mail outside the customer's domains and "
+                      "allowed_forwarding_domains, managed here or not",
 }
 
 
@@ -110,7 +117,8 @@ class DriftReport:
         if not self.has_drift:
             return (f"No drift: {total} difference{'s' if total != 1 else ''} applied and not "
                     f"yet visible in Exchange (pending propagation).")
-        parts = ", ".join(f"{s[c]} {LABELS[c]}" for c in CLASSES)
+        parts = ", ".join(plural(s[c], LABELS[c]) if c == SECURITY_FINDING
+                          else f"{s[c]} {LABELS[c]}" for c in CLASSES)
         return f"Drift: {total} difference{'s' if total != 1 else ''} ({parts})."
 
     def to_dict(self) -> dict[str, Any]:

@@ -198,7 +198,7 @@ def test_json_is_versioned_and_deterministic(drift_scenario: DriftScenario) -> N
     assert data["format_version"] == "1.0" and data["kind"] == "reconciler-drift"
     assert data["drift"] is True
     assert data["summary"][CHANGED_OUTSIDE_GIT] == 1
-    assert data["sites"] == [{"customer": "contoso", "site": "london",
+    assert data["sites"] == [{"customer": "contoso", "site": "london", "security_finding": 0,
                               CHANGED_OUTSIDE_GIT: 1, NOT_YET_APPLIED: 0,
                               PENDING_PROPAGATION: 0, UNMANAGED: 0}]
     [item] = data["items"]

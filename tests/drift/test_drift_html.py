@@ -55,6 +55,9 @@ def _report() -> DriftReport:
         DriftItem("pending_propagation", _change(
             "paris", "accueil@contoso.com", "update", before={"archive": False},
             after={"archive": True}, notes=["1 operation(s) applied, not yet visible"])),
+        DriftItem("security_finding", _change(
+            "-", "dave@contoso.com", "update", before={"forwarding": {"to": "x@evil.example"}},
+            after={"forwarding": {"to": "x@evil.example"}}, notes=[HOSTILE])),
         DriftItem("unmanaged", _change("-", "old@contoso.com", "unmanaged",
                                        before={"name": HOSTILE}, notes=[HOSTILE])),
     ]

