@@ -85,6 +85,12 @@ def message(text: str, *, limit: int = LINE_LIMIT) -> str:
     return visible(text, limit=limit)
 
 
+def message_lines(text: str) -> str:
+    """Prose of several lines (an error listing what is wrong): each line as :func:`message`,
+    the lines kept, none starting a workflow command."""
+    return defuse("\n".join(message(line) for line in text.split("\n")))
+
+
 def screen(text: str, *, multiline: bool = True) -> str:
     """Output about to be written, as the last line of defence: only this program's own
     colour and progress sequences survive; every other control character is shown, and no

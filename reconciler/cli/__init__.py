@@ -16,7 +16,7 @@ import click
 from reconciler import __version__, collector
 from reconciler.cli.output import echo
 from reconciler.errors import InputError, ReconcilerError
-from reconciler.safe import LogFormatter, message
+from reconciler.safe import LogFormatter, message, message_lines
 
 # name -> one-line summary (shown by --help without importing every module)
 COMMANDS: dict[str, str] = {
@@ -72,7 +72,7 @@ class _LazyGroup(click.Group):
         except InputError as e:
             report_problems(e)
         except ReconcilerError as e:
-            echo(f"error: {message(str(e))}", err=True)
+            echo(f"error: {message_lines(str(e))}", err=True)
         except KeyboardInterrupt:
             echo("Interrupted.", err=True)
             ctx.exit(EXIT_INTERRUPTED)

@@ -8,23 +8,24 @@ from pathlib import Path
 
 import pytest
 
-from tests.hostile.harness import assert_clean, example_repo, run, tree_digest
+from tests.hostile.harness import assert_clean, every_command, example_repo, run, tree_digest
 
 CONTOSO = "customers/contoso"
 
 
 def _refused(repo: Path, *needles: str) -> str:
-    """validate and plan both exit 1 naming ``needles``, writing nothing; their output."""
+    """Every command exits 1 naming ``needles``, writing nothing; their output."""
     before = tree_digest(repo)
     outputs = []
-    for args in (["validate", str(repo)], ["plan", str(repo)], ["drift", str(repo)]):
-        result = run(args)
-        assert result.exit_code == 1, (args[0], result.output)
+    plan_file = repo.parent / "plan.json"
+    for result in every_command(repo, plan_file):
+        assert result.exit_code == 1, (result.args[0], result.output)
         assert_clean(result)
-        for needle in needles:
-            assert needle in result.stderr, (args[0], needle, result.stderr)
+        if result.args[-2:] != ["--format", "json"]:
+            for needle in needles:
+                assert needle in result.output, (result.args, needle, result.output)
         outputs.append(result.output)
-    assert tree_digest(repo) == before
+    assert tree_digest(repo) == before and not plan_file.exists()
     return "".join(outputs)
 
 

@@ -187,3 +187,9 @@ def test_hostile_values_from_exchange_are_shown_not_obeyed(tmp_path: Path) -> No
         assert head in shown, head
     for markdown in (runs[3].stdout, runs[8].stdout):  # plan and drift as Markdown
         assert "<img" not in _outside_fences(markdown)
+
+
+def test_an_error_of_several_lines_keeps_them_and_starts_no_command() -> None:
+    text = safe.message_lines(f"snapshot invalid:\n  a: bad\x1b[2K\n{WORKFLOW_COMMAND}")
+    assert text.split("\n") == ["snapshot invalid:", "  a: bad\\x1b[2K",
+                                "\\x3a:warning file=README.md,line=1::Looks good"]
