@@ -48,6 +48,7 @@ class _Holders:
     def __init__(self, live: LiveTenant) -> None:
         self.addresses: dict[str, tuple[Recipient, str]] = {}
         self.aliases: dict[str, Recipient] = {}
+        self.names: dict[str, Recipient] = {}
         for recipient in live.directory.recipients.values():
             raw = recipient.attributes
             for proxy in raw.get("EmailAddresses") or ():
@@ -60,6 +61,8 @@ class _Holders:
                 self.addresses.setdefault(recipient.upn, (recipient, "its user principal name"))
             if raw.get("Alias"):
                 self.aliases.setdefault(str(raw["Alias"]).lower(), recipient)
+            if raw.get("Name"):
+                self.names.setdefault(str(raw["Name"]).lower(), recipient)
 
 
 class CreateRules:
@@ -88,14 +91,28 @@ class CreateRules:
         by_alias = self.holders.aliases.get(alias.lower())
         if by_alias is not None:
             return self._taken(wanted, f"the alias {alias}", by_alias, "its alias"), None
+        # New-Mailbox / New-DistributionGroup -Name is the display name, and Names are unique.
+        name = getattr(wanted, "name", None) or alias
+        by_name = self.holders.names.get(name.lower())
+        if by_name is not None:
+            return self._taken(wanted, f"the name '{name}'", by_name, "its Name"), None
         return self._soft_deleted(wanted)
 
     def _taken(self, wanted: Resource, what: str, holder: Recipient, how: str) -> Problem:
         return Problem(
             f"{wanted.type.value} {wanted.id} cannot be created: {what} is already held by "
             f"{holder.key} ({holder.type_details or 'recipient'}, as {how}); Exchange refuses "
-            f"a second holder: remove it from {holder.key} or choose another alias",
+            f"a second holder: remove it from {holder.key} or choose another "
+            f"{'name' if how == 'its Name' else 'alias'}{self._rename_hint(wanted, holder)}",
             wanted.source)
+
+    def _rename_hint(self, wanted: Resource, holder: Recipient) -> str:
+        have = self.live.state.resources.get(holder.key)
+        if have is None or type(have) is not type(wanted):
+            return ""
+        alias = getattr(have, "alias", None) or holder.key.partition("@")[0]
+        return (f"; if this renames {holder.key}, keep `alias: {alias}` to rename it in "
+                f"place")
 
     def _soft_deleted(self, wanted: Resource) -> tuple[Problem | None, Change | None]:
         rows = soft_deleted_holding(self.live.facts, wanted.id)
