@@ -398,6 +398,7 @@ class _Loader:
             authority_host=t.get("authority_host"),
             exchange_resource=t.get("exchange_resource"),
             concurrency=t.get("concurrency"),
+            batch_size=t.get("batch_size"),
         )
         policy_values = {**settings.get("policy", {}), **body.get("policy", {})}
         policy = Policy(

@@ -170,6 +170,14 @@ def describe(fields: Mapping[str, Any]) -> str:
     return f"{fields['method']} {fields['path']}{query} {what}"
 
 
+def _no_batch(path: str) -> Reply | None:
+    """A trace is recorded one request per call (the connector does not batch while tracing):
+    its replay is a gateway without $batch, so a client falls back to one request per call."""
+    if path.rstrip("/").endswith("/$batch"):
+        return _error(404, "NotFound", "This gateway has no $batch.")
+    return None
+
+
 class ReplayService(FakeExchangeService):
     """The fake Exchange Online whose gateway answers from a trace; sign-in is the fake
     identity's, as for the emulated service (register the app on ``service.identity``)."""
@@ -189,6 +197,7 @@ class ReplayService(FakeExchangeService):
         origin = f"{self._scheme}://{request.headers.get('Host', '127.0.0.1')}"
         return (self.identity.handle(request.command, url.path, url.query, request.body, origin)
                 or self._unauthorized(request.headers.get("Authorization"))
+                or _no_batch(url.path)
                 or self.answers.reply(request.command, request.path, request.body, origin,
                                       self.timing))
 
@@ -209,7 +218,8 @@ class ReplayTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         origin = f"{request.url.scheme}://{request.url.netloc.decode()}"
-        reply = self.answers.reply(request.method, str(request.url), request.read(), origin)
+        reply = _no_batch(request.url.path) or self.answers.reply(
+            request.method, str(request.url), request.read(), origin)
         if reply is None:
             raise httpx.RemoteProtocolError("the recorded request got no answer",
                                             request=request)

@@ -14,7 +14,13 @@ without a tenant. What it reproduces, because the connector must cope with each:
   for an unknown cmdlet, and the 403 whose reason is only in ``x-ms-diagnostics``;
 - faults from a seeded schedule (see ``faults.py``) and a fixed latency per request.
 
-Counters: ``calls`` (POSTs per cmdlet, pages and faulted ones included), ``commits`` (writes that
+``$batch`` (GATEWAY-FACTS §a): up to ``batch_size`` InvokeCommand sub-requests in one POST, each
+answered as if sent alone (its own authorization, faults, paging and errors) under its ``id``;
+the latency is paid once per batch. A malformed batch, too many sub-requests or a repeated id
+is a 400; ``batch_size=0`` plays a gateway without ``$batch`` (404).
+
+Counters: ``calls`` (POSTs per cmdlet, pages and faulted ones included; a batch counts once
+as ``$batch``, its sub-requests in ``batched``), ``commits`` (writes that
 changed the tenant, per cmdlet) and ``commits_by_request`` (per ``client-request-id``), so tests
 can prove a write never ran twice.
 """
@@ -68,6 +74,10 @@ from reconciler.live.backend import (
 log = logging.getLogger(__name__)
 
 INVOKE_PATH = "InvokeCommand"
+BATCH_PATH = "$batch"
+# The most sub-requests the service takes in one $batch: what Microsoft's module and CIPP send
+# (GATEWAY-FACTS §a; the real server-side limit is not documented).
+MAX_BATCH = 10
 DEFAULT_AUDIENCE = "https://outlook.office365.com"  # Exchange Online, commercial cloud
 DEFAULT_PAGE_SIZE = 1000
 # Cmdlets whose not-found answer is a plain 404; the rest answer 400 with
@@ -146,7 +156,10 @@ class FakeExchangeService:
         audience: str = DEFAULT_AUDIENCE,
         error_shape: ErrorShape = ErrorShape.STANDARD,
         error_shapes: Mapping[str, ErrorShape] | None = None,
+        batch_size: int = MAX_BATCH,
     ) -> None:
+        # Sub-requests a $batch may hold (0: this gateway has no $batch, it answers 404).
+        self.batch_size = batch_size
         self.identity = identity or FakeIdentity()
         # The Exchange resource tokens must be for: the cloud this service plays, whatever
         # host it is reached by (a proxy, 127.0.0.1).
@@ -161,7 +174,8 @@ class FakeExchangeService:
         self.denied_cmdlets = set(denied_cmdlets)
         self.next_link_origin = next_link_origin  # tests: a link pointing elsewhere
         self.page_ttl_seconds = page_ttl_seconds
-        self.calls: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()  # round trips: "$batch" counts each batch once
+        self.batched: Counter[str] = Counter()  # sub-requests of batches, per cmdlet
         self.commits: Counter[str] = Counter()
         self.commits_by_request: Counter[str] = Counter()
         self.unauthorized = 0  # requests answered 401 (not counted in ``calls``)
@@ -271,12 +285,20 @@ class FakeExchangeService:
         if identity_reply is not None:
             return identity_reply
         parts = [p for p in url.path.split("/") if p]
+        if (request.command == "POST" and len(parts) == 4 and parts[:2] == ["adminapi", "beta"]
+                and parts[3] == BATCH_PATH and self.batch_size):
+            return self._batch(request, parts[2], origin)
         if (request.command != "POST" or len(parts) != 4 or parts[:2] != ["adminapi", "beta"]
                 or parts[3] != INVOKE_PATH):
             return _error(404, "NotFound", f"No route for {request.command} {url.path}.")
         tenant = self._tenants.get(parts[2].lower())
         if tenant is None:
             return _error(404, "NotFound", f"Tenant '{parts[2]}' not found.")
+        return self._invoke(request, tenant, origin)
+
+    def _invoke(self, request: Any, tenant: _Tenant, origin: str, *,
+                batched: bool = False) -> Reply | None:
+        """One InvokeCommand request (or one sub-request of a $batch)."""
         denied = self._authorize(request, tenant)
         if denied is not None:
             return denied
@@ -292,7 +314,7 @@ class FakeExchangeService:
         except (ValueError, KeyError, TypeError):
             return _error(400, "BadRequest", "The request body is not a CmdletInput.")
         with self._lock:
-            self.calls[cmdlet] += 1
+            (self.batched if batched else self.calls)[cmdlet] += 1
         if cmdlet.lower() not in self.cmdlets:
             return _UNKNOWN_CMDLET
         token = self.identity.validate(_bearer(request.headers.get("Authorization")) or "")
@@ -302,9 +324,65 @@ class FakeExchangeService:
                 f'running {cmdlet}.";error_category="insufficient_permissions"'),
                 "Content-Type": "application/json"}, b""
         fault = self.schedule.next(cmdlet, write=is_write(cmdlet))
-        if self.faults.latency_seconds:
+        if self.faults.latency_seconds and not batched:  # a batch waits once
             time.sleep(self.faults.latency_seconds)
         return self._answer(request, tenant, cmdlet, parameters, fault, origin)
+
+    def _batch(self, request: _Handler, tenant_part: str, origin: str) -> Reply | None:
+        tenant = self._tenants.get(tenant_part.lower())
+        if tenant is None:
+            return _error(404, "NotFound", f"Tenant '{tenant_part}' not found.")
+        denied = self._authorize(request, tenant)
+        if denied is not None:
+            return denied
+        try:
+            subs = json.loads(request.body or b"{}")["requests"]
+            if not isinstance(subs, list) or not all(
+                    isinstance(r, dict) and isinstance(r.get("id"), str)
+                    and isinstance(r.get("url"), str) and isinstance(r.get("body"), dict)
+                    for r in subs):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return _error(400, "BadRequest", "The request body is not a batch of requests.")
+        if not subs or len(subs) > self.batch_size:
+            return _error(400, "BadRequest", f"A batch holds 1 to {self.batch_size} requests, "
+                                             f"not {len(subs)}.")
+        if len({r["id"] for r in subs}) != len(subs):
+            return _error(400, "BadRequest", "Two requests of the batch have the same id.")
+        with self._lock:
+            self.calls[BATCH_PATH] += 1
+        if self.faults.latency_seconds:
+            time.sleep(self.faults.latency_seconds)
+        responses = [self._sub_answer(request, tenant, origin, sub) for sub in subs]
+        return 200, {"Content-Type": "application/json"}, json.dumps(
+            {"responses": responses}, default=str, separators=(",", ":")).encode()
+
+    def _sub_answer(self, request: _Handler, tenant: _Tenant, origin: str,
+                    sub: dict[str, Any]) -> dict[str, Any]:
+        url = urlsplit(sub["url"])
+        parts = [p for p in url.path.split("/") if p]
+        if sub.get("method", "POST") != "POST" or parts[-1:] != [INVOKE_PATH] \
+                or len(parts) != 4 or parts[2].lower() != tenant.id.lower():
+            reply: Reply | None = _error(400, "BadRequest", "A batched request must be an "
+                                                            "InvokeCommand of this tenant.")
+        else:
+            headers = {**{k: v for k, v in request.headers.items()},
+                       **{k: str(v) for k, v in (sub.get("headers") or {}).items()}}
+            inner = _SubRequest(f"{url.path}?{url.query}" if url.query else url.path,
+                                headers, json.dumps(sub["body"], separators=(",", ":")).encode())
+            reply = self._invoke(inner, tenant, origin, batched=True)
+        if reply is None:  # a sub-request dropped: the batch still answers
+            reply = _error(502, "BadGateway", "The request was not answered.")
+        status, headers, body = reply
+        if headers.get("Content-Encoding") == "gzip" and body:
+            body = gzip.decompress(body)
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:
+            parsed = body.decode("utf-8", "replace")
+        return {"id": sub["id"], "status": status,
+                "headers": {k: v for k, v in headers.items() if k != "Content-Encoding"},
+                "body": parsed}
 
     def _answer(self, request: _Handler, tenant: _Tenant, cmdlet: str,
                 parameters: dict[str, Any], fault: Fault | None, origin: str) -> Reply | None:
@@ -628,6 +706,25 @@ class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients that time out or vanish mid-answer are part of the fault schedule.
         log.debug("connection from %s ended abruptly", client_address, exc_info=True)
+
+
+class _Headers(dict):  # type: ignore[type-arg]
+    """Request headers looked up as HTTP does, whatever their letter case."""
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        low = key.lower()
+        return next((v for k, v in self.items() if k.lower() == low), default)
+
+
+class _SubRequest:
+    """One request of a $batch, shaped as the handler's own requests are."""
+
+    command = "POST"
+
+    def __init__(self, path: str, headers: dict[str, str], body: bytes) -> None:
+        self.path = path
+        self.headers = _Headers(headers)
+        self.body = body
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -210,6 +210,8 @@ def read_live(
     # A backend that answers in-process (sandbox, snapshot) says so with concurrency 1:
     # threads would only contend for its lock.
     workers = max(1, min(workers, getattr(backend, "concurrency", workers) or workers))
+    # A backend that sends several reads in one request keeps that many per slot in flight.
+    workers *= max(1, getattr(backend, "batch_size", 1))
     if tasks:
         done = 0
         answers: Iterator[tuple[tuple[str, str], list[dict[str, Any]]]]

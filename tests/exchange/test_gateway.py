@@ -212,7 +212,7 @@ def test_writes_retry_429_and_commit_once(connect) -> None:
 
 def test_concurrency_is_limited_per_tenant(connect) -> None:
     service, _, backend = connect(40, faults=FaultConfig(latency_seconds=0.02),
-                                  settings={"concurrency": 3})
+                                  settings={"concurrency": 3, "batch_size": 1})
     peak = 0
     active = 0
     lock = threading.Lock()

@@ -148,6 +148,8 @@ class Gateway:
         self._client = client
         base = exchange_url.rstrip("/")
         self.endpoint = f"{base}/adminapi/beta/{quote(tenant_id, safe='')}/InvokeCommand"
+        self.batch_endpoint = f"{base}/adminapi/beta/{quote(tenant_id, safe='')}/$batch"
+        self.batching = True  # until the gateway says it has no $batch
         self._origin = _origin(self.endpoint)
         self.tenant_id = tenant_id
         self._tokens = tokens
@@ -168,12 +170,7 @@ class Gateway:
         parameters: Mapping[str, Any] | None = None,
         select: Sequence[str] | None = None,
     ) -> CmdletResult:
-        body = json.dumps({"CmdletInput": {"CmdletName": cmdlet,
-                                           "Parameters": dict(parameters or {})}},
-                          separators=(",", ":")).encode()
-        url = self.endpoint
-        if select:
-            url += "?$select=" + ",".join(quote(name, safe="") for name in select)
+        body, url = self._call(cmdlet, parameters, select)
         # One slot for the whole drain: pages follow each other without waiting for a slot,
         # and a throttled tenant is not hit harder while this call backs off.
         started = time.monotonic()
@@ -198,6 +195,85 @@ class Gateway:
                                            "was read", cmdlet=cmdlet)
                 log.debug("%s: %s; reading again from the first page", cmdlet, problem)
                 self._sleep(self._backoff(drains))
+
+    def _call(self, cmdlet: str, parameters: Mapping[str, Any] | None,
+              select: Sequence[str] | None) -> tuple[bytes, str]:
+        """The body and URL of one InvokeCommand request."""
+        body = json.dumps({"CmdletInput": {"CmdletName": cmdlet,
+                                           "Parameters": dict(parameters or {})}},
+                          separators=(",", ":")).encode()
+        url = self.endpoint
+        if select:
+            url += "?$select=" + ",".join(quote(name, safe="") for name in select)
+        return body, url
+
+    # --- several reads in one $batch request (GATEWAY-FACTS §a) ----------------------------------
+
+    def invoke_batch(self, calls: Sequence[tuple[str, Mapping[str, Any] | None,
+                                                 Sequence[str] | None]]
+                     ) -> list[CmdletResult | ExchangeError]:
+        """Run several reads in one ``$batch`` request; each answer, or the typed error its
+        own call raised. A sub-answer that is not a clean 200 is asked again on its own, as
+        Microsoft's module does (so its retries and errors are those of :meth:`invoke`), and
+        later pages of a sub-answer are drained with plain requests. A gateway that has no
+        ``$batch`` (404, 400, 501 to it) turns batching off for this gateway."""
+        if any(is_write(cmdlet) for cmdlet, _, _ in calls):
+            raise ValueError("only reads are sent in a $batch")
+        requests = [self._call(cmdlet, parameters, select) for cmdlet, parameters, select in calls]
+        answers: list[Any] = [None] * len(calls)
+        if self.batching:
+            try:
+                with self._slots:
+                    answers = self._batch_answers(requests)
+            except ExchangeError as e:
+                if e.status not in (400, 404, 405, 501):
+                    raise
+                log.info("$batch is not available here (%s); one request per call", e.message)
+                self.batching = False
+        out: list[CmdletResult | ExchangeError] = []
+        for (cmdlet, parameters, select), answer, (body, _url) in zip(
+                calls, answers, requests, strict=True):
+            try:
+                out.append(self._batched(cmdlet, parameters, select, answer, body))
+            except ExchangeError as e:
+                out.append(e)
+        return out
+
+    def _batch_answers(self, requests: list[tuple[bytes, str]]) -> list[Any]:
+        token = self._current_token()
+        inner = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                 "X-AnchorMailbox": ANCHOR_MAILBOX.format(tenant=self.tenant_id),
+                 "Prefer": f"odata.maxpagesize={self.page_size};odata.continue-on-error"}
+        body = json.dumps({"requests": [
+            {"id": str(i), "method": "POST", "url": url, "headers": inner,
+             "body": json.loads(sub_body)} for i, (sub_body, url) in enumerate(requests)]},
+            separators=(",", ":")).encode()
+        payload = self._request("$batch", self.batch_endpoint, body, page=0,
+                                parse=_batch_payload, prefer="odata.continue-on-error")
+        by_id = {str(r.get("id")): r for r in payload["responses"] if isinstance(r, dict)}
+        return [by_id.get(str(i)) for i in range(len(requests))]
+
+    def _batched(self, cmdlet: str, parameters: Mapping[str, Any] | None,
+                 select: Sequence[str] | None, answer: Any, body: bytes) -> CmdletResult:
+        """One call's result from its sub-answer, or from a request of its own."""
+        sub_body = answer.get("body") if isinstance(answer, dict) else None
+        if not isinstance(answer, dict) or answer.get("status") != 200 \
+                or not isinstance(sub_body, dict) or not isinstance(sub_body.get("value"), list):
+            return self.invoke(cmdlet, parameters, select)
+        result = CmdletResult(value=list(sub_body["value"]),
+                              warnings=[str(w) for w in sub_body.get("@adminapi.warnings") or ()])
+        if sub_body.get("@adminapi.errors"):
+            return self.invoke(cmdlet, parameters, select)  # as a single call would fail
+        next_link = sub_body.get("@odata.nextLink")
+        if next_link:
+            if not isinstance(next_link, str) or _origin(next_link) != self._origin:
+                return self.invoke(cmdlet, parameters, select)
+            with self._slots:
+                rest = self._drain(cmdlet, next_link, body)
+            result.value.extend(rest.value)
+            result.warnings.extend(rest.warnings)
+        log_call(f"exchange {self.tenant_id} (batched)", cmdlet, parameters, result, 0.0)
+        return result
 
     # --- one drain of every page ---------------------------------------------------------------
 
@@ -237,7 +313,9 @@ class Gateway:
 
     # --- one request, with its retries ---------------------------------------------------------
 
-    def _request(self, cmdlet: str, url: str, body: bytes, *, page: int) -> dict[str, Any]:
+    def _request(self, cmdlet: str, url: str, body: bytes, *, page: int,
+                 parse: Callable[[str, Answer], dict[str, Any]] | None = None,
+                 prefer: str | None = None) -> dict[str, Any]:
         write = is_write(cmdlet)
         request_id = str(uuid.uuid4())  # one id across retries: support sees them together
         failures = throttles = 0
@@ -245,7 +323,8 @@ class Gateway:
         while True:
             token = self._current_token()
             try:
-                return self._attempt(cmdlet, url, body, token, request_id, page)
+                return self._attempt(cmdlet, url, body, token, request_id, page,
+                                     parse or _payload, prefer)
             except _Unauthorized:
                 if refreshed:
                     raise AuthenticationError(
@@ -287,7 +366,8 @@ class Gateway:
         self._sleep(delay)
 
     def _attempt(self, cmdlet: str, url: str, body: bytes, token: str, request_id: str,
-                 page: int) -> dict[str, Any]:
+                 page: int, parse: Callable[[str, Answer], dict[str, Any]] | None = None,
+                 prefer: str | None = None) -> dict[str, Any]:
         """One round trip: the payload, or the typed reason it is not one."""
         headers = {
             "Authorization": f"Bearer {token}",
@@ -295,7 +375,7 @@ class Gateway:
             "Accept": "application/json",
             "Accept-Encoding": "gzip",
             "X-AnchorMailbox": ANCHOR_MAILBOX.format(tenant=self.tenant_id),
-            "Prefer": f"odata.maxpagesize={self.page_size}",
+            "Prefer": prefer or f"odata.maxpagesize={self.page_size}",
             "client-request-id": request_id,
             "return-client-request-id": "true",
         }
@@ -315,7 +395,7 @@ class Gateway:
             raise _Unauthorized
         if status < 400:
             try:
-                payload = _payload(cmdlet, answer)
+                payload = (parse or _payload)(cmdlet, answer)
             except UnreadableAnswer as e:
                 raise _Retry(e, sent=True) from None
             error = _nonterminating(cmdlet, payload, answer)
@@ -385,6 +465,19 @@ def _payload(cmdlet: str, answer: Answer) -> dict[str, Any]:
     if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
         raise unreadable("no `value` list of objects")
     return payload
+
+
+def _batch_payload(cmdlet: str, answer: Answer) -> dict[str, Any]:
+    """A $batch answer's JSON: ``{"responses": [...]}``, or UnreadableAnswer."""
+    try:
+        payload = json.loads(answer.content) if answer.decode_error is None else None
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict) or not isinstance(payload.get("responses"), list):
+        raise UnreadableAnswer(f"{cmdlet}: the answer holds no list of responses",
+                               cmdlet=cmdlet, status=answer.status_code)
+    return payload
+
 
 
 def _nonterminating(cmdlet: str, payload: Mapping[str, Any],
