@@ -22,6 +22,7 @@ from reconciler.live.backend import Backend
 from reconciler.model import (
     CALENDAR_BUILTIN_USERS,
     Customer,
+    CustomerState,
     DistributionGroup,
     Mailbox,
     Resource,
@@ -148,14 +149,16 @@ def order_key(a: Access) -> tuple[Any, ...]:
 
 
 def live_index(customer: Customer, backend: Backend, *, mailbox: str | None = None,
-               workers: int = 4) -> AccessIndex:
+               workers: int = 4, desired: CustomerState | None = None) -> AccessIndex:
     """The grants of a live tenant. For one mailbox, only that mailbox is read (and the groups
-    it grants to, for their members), not the whole tenant."""
+    it grants to, for their members), not the whole tenant. With ``desired``, a resource the
+    YAML declares is located where the YAML says."""
+    desired = desired or CustomerState(customer)
     if mailbox is None:
-        inventory = read_inventory(customer, backend, workers=workers)
+        inventory = read_inventory(customer, backend, workers=workers).locate_as_declared(desired)
         return AccessIndex(inventory.resources.values(), inventory.directory.canonical)
     raw = read_raw(backend, workers=workers, only=[mailbox])
-    inventory = inventory_of(customer, raw)
+    inventory = inventory_of(customer, raw).locate_as_declared(desired)
     index = AccessIndex(inventory.resources.values(), inventory.directory.canonical)
     groups = set()
     for a in index.rows:
@@ -166,6 +169,7 @@ def live_index(customer: Customer, backend: Backend, *, mailbox: str | None = No
     if groups:
         inventory = inventory_of(customer, read_raw(backend, workers=workers,
                                                     only=[mailbox, *groups]))
+        inventory.locate_as_declared(desired)
         index = AccessIndex(inventory.resources.values(), inventory.directory.canonical)
     return index
 

@@ -10,6 +10,7 @@ imported compares equal to what the planner reads.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,7 @@ from reconciler.model import (
     CALENDAR_BUILTIN_USERS,
     CalendarGrant,
     Customer,
+    CustomerState,
     DistributionGroup,
     Location,
     Mailbox,
@@ -72,6 +74,16 @@ class Inventory:
     # Groups read for their members (access answers) that no YAML list declares: room lists,
     # mail-enabled security groups (id -> RecipientTypeDetails).
     foreign_groups: dict[str, str] = field(default_factory=dict)
+
+    def locate_as_declared(self, desired: CustomerState) -> Inventory:
+        """Where the YAML declares a resource is where it is located (docs/format.md §1): the
+        placement rules place only what no file declares."""
+        for rid, resource in self.resources.items():
+            declared = desired.resources.get(rid)
+            if declared is not None and declared.located_at != resource.located_at:
+                self.resources[rid] = dataclasses.replace(resource,
+                                                          located_at=declared.located_at)
+        return self
 
     def find(self, principal: str) -> Resource | None:
         """The resource a principal names (address, UPN, name, GUID...)."""

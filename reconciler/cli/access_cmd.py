@@ -52,7 +52,8 @@ def command(path: Path, mailbox: str | None, user: str | None, customers: tuple[
         backend = open_backend(live_source, state.customer, path)
         try:
             indexes.append(access.live_index(state.customer, backend, mailbox=mailbox,
-                                             workers=state.customer.tenant.concurrency or 4))
+                                             workers=state.customer.tenant.concurrency or 4,
+                                             desired=state))
         finally:
             backend.close()
     origin = "live state" if live_source is not None else "desired state"

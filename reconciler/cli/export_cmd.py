@@ -51,7 +51,8 @@ def command(customer: str, path: Path, live_source: str | None, out: Path, fmt: 
         text = json_text(json.dumps(snapshot_of(state.customer, raw), indent=1,
                                     ensure_ascii=False)) + "\n"
     else:
-        text = to_csv(inventory) if fmt == "csv" else to_yaml(inventory)
+        # The CSV answers "where is it, who has it": where the YAML declares it, if it does.
+        text = to_csv(inventory.locate_as_declared(state)) if fmt == "csv" else to_yaml(inventory)
     try:
         out.write_text(text, encoding="utf-8", newline="")
     except OSError as e:
