@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import subprocess
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -65,6 +66,11 @@ class ParseCache:
 
     @classmethod
     def of_repository(cls, root: Path) -> ParseCache:
+        """The repository's cache, or none (every file parsed) when it cannot be trusted."""
+        why = _untrusted(Path(root))
+        if why:
+            log.warning("the parse cache is not used, every file is parsed: %s", why)
+            return cls(None)
         return cls(Path(root) / CACHE_DIR)
 
     @property
@@ -119,6 +125,28 @@ class ParseCache:
             os.replace(tmp, self.directory / f"{key}.json")
         except OSError as e:
             log.debug("parse cache not written (%s): %s", self.directory, e)
+
+
+def _untrusted(root: Path) -> str | None:
+    """Why the cache in ``root`` may hold entries this program did not write, or None.
+
+    An entry is served in place of its file: one committed to git (a pull request can add it
+    with ``git add -f``) or reached through a link out of the repository would make the plan
+    differ from the YAML its reviewer reads."""
+    real_root = os.path.realpath(root)
+    for path in (root / CACHE_DIR.parent, root / CACHE_DIR):
+        real = os.path.realpath(path)
+        if os.path.lexists(path) and os.path.commonpath([real_root, real]) != real_root:
+            return f"{path} leads outside the repository"
+    try:
+        done = subprocess.run(["git", "ls-files", "-z", "--", CACHE_DIR.as_posix()], cwd=root,
+                              capture_output=True, check=False, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None  # no git: nothing can be committed
+    if done.returncode == 0 and done.stdout.strip(b"\0"):
+        return (f"files in {CACHE_DIR.as_posix()} are committed to git; remove them "
+                f"(git rm -r --cached {CACHE_DIR.as_posix()})")
+    return None
 
 
 def _flatten(value: Any, marks: dict[int, Marks], out: list[list[int]]) -> None:

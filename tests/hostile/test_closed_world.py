@@ -4,6 +4,7 @@ skipped in silence."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,44 @@ def test_a_text_file_is_never_quoted(tmp_path: Path) -> None:
     repo = example_repo(tmp_path, {f"{CONTOSO}/notes.yaml": "PRIVATE notes, not YAML at all\n"})
     output = _refused(repo, "notes.yaml:1:1:")
     assert "PRIVATE" not in output
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t",
+                    "-c", "init.defaultBranch=main", *args], cwd=repo, check=True,
+                   capture_output=True, timeout=60)
+
+
+def test_a_committed_parse_cache_entry_is_never_served(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A pull request that commits a cache entry (git add -f) for a file's bytes, holding
+    other data, must not make the plan differ from the YAML its reviewer reads."""
+    repo = example_repo(tmp_path)
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "start")
+    assert run(["plan", str(repo), "--format", "json"]).exit_code == 0  # writes the cache
+    entries = list((repo / ".reconciler" / "cache").glob("*.json"))
+    poisoned = [e for e in entries if "Sales London" in e.read_text()]
+    assert poisoned
+    for entry in poisoned:
+        entry.write_text(entry.read_text().replace("Sales London", "Poisoned"))
+    result = run(["plan", str(repo), "--format", "json"])
+    assert "Poisoned" in result.stdout  # an entry is served in place of its file...
+    _git(repo, "add", "-f", ".reconciler/cache")
+    _git(repo, "commit", "-qm", "a cache entry")
+    result = run(["plan", str(repo), "--format", "json"])
+    assert result.exit_code == 0
+    assert "Poisoned" not in result.stdout and "Sales London" in result.stdout  # ...unless
+    assert "parse cache is not used" in caplog.text  # it came through git
+
+
+def test_a_parse_cache_linked_outside_is_not_used(tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    repo = example_repo(tmp_path)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    os.symlink(outside, repo / ".reconciler" / "cache")
+    result = run(["plan", str(repo), "--format", "json"])
+    assert result.exit_code == 0 and "leads outside the repository" in caplog.text
+    assert not any(outside.iterdir())
