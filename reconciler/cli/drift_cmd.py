@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -59,7 +60,8 @@ def command(path: Path, live_source: str | None, customers: tuple[str, ...], fmt
     elif fmt == "html":
         from reconciler.drift.page import render_html
 
-        text = render_html(report)
+        made = datetime.now(UTC).strftime("%Y-%m-%dT%H:%MZ")
+        text = render_html(report, made_at=made)
     else:
         text = render_text(report)
     if out is None:

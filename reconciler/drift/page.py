@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from html import escape
 
+from reconciler.drift.render import drift_lines
 from reconciler.drift.report import (
+    ADVICE,
     CHANGED_OUTSIDE_GIT,
     CLASSES,
     EXPLANATIONS,
@@ -25,8 +27,7 @@ from reconciler.drift.report import (
     DriftItem,
     DriftReport,
 )
-from reconciler.model import site_label
-from reconciler.render.common import attribute_lines
+from reconciler.model import location_label, site_label
 
 COLOURS = {
     CHANGED_OUTSIDE_GIT: "#c0392b",
@@ -73,7 +74,9 @@ def _site_name(site: str) -> str:
     return site_label(site)
 
 
-def render_html(report: DriftReport, *, title: str = "Drift report") -> str:
+def render_html(report: DriftReport, *, title: str = "Drift report",
+                made_at: str | None = None) -> str:
+    """The report as one self-contained page; ``made_at`` (ISO-8601 UTC) says when."""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -90,6 +93,7 @@ def render_html(report: DriftReport, *, title: str = "Drift report") -> str:
         "<body><main>",
         f"<h1>{_e(title)}</h1>",
         f'<p class="lead">{_e(report.summary_line())}</p>',
+        *([f'<p class="note">Made at {_e(made_at)}.</p>'] if made_at else []),
         _legend(),
     ]
     parts += _records(report)
@@ -102,9 +106,11 @@ def render_html(report: DriftReport, *, title: str = "Drift report") -> str:
                      "state.</p>")
     else:
         parts.append('<h2 id="differences">Differences</h2>')
-        parts.append('<p class="note">Each difference reads live &rarr; YAML: '
-                     '<code class="del">-</code> only live, <code class="add">+</code> only in '
-                     'YAML, <code class="chg">a -&gt; b</code> live value, then YAML value.</p>')
+        parts.append('<p class="note">Changed outside git: <code class="add">+</code> added '
+                     'outside git, <code class="del">-</code> removed outside git. Otherwise '
+                     'each difference reads live &rarr; YAML: <code class="del">-</code> only '
+                     'live, <code class="add">+</code> only in YAML, <code class="chg">a -&gt; '
+                     'b</code> live value, then YAML value.</p>')
         for (customer, site), items in report.by_site():
             parts.append(f"<h3>{_e(customer)} / {_e(_site_name(site))}</h3>")
             parts += [_item(item) for item in items]
@@ -120,7 +126,8 @@ def _badge(drift_class: str) -> str:
 def _legend() -> str:
     spans = "".join(
         f'<span><i class="swatch" style="background:{COLOURS[c]}"></i>'
-        f"<b>{_e(LABELS[c])}</b>: {_e(EXPLANATIONS[c])}</span>" for c in CLASSES)
+        f"<b>{_e(LABELS[c])}</b>: {_e(EXPLANATIONS[c])}. What to do: {_e(ADVICE[c])}.</span>"
+        for c in CLASSES)
     return f'<p class="legend">{spans}</p>'
 
 
@@ -187,10 +194,11 @@ def _item(item: DriftItem) -> str:
     change = item.change
     head = f"{_badge(item.drift_class)}<code>{_e(change.type)} {_e(change.id)}</code>"
     if change.moved_from:
-        head += f" <span class=\"note\">(located at {_e(change.moved_from)} live)</span>"
+        where = _e(location_label(change.moved_from))
+        head += f" <span class=\"note\">(located at {where} live)</span>"
     lines = "\n".join(
         f'<span class="{LINE_CLASSES.get(line.marker, "ctx")}">{_e(line.marker)} '
-        f"{_e(line.text)}</span>" for line in attribute_lines(change))
+        f"{_e(line.text)}</span>" for line in drift_lines(item))
     body = [f"<pre>{lines}</pre>"] if lines else []
     body += [f'<p class="note">{_e(note)}</p>' for note in change.notes]
     if change.source:

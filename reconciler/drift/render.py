@@ -6,14 +6,38 @@ The attribute-level difference of each item is the plan's own (render/common.att
 
 from __future__ import annotations
 
-from reconciler.drift.report import CLASSES, EXPLANATIONS, LABELS, DriftItem, DriftReport
-from reconciler.model import site_label
-from reconciler.render.common import attribute_lines
+from reconciler.drift.report import (
+    CHANGED_OUTSIDE_GIT,
+    CLASSES,
+    EXPLANATIONS,
+    LABELS,
+    DriftItem,
+    DriftReport,
+)
+from reconciler.model import location_label, site_label
+from reconciler.render.common import Line, attribute_lines
 from reconciler.render.markdown import BUDGET, inline
 from reconciler.safe import PLAN_LIMIT, message, visible
 from reconciler.words import plural
 
-LEGEND = "Differences read live -> YAML: '-' only live, '+' only in YAML."
+LEGEND = ("Changed outside git: '+' added outside git, '-' removed outside git. Otherwise "
+          "each difference reads live -> YAML: '-' only live, '+' only in YAML.")
+OUTSIDE = {"-": ("+", "added outside git"), "+": ("-", "removed outside git")}
+
+
+def drift_lines(item: DriftItem) -> list[Line]:
+    """The item's attribute-level difference. Changed outside git, it reads as what happened
+    in Exchange: a grant someone added in the portal is '+ ... (added outside git)', not a
+    red '-' that reads as removed."""
+    lines = attribute_lines(item.change)
+    if item.drift_class != CHANGED_OUTSIDE_GIT or item.change.action != "update":
+        return lines
+    out = []
+    for line in lines:
+        marker, what = OUTSIDE.get(line.marker, (line.marker, ""))
+        out.append(Line(marker, f"{line.text}  ({what})" if what and line.text.startswith(" ")
+                        else line.text))
+    return out
 
 
 def _site(site: str) -> str:
@@ -48,7 +72,7 @@ def render_text(report: DriftReport) -> str:
         for item in items:
             out.append(f"  [{LABELS[item.drift_class]}] {_head(item)}")
             out.extend(f"      {line.marker} {line.text}"
-                       for line in attribute_lines(item.change))
+                       for line in drift_lines(item))
             out.extend(f"      # {visible(note, limit=PLAN_LIMIT)}"
                        for note in item.change.notes)
             if item.change.source:
@@ -103,10 +127,10 @@ def _section(item: DriftItem) -> str:
     change = item.change
     summary = (f"<code>{inline(change.address)}</code> "
                f"<b>{LABELS[item.drift_class]}</b>")
-    body = [f"{line.marker} {line.text}" for line in attribute_lines(change)]
+    body = [f"{line.marker} {line.text}" for line in drift_lines(item)]
     body += [f"# {visible(note, limit=PLAN_LIMIT)}" for note in change.notes]
     if change.moved_from:
-        body.append(f"# located at {visible(change.moved_from)} live")
+        body.append(f"# located at {visible(location_label(change.moved_from))} live")
     out = [f"\n<details><summary>{summary}</summary>\n", "```diff"]
     out += [line.replace("```", "'''") for line in body]
     out += ["```", "</details>"]

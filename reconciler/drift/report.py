@@ -52,6 +52,16 @@ EXPLANATIONS = {
                       "allowed_forwarding_domains, managed here or not",
 }
 
+ADVICE = {
+    SECURITY_FINDING: "if nobody meant it, remove the forwarding in Exchange (or declare "
+                      "forwarding: none); if it is meant, add the domain to the policy's "
+                      "allowed_forwarding_domains",
+    CHANGED_OUTSIDE_GIT: "put the change in YAML to keep it, or let the next apply revert it",
+    NOT_YET_APPLIED: "nothing: the next apply does it (or find out why it has not run)",
+    PENDING_PROPAGATION: "nothing: Exchange shows it within apply's pending window",
+    UNMANAGED: "reconciler import it to manage it, or delete it with policy prune: true",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class DriftItem:

@@ -100,6 +100,12 @@ def test_one_list_split_element_by_element(drift_scenario: DriftScenario) -> Non
                                       '+   bob@contoso.com: access SendAs']
     assert lines[CHANGED_OUTSIDE_GIT] == ["~ permissions:",
                                           '-   carol@contoso.com: access FullAccess']
+    # As reports show it: carol's grant was added in the portal, not removed.
+    from reconciler.drift.render import drift_lines, render_text
+    [outside] = [i for i in report.items if i.drift_class == CHANGED_OUTSIDE_GIT]
+    assert [f"{line.marker} {line.text}" for line in drift_lines(outside)] == [
+        "~ permissions:", "+   carol@contoso.com: access FullAccess  (added outside git)"]
+    assert "+   carol@contoso.com: access FullAccess  (added outside git)" in render_text(report)
 
 
 def test_group_members_split_element_by_element(drift_scenario: DriftScenario) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -38,7 +40,9 @@ def test_exit_2_on_drift(drift_scenario: DriftScenario, tmp_path: Path) -> None:
     code, out, _ = _run(s, tmp_path)
     assert code == 2, out
     assert "[changed outside git] shared_mailbox support@contoso.com" in out
-    assert '+   carol@contoso.com' not in out and '-   carol@contoso.com' in out
+    # Added in the portal: it reads as added outside git, not as a red removal.
+    assert "+   carol@contoso.com: access SendAs  (added outside git)" in out
+    assert "-   carol@contoso.com" not in out
 
 
 def test_exit_1_on_error(drift_scenario: DriftScenario, tmp_path: Path) -> None:
@@ -95,3 +99,15 @@ def test_external_forwarding_outside_git_is_a_security_finding_managed_or_not(
     assert code == 2 and "security finding" in out and "drop@evil.example" in out
     code, out, _ = _run(s, tmp_path, "--format", "html")
     assert code == 2 and "drop@evil.example" in out
+
+
+def test_html_says_when_it_was_made_and_what_to_do_per_class(
+        drift_scenario: DriftScenario, tmp_path: Path) -> None:
+    from reconciler.drift.report import ADVICE, CLASSES
+
+    code, out, _ = _run(_applied(drift_scenario), tmp_path, "--format", "html")
+    assert code == 0
+    made = re.search(r"Made at (\d{4}-\d\d-\d\dT\d\d:\d\dZ)\.", out)
+    assert made is not None
+    for drift_class in CLASSES:
+        assert f"What to do: {html.escape(ADVICE[drift_class], quote=True)}." in out
