@@ -286,12 +286,18 @@ def main() -> None:
     parser.add_argument("--drift", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rounds", type=int, help="median of this many runs (default 3)")
+    parser.add_argument("--read-only", action="store_true",
+                        help="only the full read over HTTP (e.g. at --latency-ms 300)")
     args = parser.parse_args()
     small, large = args.sizes or ((2_000, 5_000) if args.quick else (10_000, 50_000))
     read_size = args.read_mailboxes or (500 if args.quick else 2_000)
     rounds = args.rounds or (1 if args.quick else 3)
 
     with tempfile.TemporaryDirectory(prefix="bench-plan-") as tmp:
+        if args.read_only:
+            http_full_read(make_case(Path(tmp), read_size, args.drift, args.seed),
+                           args.latency_ms / 1000)
+            return
         cases = [make_case(Path(tmp), n, args.drift, args.seed) for n in (small, large)]
         fulls = [full_plans(cases[0], rounds, ("freeze", "pause", "normal")),
                  full_plans(cases[1], rounds, ("freeze",))]
