@@ -95,6 +95,19 @@ def _cut_torn_tail(path: Path) -> None:
         return
 
 
+def last_completed(directory: Path, customer: str) -> str | None:
+    """The checksum of the last plan an apply carried out in full for ``customer``; None when
+    there is none, or the journal cannot be read (apply itself then says why)."""
+    last = None
+    try:
+        for record in Journal(directory, customer).records():
+            if record.get("event") == "complete" and record.get("plan"):
+                last = str(record["plan"])
+    except ReconcilerError:
+        return None
+    return last
+
+
 class Journal:
     """One customer's journal. Thread-safe appends; each record is durable on return."""
 

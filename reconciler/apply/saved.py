@@ -83,7 +83,11 @@ def load_saved_plan(path: Path) -> SavedPlan:
     changes = data.get("changes")
     if not isinstance(changes, list):
         raise PlanRefused(f"{path} is not a plan: changes is not a list")
-    expected = checksum_of(version, changes)
+    basis = data.get("basis") or {}
+    if not isinstance(basis, dict) or not all(isinstance(v, str) for v in basis.values()):
+        raise PlanRefused(f"{path} is not a valid plan: basis is not a mapping of customers "
+                          "to plan checksums; make the plan again")
+    expected = checksum_of(version, changes, basis)
     if data.get("checksum") != expected:
         raise PlanRefused(f"plan {path} does not match its checksum: it was changed after it "
                           f"was made (tampered or damaged). Make the plan again.")
@@ -96,7 +100,8 @@ def load_saved_plan(path: Path) -> SavedPlan:
                     refusals=[],
                     customers=sorted(data.get("customers") or {c.customer for c in
                                                                  [Change.from_dict(x)
-                                                                  for x in changes]}))
+                                                                  for x in changes]}),
+                    basis=dict(basis))
     except (KeyError, TypeError, AttributeError) as e:
         raise PlanRefused(f"{path} is not a valid plan: {e}") from e
     twice = duplicates(plan)

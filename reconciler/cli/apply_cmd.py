@@ -142,7 +142,7 @@ def _verify_saved(target: Path, plan, desired, backend_for, root: Path,  # type:
         raise ReconcilerError(f"plan refused: could not re-read the state it was made "
                               f"against, so cannot tell whether it is current: {e}") from e
     if recheck.applied_on is not None and not recheck.differences:
-        echo(f"{target} was already applied on {recheck.applied_on}.")
+        echo(f"{target} was already applied on {recheck.applied_on}; nothing to do.")
         echo(nothing_to_do(), nl=False)
         sys.exit(EXIT_OK)
     if recheck.refusals and not allow_large_changes:

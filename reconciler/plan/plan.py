@@ -100,6 +100,11 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     refusals: list[Refusal] = field(default_factory=list)
     customers: list[str] = field(default_factory=list)
+    # Per customer, the last plan the journal says was carried out in full before this one
+    # was made. Two plans with the same changes, one made before an apply and one after it
+    # (live was put back by hand meanwhile), are then different plans: replaying the first
+    # is answered from the journal, the second is applied.
+    basis: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.changes.sort(key=lambda c: c.address)
@@ -126,25 +131,32 @@ class Plan:
 
     @property
     def checksum(self) -> str:
-        return checksum_of(FORMAT_VERSION, [c.to_dict() for c in self.changes])
+        return checksum_of(FORMAT_VERSION, [c.to_dict() for c in self.changes], self.basis)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "customers": sorted(self.customers),
             "summary": self.summary,
             "changes": [c.to_dict() for c in self.changes],
             "warnings": list(self.warnings),
             "refusals": [{"customer": r.customer, "message": r.message} for r in self.refusals],
-            "checksum": self.checksum,
         }
+        if self.basis:
+            out["basis"] = dict(sorted(self.basis.items()))
+        out["checksum"] = self.checksum
+        return out
 
     def to_json(self) -> str:
         # Escaped where a terminal would obey a character: the same data, safe to print.
         return json_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False)) + "\n"
 
 
-def checksum_of(format_version: str, changes: Iterable[Mapping[str, Any]]) -> str:
-    canonical = json.dumps({"format_version": format_version, "changes": list(changes)},
-                           sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def checksum_of(format_version: str, changes: Iterable[Mapping[str, Any]],
+                basis: Mapping[str, str] | None = None) -> str:
+    """sha256 over the format version, the changes and (when there is one) the basis."""
+    covered: dict[str, Any] = {"format_version": format_version, "changes": list(changes)}
+    if basis:
+        covered["basis"] = dict(basis)
+    canonical = json.dumps(covered, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()

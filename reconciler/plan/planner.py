@@ -95,6 +95,16 @@ def plan_desired(
     return result
 
 
+def plan_basis(root: Path, plan: Plan) -> dict[str, str]:
+    """Per customer the plan changes, the last plan the repository's journal says was carried
+    out in full (reconciler.apply.journal): a plan made after an apply is not that apply's."""
+    from reconciler.apply.journal import JOURNAL_DIRECTORY, last_completed
+
+    basis = {cid: last_completed(root / JOURNAL_DIRECTORY, cid)
+             for cid in sorted({c.customer for c in plan.actionable})}
+    return {cid: checksum for cid, checksum in basis.items() if checksum}
+
+
 def make_plan(
     root: str | Path,
     *,
@@ -130,6 +140,7 @@ def make_plan(
         previous_locations=applied.previous_locations(
             scope.previous_locations if scope else None), progress=progress)
     applied.mark_pending(result.plan)
+    result.plan.basis = plan_basis(root, result.plan)
     if scope is not None:
         result.in_scope = sum(
             len(desired.customers[cid].resources) if ids is None else len(ids)

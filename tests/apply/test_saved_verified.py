@@ -107,7 +107,7 @@ def test_replaying_an_applied_plan_when_nothing_moved_does_nothing(cli, repo: Re
 
     again = cli("apply", out, "--path", repo.root)
     assert again.code == 0, again.err
-    assert (f"was already applied on {done_at}.\n"
+    assert (f"was already applied on {done_at}; nothing to do.\n"
             "Apply complete: 0 succeeded, 0 failed, 0 skipped; nothing to do.") in again.out
     assert repo.backend.write_count == writes  # Exchange untouched
     assert state.read_bytes() == recorded and journal.read_bytes() == journaled
