@@ -80,3 +80,18 @@ def test_verbose_either_side_of_the_subcommand_logs_reads_and_calls(
     assert "Get-MailboxPermission ceo-office@contoso.com: 3 objects" in done.stderr
     quiet = subprocess.run([*RECONCILER, "plan", str(repo)], capture_output=True, text=True)
     assert "INFO" not in quiet.stderr
+
+
+def test_shell_completion_through_clicks_mechanism(tmp_path: Path) -> None:
+    import os
+
+    script = subprocess.run(RECONCILER, env={**os.environ, "_RECONCILER_COMPLETE": "bash_source"},
+                            capture_output=True, text=True)
+    assert script.returncode == 0 and "_reconciler_completion()" in script.stdout
+    env = {**os.environ, "_RECONCILER_COMPLETE": "bash_complete",
+           "COMP_WORDS": "reconciler pl", "COMP_CWORD": "1"}
+    words = subprocess.run(RECONCILER, env=env, capture_output=True, text=True)
+    assert "plain,plan" in words.stdout.splitlines()
+    env.update(COMP_WORDS="reconciler plan --for", COMP_CWORD="2")
+    options = subprocess.run(RECONCILER, env=env, capture_output=True, text=True)
+    assert "plain,--format" in options.stdout.splitlines()
