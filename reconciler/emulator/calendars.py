@@ -35,6 +35,7 @@ from reconciler.emulator.tenant import (
     _strip_prefix,
     handler,
     not_found,
+    require_security_principal,
 )
 from reconciler.live.backend import AlreadyExists, BadParameter, CmdletResult, NotFound, NotPresent
 
@@ -171,6 +172,8 @@ def _write_target(em: Emulator, params: dict[str, Any], cmdlet: str
 def add_mailbox_folder_permission(em: Emulator, cmdlet: str, params: dict[str, Any]
                                   ) -> CmdletResult:
     obj, row, shown, target = _write_target(em, params, cmdlet)
+    if target is not None:
+        require_security_principal(target, params["User"], cmdlet)
     rights, flags = _folder_rights(params, cmdlet)
     if row is not None:
         raise AlreadyExists(f"An existing permission entry was found for user: {shown}.",

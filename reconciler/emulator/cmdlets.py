@@ -34,6 +34,7 @@ from reconciler.emulator.tenant import (
     archive_guid,
     handler,
     not_found,
+    require_security_principal,
 )
 from reconciler.live.backend import (
     AlreadyExists,
@@ -160,21 +161,8 @@ def _recipient_row(obj: _Object) -> dict[str, Any]:
     return {"Identity": obj.identity, **row} if "Identity" not in row else row
 
 
-# Group kinds that hold no security principal: Exchange's lists of who may be granted
-# FullAccess, SendAs or SendOnBehalf name mailbox users, mail users and mail-enabled security
-# groups only (GATEWAY-FACTS §j).
-_NOT_GRANTEES = frozenset({"MailUniversalDistributionGroup", "RoomList"})
-
-
 def _grantee(em: Emulator, value: Any, cmdlet: str) -> _Object:
-    target = em._principal(value, cmdlet)
-    kind = str((target.row or target.recipient).get("RecipientTypeDetails") or "")
-    if kind in _NOT_GRANTEES:
-        raise BadParameter(
-            f"\"{value}\" is a distribution group ({kind}), not a security principal: only "
-            f"mailbox users, mail users and mail-enabled security groups can be granted this "
-            f"permission.", cmdlet=cmdlet, exception_type="InvalidOperationException")
-    return target
+    return require_security_principal(em._principal(value, cmdlet), value, cmdlet)
 
 
 def _check_grantees(em: Emulator, value: Any, cmdlet: str) -> None:

@@ -379,6 +379,8 @@ def load_snapshot(path: Path) -> dict[str, Any]:
         raise SnapshotError(f"cannot read tenant snapshot {path}: {e.strerror or e}") from e
     except json.JSONDecodeError as e:
         raise SnapshotError(f"{path}:{e.lineno}:{e.colno}: not valid JSON: {e.msg}") from e
+    except RecursionError as e:  # the decoder's own limit: no snapshot nests this deep
+        raise SnapshotError(f"{path}: not valid JSON: nested too deep for a snapshot") from e
     validate_snapshot(data, str(path))
     return data
 

@@ -231,6 +231,27 @@ class _Object:
         return rows + [row for until, row in ghosts if now < until]
 
 
+
+# Recipient kinds that hold no security principal: Exchange's lists of who may be granted
+# FullAccess, SendAs, SendOnBehalf or calendar access name mailbox users, mail users and
+# mail-enabled security groups only (GATEWAY-FACTS §j).
+NOT_GRANTEES = {
+    "MailUniversalDistributionGroup": "a distribution group", "RoomList": "a distribution group",
+    "DynamicDistributionGroup": "a dynamic distribution group",
+    "MailContact": "a mail contact", "MailForestContact": "a mail contact",
+}
+
+
+def require_security_principal(target: _Object, value: Any, cmdlet: str) -> _Object:
+    """``target``, unless it is a recipient that cannot be granted a permission."""
+    kind = str((target.row or target.recipient).get("RecipientTypeDetails") or "")
+    if kind in NOT_GRANTEES:
+        raise BadParameter(
+            f"\"{value}\" is {NOT_GRANTEES[kind]} ({kind}), not a security principal: only "
+            f"mailbox users, mail users and mail-enabled security groups can be granted this "
+            f"permission.", cmdlet=cmdlet, exception_type="InvalidOperationException")
+    return target
+
 class Emulator:
     """An Exchange Online tenant in memory, answering cmdlets as the real service does.
 

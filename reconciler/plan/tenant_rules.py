@@ -26,6 +26,7 @@ from reconciler.model import (
     Resource,
     RoomMailbox,
     SharedMailbox,
+    SourceRef,
     UserMailbox,
 )
 from reconciler.plan.operations import starting_state, update_operations
@@ -33,8 +34,13 @@ from reconciler.plan.plan import Change, Operation, Refusal
 from reconciler.plan.serialize import settings_json
 from reconciler.words import plural
 
-# Recipient kinds that are no security principal (GATEWAY-FACTS §j).
-NOT_GRANTEES = frozenset({"MailUniversalDistributionGroup", "RoomList"})
+# Recipient kinds that are no security principal, so Exchange grants them neither FullAccess,
+# SendAs, SendOnBehalf nor calendar access (GATEWAY-FACTS §j), each as the error words it.
+NOT_GRANTEES = {
+    "MailUniversalDistributionGroup": "a distribution group", "RoomList": "a distribution group",
+    "DynamicDistributionGroup": "a dynamic distribution group",
+    "MailContact": "a mail contact", "MailForestContact": "a mail contact",
+}
 SOFT_DELETED_TYPES = {"shared_mailbox": "SharedMailbox", "room_mailbox": "RoomMailbox"}
 SHARED_LIMIT_BYTES = 50 * 1024 ** 3
 ARCHIVE_DISABLE_NOTE = (
@@ -177,14 +183,19 @@ def _restored(wanted: SharedMailbox | RoomMailbox, row: Mapping[str, Any],
 def entry_problems(wanted: Resource, desired: CustomerState, live: LiveTenant
                    ) -> Iterator[Problem]:
     """What the tenant's definitions forbid in one resolved entry."""
-    for grant in wanted.permissions or ():
-        kind = _kind_of(grant.user, desired, live)
+    grants: list[tuple[str, str, SourceRef | None]] = [
+        (g.user, ", ".join(sorted(g.access)), g.source) for g in wanted.permissions or ()]
+    if isinstance(wanted, Mailbox):
+        grants += [(g.user, "calendar access", g.source)
+                   for g in wanted.calendar_permissions or ()]
+    for user, what, source in grants:
+        kind = _kind_of(user, desired, live)
         if kind in NOT_GRANTEES:
             yield Problem(
-                f"grantee {grant.user} of {wanted.id} is a distribution group ({kind}): "
-                f"{', '.join(sorted(grant.access))} can be granted to mailbox users, mail "
-                f"users and mail-enabled security groups only; grant it to the members, or use "
-                f"a mail-enabled security group", grant.source or wanted.source)
+                f"grantee {user} of {wanted.id} is {NOT_GRANTEES[kind]} ({kind}): {what} can "
+                f"be granted to mailbox users, mail users and mail-enabled security groups "
+                f"only; grant it to the members, or use a mail-enabled security group",
+                source or wanted.source)
     if isinstance(wanted, Mailbox) and wanted.retention_policy is not None:
         problem = _retention_problem(wanted, live)
         if problem is not None:

@@ -147,3 +147,17 @@ def test_a_room_has_default_calendar_processing_and_takes_delegates(em: Emulator
         em.invoke("Set-CalendarProcessing", {"Identity": room, "AutomateProcessing": "Auto"})
     warned = em.invoke("Set-CalendarProcessing", {"Identity": room, "AllBookInPolicy": False})
     assert warned.warnings and "no settings" in warned.warnings[0]
+
+
+def test_a_calendar_is_shared_with_security_principals_only(tenant: Emulator) -> None:
+    # Add-MailboxFolderPermission -User: "mail-enabled security principals" (GATEWAY-FACTS §j).
+    tenant.invoke("New-DistributionGroup", {"Name": "Sales", "Alias": "sales",
+                                            "PrimarySmtpAddress": "sales@contoso.com",
+                                            "ManagedBy": ["alice@contoso.com"]})
+    with pytest.raises(BadParameter, match="not a security principal"):
+        tenant.invoke("Add-MailboxFolderPermission", {"Identity": KALENDER,
+                                                      "User": "sales@contoso.com",
+                                                      "AccessRights": "Reviewer"})
+    assert "Sales" not in [u for u, _, _ in entries(tenant, KALENDER)]
+    tenant.invoke("Add-MailboxFolderPermission", {"Identity": KALENDER, "User": "carol",
+                                                  "AccessRights": "Reviewer"})

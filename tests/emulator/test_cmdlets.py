@@ -736,6 +736,19 @@ def test_a_plain_distribution_group_is_refused_as_grantee(em: Emulator) -> None:
     assert any(r["User"] == "Sec" for r in full)
 
 
+@pytest.mark.parametrize("kind", ["MailContact", "DynamicDistributionGroup"])
+def test_a_contact_or_dynamic_group_is_no_grantee(kind: str) -> None:
+    snap = seed()
+    snap["recipients"].append({"Name": "outsider", "PrimarySmtpAddress": "outsider@contoso.com",
+                               "DisplayName": "Outsider", "RecipientTypeDetails": kind,
+                               "Guid": "0c0c0c0c-0000-4000-8000-00000000abcd"})
+    em = Emulator(snap)
+    with pytest.raises(BadParameter, match="not a security principal"):
+        em.invoke("Add-MailboxPermission", {"Identity": "support-london@contoso.com",
+                                            "User": "outsider@contoso.com",
+                                            "AccessRights": ["FullAccess"]})
+
+
 def test_new_distribution_group_makes_a_room_list(em: Emulator) -> None:
     em.invoke("New-DistributionGroup", {"Name": "Rooms", "RoomList": True,
                                         "PrimarySmtpAddress": "rooms@contoso.com",

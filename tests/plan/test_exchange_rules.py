@@ -189,6 +189,54 @@ def test_a_declared_distribution_group_as_grantee_is_a_plan_error(scenario: Scen
         _errors(scenario)
 
 
+def _recipient_of_kind(snap: dict[str, Any], name: str, kind: str) -> None:
+    """A recipient that only the tenant-wide recipient listing shows (a contact, a dynamic
+    group): no mailbox, no security principal."""
+    snap["recipients"].append({
+        "Name": name, "Guid": f"0c0c0c0c-0000-4000-8000-{len(snap['recipients']):012d}",
+        "PrimarySmtpAddress": f"{name}@contoso.com", "DisplayName": name.title(),
+        "RecipientTypeDetails": kind, "Office": "London",
+        "EmailAddresses": [f"SMTP:{name}@contoso.com"]})
+
+
+@pytest.mark.parametrize("kind", ["MailContact", "DynamicDistributionGroup"])
+@pytest.mark.parametrize("right", ["FullAccess", "SendAs", "SendOnBehalf"])
+def test_a_recipient_that_is_no_security_principal_as_grantee_is_a_plan_error(
+        scenario: Scenario, kind: str, right: str) -> None:
+    _tenant(scenario, lambda snap: _recipient_of_kind(snap, "outsider", kind))
+    scenario.yaml(LONDON, f"""\
+        shared_mailboxes:
+          - name: Help Desk
+            alias: help-desk
+            permissions:
+              - {{user: outsider@contoso.com, access: [{right}]}}
+        """)
+    text = _errors(scenario)
+    assert f"grantee outsider@contoso.com of help-desk@contoso.com is {_A_KIND[kind]} " \
+           f"({kind})" in text
+    assert "mailboxes.yaml:5" in text
+
+
+_A_KIND = {"MailContact": "a mail contact",
+           "DynamicDistributionGroup": "a dynamic distribution group"}
+
+
+def test_a_distribution_group_as_calendar_grantee_is_a_plan_error(scenario: Scenario) -> None:
+    scenario.live("New-DistributionGroup", Name="Sales", Alias="sales",
+                  PrimarySmtpAddress="sales@contoso.com", ManagedBy=["alice"])
+    scenario.yaml(LONDON, """\
+        user_mailboxes:
+          - user: alice@contoso.com
+            calendar_permissions:
+              - {user: Default, role: AvailabilityOnly}
+              - {user: sales@contoso.com, role: Reviewer}
+        """)
+    text = _errors(scenario)
+    assert "grantee sales@contoso.com of alice@contoso.com is a distribution group " \
+           "(MailUniversalDistributionGroup): calendar access can be granted" in text
+    assert "mailboxes.yaml:5" in text and "Default" not in text
+
+
 # --- 8. archive -----------------------------------------------------------------------------
 
 
