@@ -71,6 +71,8 @@ def load_saved_plan(path: Path) -> SavedPlan:
         raise PlanRefused(f"cannot read the plan {path}: {e.strerror}") from e
     except ValueError as e:
         raise PlanRefused(f"{path} is not a plan: not JSON ({e})") from e
+    except RecursionError as e:  # the decoder's own limit: no plan nests this deep
+        raise PlanRefused(f"{path} is not a plan: nested too deep to be one") from e
     if not isinstance(data, dict) or "changes" not in data:
         raise PlanRefused(f"{path} is not a plan: no changes (write one with "
                           f"`reconciler plan --out {path}`)")

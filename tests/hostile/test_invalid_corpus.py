@@ -126,3 +126,26 @@ def test_a_malformed_saved_plan_names_its_field(tmp_path: Path, tamper) -> None:
     assert_clean(result)
     assert re.search(r"is not a valid plan: changes\[\d+\]", result.stderr), result.stderr
     assert tree_digest(repo) == before
+
+
+def test_a_saved_plan_nested_too_deep_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path)
+    out = tmp_path / "plan.json"
+    out.write_text("[" * 100_000 + "]" * 100_000)
+    before = tree_digest(repo)
+    result = run(["apply", str(out), "--path", str(repo)])
+    assert result.exit_code == 1
+    assert_clean(result)
+    assert "plan.json is not a plan: nested too deep" in result.stderr, result.stderr
+    assert tree_digest(repo) == before
+
+
+def test_a_snapshot_nested_too_deep_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path)
+    live = tmp_path / "live"
+    live.mkdir()
+    (live / "contoso.json").write_text('{"format": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    result = run(["plan", str(repo), "--customer", "contoso", "--live", f"snapshot:{live}"])
+    assert result.exit_code == 1
+    assert_clean(result)
+    assert "contoso.json: not valid JSON: nested too deep" in result.stderr, result.stderr
