@@ -22,13 +22,16 @@ REFUSED_PREFIXES = (
     "PYTHON", "PIP_", "VIRTUAL_ENV", "LD_", "DYLD_", "MALLOC_", "GLIBC_", "GCONV_", "LC_",
     "SSL", "OPENSSL_", "REQUESTS_", "CURL_", "HTTPX_", "MSAL_", "AZURE_", "KRB5", "GIT_",
     "GITHUB_", "RUNNER_", "ACTIONS_", "INPUT_", "STATE_", "BASH_", "NODE_", "NPM_", "XDG_",
-    "PYTEST_", "NO_COLOR", "FORCE_COLOR", "TERM", "LESS", "PAGER",
+    "PYTEST_", "NO_COLOR", "FORCE_COLOR", "TERM", "LESS", "PAGER", "GNUPG", "GPG_", "SSH_",
+    "GCM_",
 )
 REFUSED_SUFFIXES = ("_PROXY",)
 REFUSED_NAMES = frozenset({
     "PATH", "HOME", "CI", "SHELL", "ENV", "IFS", "PS4", "PWD", "USER", "LOGNAME", "TMPDIR",
     "TMP", "TEMP", "TZ", "LANG", "LANGUAGE", "EDITOR", "VISUAL", "HOSTALIASES", "LOCALDOMAIN",
     "RES_OPTIONS", "NLSPATH", "LOCPATH", "COLUMNS", "LINES",
+    # read by requests (under MSAL), curl, wget and git's credential helpers
+    "NETRC", "CURL_HOME", "WGETRC",
     # this tool's own settings
     "RECONCILER_GC", "RECONCILER_EXCHANGE_URL", "RECONCILER_AUTHORITY_HOST",
     "RECONCILER_PENDING_MINUTES", "RECONCILER_APP_ID", "RECONCILER_CERTIFICATE_THUMBPRINT",
