@@ -65,6 +65,16 @@ class CustomerDiff:
     refusals: list[Refusal] = field(default_factory=list)
 
 
+def _held_by(rid: str, live: LiveTenant) -> str:
+    """Who holds ``rid`` when it is not that recipient's primary address (its user principal
+    name or a secondary address): the error names the holder as Exchange knows it."""
+    holder = live.directory.resolve(rid)
+    if holder is None or holder.key == rid:
+        return ""
+    how = "user principal name" if holder.upn.lower() == rid else "secondary address"
+    return f" ({holder.key}, which holds {rid} as its {how})"
+
+
 def diff_customer(desired: CustomerState, live: LiveTenant, *,
                   scope: set[str] | None = None, root: str | None = None) -> CustomerDiff:
     """Changes that take ``live`` to ``desired``. ``scope`` limits the diff to those ids
@@ -89,7 +99,8 @@ def diff_customer(desired: CustomerState, live: LiveTenant, *,
         if kind is not None and kind not in EXPECTED_LIVE_TYPES[wanted.type.value]:
             out.problems.append(Problem(
                 f"{rid} is declared as a {wanted.type.value} but exists in the tenant as a "
-                f"{kind}; declare it under the matching list or remove the entry",
+                f"{kind}{_held_by(rid, live)}; declare it under the matching list or remove "
+                f"the entry",
                 wanted.source))
             continue
         out.problems.extend(entry_problems(wanted, desired, live))

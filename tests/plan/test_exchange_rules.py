@@ -68,6 +68,25 @@ def test_an_alias_another_recipient_holds_is_a_plan_error(scenario: Scenario) ->
     assert "the alias help-desk is already held by bob@contoso.com" in text
 
 
+@pytest.mark.parametrize("held_as", ["UserPrincipalName", "EmailAddresses"])
+def test_an_address_held_as_another_recipients_upn_names_the_holder(
+        scenario: Scenario, held_as: str) -> None:
+    def bob_holds_it(snap: dict[str, Any]) -> None:
+        for listing in ("recipients", "mailboxes"):
+            row = _row(snap, listing, "bob@contoso.com")
+            if held_as == "UserPrincipalName":
+                row["UserPrincipalName"] = "help-desk@contoso.com"
+            else:
+                row["EmailAddresses"] = ["SMTP:bob@contoso.com", "smtp:help-desk@contoso.com"]
+
+    _tenant(scenario, bob_holds_it)
+    scenario.yaml(LONDON, HELP_DESK)
+    text = _errors(scenario)
+    assert "help-desk@contoso.com" in text and "bob@contoso.com" in text, text
+    assert "mailboxes.yaml:2" in text
+    assert scenario.emulator.calls["New-Mailbox"] == 0
+
+
 def test_a_soft_deleted_mailbox_of_the_same_type_is_recovered_then_configured(
         scenario: Scenario) -> None:
     scenario.live("New-Mailbox", Shared=True, Name="Help Desk", Alias="help-desk",
