@@ -30,8 +30,8 @@ from typing import Any
 from reconciler.apply.confirm import Recipients, can_confirm, confirm
 from reconciler.apply.holder import describe, find_holder, is_planned_object, planned_address
 from reconciler.apply.journal import Journal, JournalView
-from reconciler.apply.state import op_fingerprint
 from reconciler.errors import ReconcilerError
+from reconciler.live.applied import op_fingerprint
 from reconciler.live.backend import (
     AlreadyExists,
     AmbiguousWriteError,

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from reconciler.apply.state import iso, now_utc
 from reconciler.errors import ReconcilerError
+from reconciler.live.applied import iso, now_utc
 
 log = logging.getLogger(__name__)
 

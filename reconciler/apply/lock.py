@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from reconciler.apply.state import iso, now_utc
 from reconciler.errors import ReconcilerError
+from reconciler.live.applied import iso, now_utc
 
 LOCK_DIRECTORY = Path(".reconciler") / "locks"
 

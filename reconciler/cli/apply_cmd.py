@@ -126,7 +126,7 @@ def _verify_saved(target: Path, plan, desired, backend_for, root: Path,  # type:
     it was carried out already, say so and exit 0 when nothing moved since)."""
     from reconciler.apply.journal import Journal
     from reconciler.apply.saved import recheck_saved
-    from reconciler.apply.state import AppliedState
+    from reconciler.live.applied import AppliedState
 
     unknown = sorted({c.customer for c in plan.actionable} - set(desired.customers))
     if unknown:

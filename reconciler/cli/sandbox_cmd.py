@@ -90,7 +90,7 @@ def reset(path: Path, customers: tuple[str, ...]) -> None:
 
     What apply remembered about those tenants (applied locations, writes not yet visible) is
     forgotten too: it described the tenant that was just discarded."""
-    from reconciler.apply.state import state_path
+    from reconciler.live.applied import state_path
     from reconciler.live.sandbox import sandbox_directory, seed_sandbox
 
     results = seed_sandbox(path, reset=True, customers=list(customers) or None)

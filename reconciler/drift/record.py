@@ -120,7 +120,7 @@ def pending_records(root: Path, customers: Iterable[str],
     """Apply's record per customer, when apply is installed and has written one. Only writes
     within apply's pending window count: after it, a write that never showed is drift."""
     try:
-        from reconciler.apply import state as apply_state
+        from reconciler.live import applied as apply_state
     except ImportError:
         return {}
     customers = list(customers)
@@ -141,7 +141,7 @@ def pending_records(root: Path, customers: Iterable[str],
 def operation_fingerprint(cmdlet: str, parameters: Mapping[str, object]) -> str | None:
     """Apply's fingerprint of one operation (None when apply is not installed)."""
     try:
-        from reconciler.apply.state import fingerprint
+        from reconciler.live.applied import fingerprint
     except ImportError:
         return None
     return fingerprint(cmdlet, parameters)

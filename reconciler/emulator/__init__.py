@@ -13,14 +13,17 @@ Public API:
   (docs/format.md §9, ``schemas/snapshot.schema.json``); :class:`SnapshotError` on a bad one.
 """
 
+# The handlers register themselves in reconciler.emulator.handlers when imported.
+from reconciler.emulator import calendars as _calendars  # noqa: F401
+from reconciler.emulator import cmdlets as _cmdlets  # noqa: F401
 from reconciler.emulator.reference import check_call
-from reconciler.emulator.snapshot_schema import (
+from reconciler.emulator.tenant import Emulator
+from reconciler.live.snapshot_format import (
     SNAPSHOT_FORMAT,
     SnapshotError,
     load_snapshot,
     validate_snapshot,
 )
-from reconciler.emulator.tenant import Emulator
 
 __all__ = [
     "SNAPSHOT_FORMAT",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconciler.emulator.handlers import handler
 from reconciler.emulator.reference import split_values
 from reconciler.emulator.tenant import (
     CALENDAR_BUILTINS,
@@ -33,7 +34,6 @@ from reconciler.emulator.tenant import (
     _Object,
     _present,
     _strip_prefix,
-    handler,
     not_found,
     require_security_principal,
 )

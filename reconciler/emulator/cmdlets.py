@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from reconciler.emulator.handlers import handler
 from reconciler.emulator.opath import FilterError, compile_filter, equalities
 from reconciler.emulator.reference import is_hashtable, split_values
 from reconciler.emulator.tenant import (
@@ -32,7 +33,6 @@ from reconciler.emulator.tenant import (
     _strip_prefix,
     _wrap_html,
     archive_guid,
-    handler,
     not_found,
     require_security_principal,
 )

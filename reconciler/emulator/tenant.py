@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from reconciler.emulator.handlers import HANDLERS as _HANDLERS
 from reconciler.emulator.reference import canonical_parameters, is_hashtable
-from reconciler.emulator.snapshot_schema import SNAPSHOT_FORMAT, SnapshotError, validate_snapshot
 from reconciler.live.backend import (
     AlreadyExists,
     BadParameter,
@@ -45,6 +45,7 @@ from reconciler.live.backend import (
     is_write,
 )
 from reconciler.live.reader import NO_ARCHIVE_GUID
+from reconciler.live.snapshot_format import SNAPSHOT_FORMAT, SnapshotError, validate_snapshot
 
 SOFT_DELETE_RETENTION = timedelta(days=30)
 DEFAULT_RESULT_SIZE = 1000
@@ -876,25 +877,3 @@ def _folder_sort_key(row: Mapping[str, Any]) -> tuple[int, str]:
     builtin = CALENDAR_BUILTINS.index(user) if user in CALENDAR_BUILTINS else len(
         CALENDAR_BUILTINS)
     return (builtin, user.lower())
-
-
-# The handlers live in a sibling module to keep this one about the tenant's structure; they
-# register themselves in _HANDLERS: canonical cmdlet name -> (function, supported parameters).
-# The third item: the same names in the reference's own spelling (a read-only tenant answers a
-# call spelled so without checking it against the reference again).
-_HANDLERS: dict[str, tuple[Callable[[Emulator, str, dict[str, Any]], CmdletResult],
-                           frozenset[str], frozenset[str]]] = {}
-
-
-def handler(cmdlet: str, *supported: str) -> Callable[[Callable[..., CmdletResult]],
-                                                      Callable[..., CmdletResult]]:
-    """Register ``fn`` as the emulation of ``cmdlet``, accepting ``supported`` parameters
-    (and the ignorable ones)."""
-    def register(fn: Callable[..., CmdletResult]) -> Callable[..., CmdletResult]:
-        _HANDLERS[cmdlet] = (fn, frozenset(s.lower() for s in supported), frozenset(supported))
-        return fn
-    return register
-
-
-from reconciler.emulator import calendars as _calendars  # noqa: E402,F401  (registers handlers)
-from reconciler.emulator import cmdlets as _cmdlets  # noqa: E402,F401

@@ -114,41 +114,84 @@ def read_live(
     what the pull request changes."""
     customer = desired.customer
     previous_locations = previous_locations or {}
+    directory, listed, groups, counted = _objects(backend, desired, scope)
+    mailboxes = [m for m in listed if m.get("RecipientTypeDetails") in MAILBOX_TYPES]
+    # Get-DistributionGroup also lists room lists and mail-enabled security groups: they are
+    # recipients (grantees, members), never this product's distribution groups.
+    own_groups = [g for g in groups if is_distribution_group(g)]
 
+    live = LiveTenant(state=CustomerState(customer), directory=directory)
+    if counted is not None:
+        live.existing = _existing(desired, *counted)
+    matched = _matched(desired, scope, _by_identity(mailboxes, groups), live)
+    tasks, bulk_sendas = _tasks(matched, scope)
+    sendas = _send_as_in_bulk(backend, directory) if bulk_sendas else None
+    folders: dict[str, str] = {}  # rid -> its calendar, as Exchange addresses it
+    results = _run(tasks, _reader(backend, matched, directory, folders),
+                   _workers(backend, workers), progress)
+
+    # Principals Exchange's answers name that a scoped read has not met yet, fetched at once.
+    # (Entries naming a shared display name were told apart while reading the calendars.)
+    directory.fetch(strangers(results.values(), (raw for _, _, raw in matched.values())),
+                    display_names=False)
+    for rid, (wanted, _kind, raw) in matched.items():
+        if sendas is not None:
+            results[(rid, "send_as")] = sendas.get(rid, [])
+        located = _located(customer, rid, wanted, directory, previous_locations, live)
+        built = _build(rid, wanted, raw, located, results, directory)
+        if rid in folders and isinstance(built, Mailbox):
+            built = dataclasses.replace(built, calendar_folder=folders[rid])
+        if results.get((rid, "booking")) and isinstance(built, RoomMailbox):
+            built = dataclasses.replace(built, booking=booking_of(
+                results[(rid, "booking")][0], directory.canonical))
+        live.state.add(built)
+    _add_unmanaged(desired, mailboxes, own_groups, previous_locations, live)
+    live.facts = read_tenant_facts(desired, backend, {rid: (kind, raw) for rid, (_, kind, raw)
+                                                      in matched.items()}, scope)
+    directory.seal()
+    return live
+
+
+Rows = list[dict[str, Any]]
+Matched = dict[str, tuple[Resource, str, dict[str, Any]]]
+Task = tuple[str, str]  # (id, what to read)
+
+
+def _objects(backend: Backend, desired: CustomerState, scope: Collection[str] | None,
+             ) -> tuple[Directory, Rows, Rows, tuple[Rows, Rows] | None]:
+    """The directory, the mailbox and group rows, and what counting the tenant needs: all of
+    the tenant, or for a scope its objects and the recipients they name, nothing paged."""
     if scope is None:
         directory = Directory(_get(backend, "Get-Recipient", {"ResultSize": "Unlimited"},
                                    RECIPIENT_PROPERTIES))
         listed = _get(backend, "Get-Mailbox", {"ResultSize": "Unlimited"}, MAILBOX_PROPERTIES)
         groups = _get(backend, "Get-DistributionGroup", {"ResultSize": "Unlimited"},
                       GROUP_PROPERTIES)
-        counted: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = (listed, groups)
-    else:
-        # A pull request's plan: the scope's objects and the recipients they name, no paging.
-        targeted = TargetedReader(backend, desired, scope, RECIPIENT_PROPERTIES)
-        directory = targeted.directory()
-        listed, groups = targeted.objects(directory, MAILBOX_PROPERTIES, GROUP_PROPERTIES)
-        counted = (_tenant_counts(backend) if customer.policy.max_change_percent is not None
-                   else None)
-    mailboxes = [m for m in listed if m.get("RecipientTypeDetails") in MAILBOX_TYPES]
-    # Get-DistributionGroup also lists room lists and mail-enabled security groups: they are
-    # recipients (grantees, members), never this product's distribution groups.
-    own_groups = [g for g in groups if is_distribution_group(g)]
+        return directory, listed, groups, (listed, groups)
+    targeted = TargetedReader(backend, desired, scope, RECIPIENT_PROPERTIES)
+    directory = targeted.directory()
+    listed, groups = targeted.objects(directory, MAILBOX_PROPERTIES, GROUP_PROPERTIES)
+    counted = (_tenant_counts(backend) if desired.customer.policy.max_change_percent is not None
+               else None)
+    return directory, listed, groups, counted
 
-    by_identity: dict[str, tuple[str, dict[str, Any]]] = {}
+
+def _by_identity(mailboxes: Rows, groups: Rows) -> dict[str, tuple[str, dict[str, Any]]]:
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
     for m in mailboxes:
         for key in (m.get("PrimarySmtpAddress"), m.get("UserPrincipalName")):
             if key:
-                by_identity.setdefault(strip_smtp(str(key)).lower(), ("mailbox", m))
+                out.setdefault(strip_smtp(str(key)).lower(), ("mailbox", m))
     for g in groups:
         if g.get("PrimarySmtpAddress"):
-            by_identity.setdefault(strip_smtp(str(g["PrimarySmtpAddress"])).lower(), ("group", g))
+            out.setdefault(strip_smtp(str(g["PrimarySmtpAddress"])).lower(), ("group", g))
+    return out
 
-    live = LiveTenant(state=CustomerState(customer), directory=directory)
-    if counted is not None:
-        live.existing = _existing(desired, *counted)
 
-    # Which per-object reads the declared settings call for.
-    matched: dict[str, tuple[Resource, str, dict[str, Any]]] = {}
+def _matched(desired: CustomerState, scope: Collection[str] | None,
+             by_identity: Mapping[str, tuple[str, dict[str, Any]]], live: LiveTenant) -> Matched:
+    """The declared resources (in scope) that exist live, with their kind and row."""
+    matched: Matched = {}
     for rid, wanted in desired.resources.items():
         if scope is not None and rid not in scope:
             continue
@@ -157,9 +200,14 @@ def read_live(
             matched[rid] = (wanted, hit[0], hit[1])
             live.exists_as[rid] = str(hit[1].get("RecipientTypeDetails") or (
                 DISTRIBUTION_GROUP if hit[0] == "group" else hit[0]))
+    return matched
 
+
+def _tasks(matched: Matched, scope: Collection[str] | None) -> tuple[list[Task], bool]:
+    """Which per-object reads the declared settings call for, and whether SendAs is read in
+    bulk instead of per mailbox (never for a scope: nothing is paged tenant-wide)."""
     sendas_needed = [rid for rid, (w, _, _) in matched.items() if w.permissions is not None]
-    tasks: list[tuple[str, str]] = []
+    tasks: list[Task] = []
     for rid, (wanted, kind, _) in matched.items():
         if kind == "mailbox" and wanted.permissions is not None:
             tasks.append((rid, "full_access"))
@@ -172,20 +220,25 @@ def read_live(
                 tasks.append((rid, "booking"))
         if isinstance(wanted, DistributionGroup) and kind == "group" and wanted.members is not None:
             tasks.append((rid, "members"))
-    bulk_sendas = scope is None and len(sendas_needed) > SENDAS_BULK_THRESHOLD
-    if not bulk_sendas:
+    bulk = scope is None and len(sendas_needed) > SENDAS_BULK_THRESHOLD
+    if not bulk:
         tasks.extend((rid, "send_as") for rid in sendas_needed)
+    return tasks, bulk
 
-    results: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    folders: dict[str, str] = {}  # rid -> its calendar, as Exchange addresses it
-    sendas_by_identity: dict[str, list[dict[str, Any]]] = {}
-    if bulk_sendas:
-        for entry in _get(backend, "Get-RecipientPermission", {"ResultSize": "Unlimited"}):
-            target = directory.resolve(str(entry.get("Identity") or ""))
-            if target is not None:
-                sendas_by_identity.setdefault(target.key, []).append(entry)
 
-    def run(task: tuple[str, str]) -> tuple[tuple[str, str], list[dict[str, Any]]]:
+def _send_as_in_bulk(backend: Backend, directory: Directory) -> dict[str, Rows]:
+    out: dict[str, Rows] = {}
+    for entry in _get(backend, "Get-RecipientPermission", {"ResultSize": "Unlimited"}):
+        target = directory.resolve(str(entry.get("Identity") or ""))
+        if target is not None:
+            out.setdefault(target.key, []).append(entry)
+    return out
+
+
+def _reader(backend: Backend, matched: Matched, directory: Directory,
+            folders: dict[str, str]) -> Callable[[Task], tuple[Task, Rows]]:
+    """The read one task makes (a calendar's folder is remembered in ``folders``)."""
+    def read(task: Task) -> tuple[Task, Rows]:
         rid, what = task
         identity = _identity_of(matched[rid][2], rid)
         if what == "full_access":
@@ -206,47 +259,41 @@ def read_live(
             value = _get(backend, "Get-DistributionGroupMember",
                          {"Identity": identity, "ResultSize": "Unlimited"})
         return task, value
+    return read
 
+
+def _workers(backend: Backend, workers: int) -> int:
     # A backend that answers in-process (sandbox, snapshot) says so with concurrency 1:
     # threads would only contend for its lock.
     workers = max(1, min(workers, getattr(backend, "concurrency", workers) or workers))
     # A backend that sends several reads in one request keeps that many per slot in flight.
-    workers *= max(1, getattr(backend, "batch_size", 1))
-    if tasks:
-        done = 0
-        answers: Iterator[tuple[tuple[str, str], list[dict[str, Any]]]]
-        if workers == 1:
-            answers = map(run, tasks)
-        else:
-            pool = ThreadPoolExecutor(max_workers=workers)
-            answers = pool.map(run, tasks)
-        try:
-            for task, value in answers:
-                results[task] = value
-                done += 1
-                if progress is not None:
-                    progress(task[0], done, len(tasks))
-        finally:
-            if workers > 1:
-                pool.shutdown(cancel_futures=True)
+    return workers * max(1, getattr(backend, "batch_size", 1))
 
-    # Principals Exchange's answers name that a scoped read has not met yet, fetched at once.
-    # (Entries naming a shared display name were told apart while reading the calendars.)
-    directory.fetch(strangers(results.values(), (raw for _, _, raw in matched.values())),
-                    display_names=False)
-    for rid, (wanted, _kind, raw) in matched.items():
-        if bulk_sendas:
-            results[(rid, "send_as")] = sendas_by_identity.get(rid, [])
-        located = _located(customer, rid, wanted, directory, previous_locations, live)
-        built = _build(rid, wanted, raw, located, results, directory)
-        if rid in folders and isinstance(built, Mailbox):
-            built = dataclasses.replace(built, calendar_folder=folders[rid])
-        if results.get((rid, "booking")) and isinstance(built, RoomMailbox):
-            built = dataclasses.replace(built, booking=booking_of(
-                results[(rid, "booking")][0], directory.canonical))
-        live.state.add(built)
 
-    # Unmanaged: shared mailboxes, rooms and groups that no file declares.
+def _run(tasks: list[Task], read: Callable[[Task], tuple[Task, Rows]], workers: int,
+         progress: ProgressCallback | None) -> dict[Task, Rows]:
+    """Every task's answer, read on ``workers`` threads (in this one for 1)."""
+    results: dict[Task, Rows] = {}
+    if not tasks:
+        return results
+    answers: Iterator[tuple[Task, Rows]]
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    answers = pool.map(read, tasks) if pool is not None else map(read, tasks)
+    try:
+        for done, (task, value) in enumerate(answers, start=1):
+            results[task] = value
+            if progress is not None:
+                progress(task[0], done, len(tasks))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return results
+
+
+def _add_unmanaged(desired: CustomerState, mailboxes: Rows, own_groups: Rows,
+                   previous_locations: Mapping[str, Location], live: LiveTenant) -> None:
+    """Shared mailboxes, rooms and groups that no file declares."""
+    customer, directory = desired.customer, live.directory
     declared = set(desired.resources)
     for m in mailboxes:
         rid = strip_smtp(str(m.get("PrimarySmtpAddress") or "")).lower()
@@ -265,10 +312,6 @@ def read_live(
             live.state.add(DistributionGroup(id=rid, located_at=located,
                                              name=g.get("DisplayName"), alias=g.get("Alias")))
             live.exists_as[rid] = "DistributionGroup"
-    live.facts = read_tenant_facts(desired, backend, {rid: (kind, raw) for rid, (_, kind, raw)
-                                                      in matched.items()}, scope)
-    directory.seal()
-    return live
 
 
 def _tenant_counts(backend: Backend) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -19,10 +19,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from reconciler.emulator.snapshot_schema import load_snapshot
 from reconciler.errors import ReconcilerError, did_you_mean
 from reconciler.live.backend import CmdletResult, is_write
 from reconciler.live.snapshot import EmulatedBackend, snapshot_path
+from reconciler.live.snapshot_format import load_snapshot
 
 
 def _read_umask() -> int:

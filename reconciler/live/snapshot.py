@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import collector
-from reconciler.emulator.snapshot_schema import load_snapshot
 from reconciler.emulator.tenant import Emulator
 from reconciler.errors import ReconcilerError
 from reconciler.live.backend import CmdletResult, ReadOnlyBackend, is_write, log_call
+from reconciler.live.snapshot_format import load_snapshot
 
 
 def snapshot_path(directory: Path, customer_id: str) -> Path:

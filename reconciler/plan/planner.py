@@ -127,11 +127,11 @@ def make_plan(
     desired = load(root, cache=cache)
     collector.settled()
     scope = scope_since(root, changed_since, desired, cache) if changed_since else None
-    # --- applied-state record (reconciler.apply.state), kept out of plan_desired so that it
+    # --- applied-state record (reconciler.live.applied), kept out of plan_desired so that it
     # stays a pure function of its inputs: where apply last put each resource (a move has no
     # operation to show it live), and writes applied but not yet visible, which this plan shows
     # as pending propagation instead of planning them again.
-    from reconciler.apply.state import AppliedState
+    from reconciler.live.applied import AppliedState
 
     applied = AppliedState.load(root, select_customers(desired, customers))
     result = plan_desired(

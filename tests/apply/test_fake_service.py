@@ -17,11 +17,11 @@ import pytest
 
 from reconciler.apply.executor import ExecutionOptions
 from reconciler.apply.runner import ApplyOptions, apply_plan
-from reconciler.apply.state import AppliedState
 from reconciler.cli.apply_cmd import render_report
 from reconciler.desired import load
 from reconciler.emulator import Emulator
 from reconciler.emulator.faults import FaultConfig, Phase
+from reconciler.live.applied import AppliedState
 from reconciler.live.backend import is_write
 from reconciler.live.exchange import ExchangeBackend, ExchangeSettings, RetryPolicy
 from reconciler.plan.planner import plan_desired

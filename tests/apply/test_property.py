@@ -26,7 +26,6 @@ from hypothesis import strategies as st
 
 from reconciler.apply.executor import ExecutionOptions
 from reconciler.apply.runner import ApplyOptions, apply_plan
-from reconciler.apply.state import AppliedState
 from reconciler.cli.apply_cmd import render_report
 from reconciler.desired import load
 from reconciler.emulator import Emulator
@@ -39,6 +38,7 @@ from reconciler.emulator.faults import (
     FaultKind,
 )
 from reconciler.emulator.service import FakeExchangeService
+from reconciler.live.applied import AppliedState
 from reconciler.live.backend import CmdletResult, is_write
 from reconciler.live.exchange import ExchangeBackend, ExchangeSettings
 from reconciler.plan.planner import plan_desired

@@ -47,7 +47,7 @@ class DriftScenario(Scenario):
     def record_pending(self) -> DriftScenario:
         """What apply records when it ran the plan's one operation and could not read it back
         yet: the write is in the applied-state record, not visible live."""
-        from reconciler.apply import state
+        from reconciler.live import applied as state
 
         [change] = self.plan().changes
         [op] = change.operations

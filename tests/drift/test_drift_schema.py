@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from reconciler.apply import state
 from reconciler.cli import cli
 from reconciler.drift import CLASSES
 from reconciler.drift.report import (
@@ -26,6 +25,7 @@ from reconciler.drift.report import (
     SECURITY_FINDING,
     UNMANAGED,
 )
+from reconciler.live import applied as state
 from tests.drift.conftest import LONDON, SUPPORT_YAML, DriftScenario
 from tests.schemas import assert_valid_schema, schema_errors
 

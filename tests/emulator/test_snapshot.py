@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from reconciler.emulator import Emulator, SnapshotError, load_snapshot, validate_snapshot
-from reconciler.emulator.snapshot_schema import SCHEMA, schema_json
+from reconciler.live.snapshot_format import SCHEMA, schema_json
 from tests.emulator.conftest import REPO, SEEDS, seed
 
 CONFORMANCE = sorted(Path("/work/shared/conformance").glob("*/live/*.json"))
@@ -130,7 +130,7 @@ _DELETE = object()
 def test_fast_check_agrees_with_jsonschema(what: str, mutate: Any) -> None:
     import jsonschema
 
-    from reconciler.emulator.snapshot_schema import _fast_check
+    from reconciler.live.snapshot_format import _fast_check
 
     snap: Any = seed()
     if mutate is None:
@@ -144,7 +144,7 @@ def test_fast_check_agrees_with_jsonschema(what: str, mutate: Any) -> None:
 
 
 def test_fast_check_accepts_what_jsonschema_accepts() -> None:
-    from reconciler.emulator.snapshot_schema import _fast_check
+    from reconciler.live.snapshot_format import _fast_check
 
     for customer in ("contoso", "fabrikam"):
         assert _fast_check()(seed(customer))

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from reconciler.cli import cli
 from reconciler.desired import load
 from reconciler.emulator import Emulator
-from reconciler.emulator.snapshot_schema import load_snapshot
+from reconciler.live.snapshot_format import load_snapshot
 from reconciler.plan.planner import plan_desired
 from tests.perf.conftest import commit_all
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from reconciler.cli import cli
 from reconciler.emulator import Emulator
-from reconciler.emulator.snapshot_schema import load_snapshot
+from reconciler.live.snapshot_format import load_snapshot
 from tests.perf.conftest import commit_all
 
 TENANT_WIDE = ("Get-Recipient", "Get-Mailbox", "Get-DistributionGroup",
