@@ -94,3 +94,20 @@ def test_pseudonyms_survive_a_save_and_load(tmp_path) -> None:
     assert again.address("alice@CONTOSO.com") == first
     assert again.address("Alice@contoso.com") == "W1@domain1.example"  # its capital shows
     assert again.originals()["domain1.example"] == "contoso.com"
+
+
+def test_a_name_already_seen_is_redacted_where_a_message_writes_it_without_quotes(
+        tmp_path) -> None:
+    p = Pseudonyms()
+    p.value({"DisplayName": "Alice Smith", "Alias": "asmith", "Name": "Sales Team"})
+    out = p.message("Alice Smith is already a member of the group SALES TEAM (asmith).")
+    assert out == (f"{p.name('Alice Smith')} is already a member of the group "
+                   f"{p.name('SALES TEAM')} ({p.name('asmith')}).")
+    assert "Alice" not in out and "Smith" not in out and "asmith" not in out
+    # Only whole names: Exchange's own words around them stay, and a name inside a word is no
+    # name ("Salesforce" is not "Sales Team").
+    assert p.message("Salesforce is already a member.") == "Salesforce is already a member."
+    # Remembered across a save and a load, as every pseudonym is.
+    p.save(tmp_path / "p.json")
+    again = Pseudonyms.load(tmp_path / "p.json")
+    assert again.message("Alice Smith left") == f"{p.name('Alice Smith')} left"

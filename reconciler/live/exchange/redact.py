@@ -64,6 +64,11 @@ DOMAIN_FIELDS = frozenset(f.lower() for f in (
 # Free texts in Exchange's words: only quoted parts, addresses and GUIDs are the tenant's.
 MESSAGE_FIELDS = frozenset(f.lower() for f in (
     "message", "@adminapi.warnings", "@adminapi.errors", "Filter", "RecipientFilter"))
+# Fields naming a recipient, a group or a folder: a value seen there is also looked for in the
+# messages that follow, where Exchange may write it without quotes.
+NAME_FIELDS = frozenset(f.lower() for f in (
+    "DisplayName", "Name", "Alias", "Identity", "FirstName", "LastName", "SimpleDisplayName",
+    "SamAccountName", "User", "Trustee", "Members", "Member", "FolderName"))
 # Principals and names that Exchange itself defines.
 SYSTEM_VALUES = frozenset(v.lower() for v in (
     "NT AUTHORITY\\SELF", "Default", "Anonymous", "Unlimited", "Default MRM Policy",
@@ -98,8 +103,9 @@ class Pseudonyms:
     def __init__(self, tables: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self._tables: dict[str, dict[str, str]] = {
             kind: dict((tables or {}).get(kind) or {})
-            for kind in ("guid", "domain", "tenant", "word", "digits", "sid")}
+            for kind in ("guid", "domain", "tenant", "word", "digits", "sid", "name")}
         self._lock = threading.RLock()
+        self._names_pattern: tuple[int, re.Pattern[str] | None] = (-1, None)
 
     # --- persistence ---------------------------------------------------------------------------
 
@@ -118,7 +124,8 @@ class Pseudonyms:
         """pseudonym -> original (lower-cased), every kind together: to read a redacted trace
         back, never to share."""
         with self._lock:
-            return {p: o for table in self._tables.values() for o, p in table.items()}
+            return {p: o for kind, table in self._tables.items() if kind != "name"
+                for o, p in table.items()}
 
     # --- one value of each kind ----------------------------------------------------------------
 
@@ -205,7 +212,29 @@ class Pseudonyms:
         if value.count("|") >= 2:  # "<ErrorId>|<ExceptionType>|<text>"
             error_id, exception_type, text = value.split("|", 2)
             return f"{error_id}|{exception_type}|{self.message(text)}"
-        return _MESSAGE_TOKEN.sub(self._message_token, value)
+        out, at = [], 0
+        for match in _MESSAGE_TOKEN.finditer(value):  # one pass: nothing replaced twice
+            out += [self._known_names(value[at:match.start()]), self._message_token(match)]
+            at = match.end()
+        return "".join([*out, self._known_names(value[at:])])
+
+    def remember_name(self, value: str) -> None:
+        """A name seen in a name field, to be found again in messages written without quotes
+        ("Alice Smith is already a member ...")."""
+        if len(value.strip()) >= 3 and not is_vocabulary(value) and not _GUID_ONLY.search(value):
+            with self._lock:
+                self._tables["name"].setdefault(value.strip().lower(), self.name(value.strip()))
+
+    def _known_names(self, text: str) -> str:
+        """``text`` (Exchange's wording) with every whole name already seen redacted."""
+        with self._lock:
+            names = self._tables["name"]
+            if self._names_pattern[0] != len(names):
+                alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+                pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.I) if names else None
+                self._names_pattern = (len(names), pattern)
+            pattern = self._names_pattern[1]
+        return pattern.sub(lambda m: self.name(m.group()), text) if pattern else text
 
     def _message_token(self, match: re.Match[str]) -> str:
         kind = match.lastgroup
@@ -244,6 +273,8 @@ class Pseudonyms:
             return self.message(value)
         if key in DOMAIN_FIELDS and _DOMAIN.match(value):
             return self.domain(value)
+        if key in NAME_FIELDS:
+            self.remember_name(value)
         return self.name(value)
 
     def many(self, values: Iterable[str], field: str = "") -> list[str]:
