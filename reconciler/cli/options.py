@@ -55,6 +55,7 @@ def trace_options(command: Callable[..., Any]) -> Callable[..., Any]:
             try:
                 return command(*args, **kwargs)
             finally:  # also when the command exits with its code
+                writer.close()  # first, so that the summary says whether the mapping was saved
                 click.echo(writer.summary(), err=True)
 
     run = click.option(

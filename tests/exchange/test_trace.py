@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -313,3 +314,42 @@ def test_a_redacted_error_in_every_shape_replays_as_the_same_error(
                        {"Identity": pseudonyms.address("gone@contoso.com")})
     assert replayed.value.exception_type == live.value.exception_type
     assert replayed.value.status == live.value.status
+
+
+def test_a_damaged_trace_directory_is_refused_plainly_and_left_as_it_was(tmp_path: Path) -> None:
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / trace.MANIFEST_FILE).write_text("not json")
+    with pytest.raises(trace.ReconcilerError, match=r"--trace .*damaged.*trace\.json"):
+        trace.TraceWriter.open(damaged)
+    mapped = tmp_path / "mapped"
+    mapped.mkdir()
+    trace.pseudonyms_path(mapped).write_text("not json")
+    with pytest.raises(trace.ReconcilerError, match=r"pseudonyms\.json"):
+        trace.TraceWriter.open(mapped)
+    assert list(mapped.iterdir()) == []  # no manifest written for a trace that is refused
+
+
+def test_a_record_that_cannot_be_written_never_loses_the_answer(tmp_path: Path) -> None:
+    """Exchange has done what it answered: a full disk under the trace must not turn a done
+    write into a failed one. The trace says it is incomplete, and why."""
+    writer = trace.TraceWriter.open(tmp_path / "t")
+    shutil.rmtree(tmp_path / "t")
+    answered = httpx.MockTransport(lambda request: httpx.Response(200, json={"value": []}))
+    with httpx.Client(transport=answered) as client:
+        trace.attach(client, writer)
+        response = client.post("https://outlook.office365.com/adminapi/beta/x/InvokeCommand",
+                               json={"CmdletInput": {"CmdletName": "Set-Mailbox"}})
+    assert response.status_code == 200 and response.json() == {"value": []}
+    assert writer.recorded == 0
+    assert "INCOMPLETE" in writer.summary() and "1 round trip(s) not recorded" in writer.summary()
+
+
+def test_pseudonyms_that_cannot_be_saved_are_said_at_the_end(tmp_path: Path) -> None:
+    writer = trace.TraceWriter.open(tmp_path / "t")
+    trace.pseudonyms_path(tmp_path / "t").mkdir()  # in the way of the mapping
+    writer.write({"method": "POST", "path": "/adminapi/beta/x/InvokeCommand",
+                  "parameters": {"Identity": "alice@contoso.com"}})
+    writer.close()
+    assert writer.recorded == 1
+    assert "INCOMPLETE" in writer.summary() and "pseudonyms not saved" in writer.summary()

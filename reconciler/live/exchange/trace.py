@@ -65,20 +65,26 @@ class TraceWriter:
     _seq: int = 0
     _saved_at: float = 0.0  # when the pseudonyms were last written
     recorded: int = 0  # records written by this writer (the file may hold earlier ones)
+    lost: int = 0  # round trips whose record could not be written
+    lost_because: str = ""
 
     @classmethod
     def open(cls, directory: Path, *, redact: bool = True) -> TraceWriter:
+        """The writer of ``directory``, appending to a trace already there (same redaction,
+        same pseudonyms); anything unreadable is refused before a file is written."""
         directory = Path(directory)
+        mapping = pseudonyms_path(directory)
+        try:
+            pseudonyms = Pseudonyms.load(mapping) if redact else Pseudonyms()
+        except (OSError, ValueError) as e:
+            raise ReconcilerError(f"--trace {directory}: cannot read {mapping}: "
+                                  f"{getattr(e, 'strerror', None) or e}") from e
+        manifest = directory / MANIFEST_FILE
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            manifest = directory / MANIFEST_FILE
             if manifest.exists():
-                existing = json.loads(manifest.read_text(encoding="utf-8"))
-                if bool(existing.get("redacted")) != redact:
-                    state = "redacted" if existing.get("redacted") else "not redacted"
-                    raise ReconcilerError(
-                        f"--trace {directory}: that trace is {state}; record into another "
-                        "directory rather than mix redacted and raw records")
+                _check_manifest(directory, json.loads(manifest.read_text(encoding="utf-8")),
+                                redact)
             else:
                 manifest.write_text(json.dumps({"format": TRACE_FORMAT, "redacted": redact})
                                     + "\n", encoding="utf-8")
@@ -86,26 +92,40 @@ class TraceWriter:
             seq = sum(1 for _ in trace.open(encoding="utf-8")) if trace.exists() else 0
         except OSError as e:
             raise ReconcilerError(f"--trace {directory}: {e.strerror or e}") from e
-        pseudonyms = Pseudonyms.load(pseudonyms_path(directory)) if redact else Pseudonyms()
+        except ValueError as e:
+            raise ReconcilerError(f"--trace {directory}: {manifest} is not a trace's "
+                                  f"manifest ({e}); record into another directory") from e
         return cls(directory, redact, pseudonyms, _seq=seq)
 
     def write(self, record: dict[str, Any]) -> None:
+        """Append one record. A record that cannot be written is counted, never raised:
+        the round trip it describes has happened, and its answer must reach the caller."""
         record = scrub_secrets(record)
         if self.redact:
             record = redact_record(record, self.pseudonyms)
         with self._lock:
+            try:
+                line = json.dumps({"format": TRACE_FORMAT, "seq": self._seq + 1, **record},
+                                  ensure_ascii=False, sort_keys=False, default=str)
+                with (self.directory / TRACE_FILE).open("a", encoding="utf-8") as out:
+                    out.write(line + "\n")
+            except OSError as e:
+                self.lost += 1
+                self.lost_because = self.lost_because or (e.strerror or str(e))
+                return
             self._seq += 1
             self.recorded += 1
-            line = json.dumps({"format": TRACE_FORMAT, "seq": self._seq, **record},
-                              ensure_ascii=False, sort_keys=False, default=str)
-            with (self.directory / TRACE_FILE).open("a", encoding="utf-8") as out:
-                out.write(line + "\n")
             if self.redact and time.monotonic() - self._saved_at >= SAVE_EVERY:
-                self._save()
+                with contextlib.suppress(OSError):  # tried again at the end, which says so
+                    self._save()
 
     def summary(self) -> str:
         """One line for the user: what was recorded where, and what to keep private."""
         where = self.directory / TRACE_FILE
+        if self.lost or self.lost_because:
+            return (f"Trace INCOMPLETE: {self.recorded} round trip(s) recorded in {where}, "
+                    f"{self.lost} round trip(s) not recorded ({self.lost_because}); the "
+                    "command itself was not affected.")
         if not self.redact:
             return f"Trace: {self.recorded} round trip(s) recorded in {where}, NOT redacted."
         return (f"Trace: {self.recorded} round trip(s) recorded in {where}, redacted; the "
@@ -116,11 +136,24 @@ class TraceWriter:
         """Write the pseudonyms as they are at the end (records are written as they come)."""
         if self.redact:
             with self._lock:
-                self._save()
+                try:
+                    self._save()
+                except OSError as e:  # the records stand; the reporter must hear of it
+                    self.lost_because = f"pseudonyms not saved: {e.strerror or e}"
 
     def _save(self) -> None:
         self.pseudonyms.save(pseudonyms_path(self.directory))
         self._saved_at = time.monotonic()
+
+
+def _check_manifest(directory: Path, existing: Any, redact: bool) -> None:
+    """An existing trace is appended to only when it is one, redacted as this one will be."""
+    if not isinstance(existing, dict) or existing.get("format") != TRACE_FORMAT:
+        raise ValueError(f"format {TRACE_FORMAT} expected")
+    if bool(existing.get("redacted")) != redact:
+        state = "redacted" if existing.get("redacted") else "not redacted"
+        raise ReconcilerError(f"--trace {directory}: that trace is {state}; record into another "
+                              "directory rather than mix redacted and raw records")
 
 
 def redact_record(record: dict[str, Any], pseudonyms: Pseudonyms) -> dict[str, Any]:
