@@ -17,7 +17,7 @@ def test_one_value_one_pseudonym_in_every_shape() -> None:
                                       "smtp:support@contoso.co.uk"],
                    "ExternalDirectoryObjectId": TENANT.upper(), "Office": "London HQ"})
     assert row["Name"] == "W1 W2" and row["Alias"] == "w1-w2"
-    assert row["PrimarySmtpAddress"] == "W1-W2@domain1.example"
+    assert row["PrimarySmtpAddress"] == "w1-w2@domain1.example"  # one address, one pseudonym
     assert row["EmailAddresses"] == ["SMTP:w1-w2@domain1.example", "smtp:w1@domain2.example"]
     assert row["ExternalDirectoryObjectId"] == p.guid(TENANT)  # case does not matter
     assert row["Office"] == "W2 W3"
@@ -92,7 +92,7 @@ def test_pseudonyms_survive_a_save_and_load(tmp_path) -> None:
     p.save(tmp_path / "map.json")
     again = Pseudonyms.load(tmp_path / "map.json")
     assert again.address("alice@CONTOSO.com") == first
-    assert again.address("Alice@contoso.com") == "W1@domain1.example"  # its capital shows
+    assert again.address("Alice@contoso.com") == first  # an address is one, whatever its case
     assert again.originals()["domain1.example"] == "contoso.com"
 
 
@@ -111,3 +111,16 @@ def test_a_name_already_seen_is_redacted_where_a_message_writes_it_without_quote
     p.save(tmp_path / "p.json")
     again = Pseudonyms.load(tmp_path / "p.json")
     assert again.message("Alice Smith left") == f"{p.name('Alice Smith')} left"
+
+
+def test_an_address_has_one_pseudonym_whatever_its_case() -> None:
+    """Exchange compares addresses case-insensitively, and so does the plan: one address is
+    one pseudonym, in a parameter, a body, an EmailAddresses entry and a forwarding target."""
+    p = Pseudonyms()
+    one = p.address("alice.smith@contoso.com")
+    assert p.address("Alice.Smith@CONTOSO.com") == one
+    assert p.value({"ForwardingSmtpAddress": "smtp:ALICE.SMITH@Contoso.com"}) == {
+        "ForwardingSmtpAddress": f"smtp:{one}"}
+    assert p.value(["SMTP:Alice.Smith@contoso.com"]) == [f"SMTP:{one}"]
+    assert p.message("object 'Alice.Smith@contoso.com' couldn't be found") == (
+        f"object '{one}' couldn't be found")

@@ -171,8 +171,9 @@ class Pseudonyms:
     # --- strings -------------------------------------------------------------------------------
 
     def address(self, value: str) -> str:
+        # lower-case, as Exchange compares addresses: "Alice@x" and "alice@x" are one address
         local, _, domain = value.rpartition("@")
-        return f"{self.name(local)}@{self.domain(domain)}"
+        return f"{self.name(local).lower()}@{self.domain(domain)}"
 
     def name(self, value: str) -> str:
         """A name-like string, token by token."""
