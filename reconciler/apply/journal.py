@@ -100,7 +100,7 @@ def last_completed(directory: Path, customer: str) -> str | None:
     there is none, or the journal cannot be read (apply itself then says why)."""
     last = None
     try:
-        for record in Journal(directory, customer).records():
+        for record in Journal(directory, customer, quiet=True).records():
             if record.get("event") == "complete" and record.get("plan"):
                 last = str(record["plan"])
     except ReconcilerError:
@@ -111,12 +111,14 @@ def last_completed(directory: Path, customer: str) -> str | None:
 class Journal:
     """One customer's journal. Thread-safe appends; each record is durable on return."""
 
-    def __init__(self, directory: Path, customer: str) -> None:
+    def __init__(self, directory: Path, customer: str, *, quiet: bool = False) -> None:
+        # quiet: a reader that only looks (plan), whose user a torn line does not concern
         self.path = journal_path(directory, customer)
         self.customer = customer
         self._lock = threading.Lock()
         self._fh: TextIO | None = None
         self.warnings: list[str] = []
+        self._quiet = quiet
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every record, in order. A last line cut short (a kill mid-write) is left out with a
@@ -160,7 +162,8 @@ class Journal:
     def _warn(self, text: str) -> None:
         if text not in self.warnings:
             self.warnings.append(text)
-            log.warning("%s", text)
+            if not self._quiet:
+                log.warning("%s", text)
 
     def view(self, checksum: str) -> JournalView:
         out = JournalView()

@@ -62,3 +62,21 @@ def test_the_replay_message_says_nothing_to_do_with_the_date(cli, repo: Repo, tm
     import re
     assert re.search(r"already applied on \d{4}-\d\d-\d\dT[\d:]+Z; nothing to do", again.out), \
         again.out
+
+
+def test_plan_reads_the_journal_quietly_and_a_torn_line_is_still_apply_s_to_report(
+        cli, repo: Repo, tmp_path: Path, caplog):
+    repo.yaml(LONDON, SUPPORT)
+    out = tmp_path / "plan.json"
+    assert cli("plan", repo.root, "--out", out).code == 0
+    assert cli("apply", out, "--path", repo.root).code == 0
+    journal = repo.root / ".reconciler/journal/contoso.jsonl"
+    with journal.open("ab") as fh:
+        fh.write(b'{"event": "start", "plan": "sha256:x", "address": "caf\xc3')
+    _readd_send_as(repo)
+    caplog.clear()
+    run = cli("plan", repo.root, "--out", tmp_path / "new.json")
+    assert run.code == 0 and "cut short" not in run.out + run.err + caplog.text
+    applied = cli("apply", tmp_path / "new.json", "--path", repo.root)
+    assert applied.code == 0, applied.out + applied.err
+    assert "cut short" in applied.out + applied.err
