@@ -539,11 +539,15 @@ class _ResourceBuilder:
                 continue
             key = rid.partition("@")[0].replace("-", "")
             other = seen.setdefault(key, resource)
-            if other is not resource:
-                self.problem(
-                    f"the alias of {resource.id} and that of {other.id} (at {other.source}) "
-                    f"differ only in '-', which Exchange's own alias derivation drops: the two "
-                    f"entries would collide; give one of them another alias", resource.source)
+            if other is resource:
+                continue
+            alias = rid.partition("@")[0]
+            how = (f"have the same alias {alias}, which is the tenant's whatever the domain"
+                   if alias == other.id.partition("@")[0] else
+                   "differ only in '-', which Exchange's own alias derivation drops")
+            self.problem(f"the alias of {resource.id} and that of {other.id} (at "
+                         f"{other.source}) {how}: the two entries would collide; give one of "
+                         f"them another alias", resource.source)
 
     def add(self, resource: Resource) -> None:
         existing = self.state.resources.get(resource.id)

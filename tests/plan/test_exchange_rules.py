@@ -134,6 +134,18 @@ def test_aliases_differing_only_in_a_dash_are_a_validate_error(scenario: Scenari
     assert "mailboxes.yaml:2" in text and "mailboxes.yaml:3" in text
 
 
+def test_one_alias_in_two_domains_is_a_validate_error_saying_so(scenario: Scenario) -> None:
+    scenario.yaml(LONDON, """\
+        shared_mailboxes:
+          - name: Sales
+          - name: Sales
+            domain: contoso.co.uk
+        """)
+    text = _errors(scenario)
+    assert "sales@contoso.co.uk" in text and "sales@contoso.com" in text
+    assert "have the same alias sales" in text and "differ only" not in text
+
+
 # --- 3. group kinds -------------------------------------------------------------------------
 
 
