@@ -20,7 +20,9 @@ from reconciler.model import (
     UserMailbox,
 )
 
-ADDRESS = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
+# No space, no control character (C0, DEL, C1): Exchange takes none in an SMTP address.
+ADDRESS = re.compile(r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s.\x00-\x1f\x7f-\x9f]+"
+                     r"(\.[^@\s.\x00-\x1f\x7f-\x9f]+)+$")
 CALENDAR_BUILTINS = frozenset({"default", "anonymous"})
 
 

@@ -42,6 +42,20 @@ shared_mailboxes:
         "did you mean carol@acme.com?"]
 
 
+def test_an_address_holding_a_control_character_is_not_an_address(tmp_path: Path) -> None:
+    errors = _errors(tmp_path, """\
+shared_mailboxes:
+  - name: Desk
+    forwarding: {internal: "bob\\e[2K@acme.com"}
+    permissions:
+      - {user: "carol\\x7f@acme.com", access: [FullAccess]}
+      - {user: "alice@acme\\u009b.com", access: [SendAs]}
+""")
+    assert [e.partition(":")[0] for e in errors] == ["3", "5", "6"], errors
+    assert all("is not an email address" in e for e in errors), errors
+    assert "bob\x1b[2K@acme.com" in errors[0]  # JSON output: the data itself
+
+
 def test_an_address_outside_the_customers_domains_is_an_error(tmp_path: Path) -> None:
     errors = _errors(tmp_path, """\
 shared_mailboxes:
