@@ -59,6 +59,20 @@ def file_path(target: str, root: Path) -> Path:
     return path if path.is_absolute() else root / path
 
 
+def outside_problem(target: str, root: Path) -> str | None:
+    """Why a relative ``file:`` path is refused: through '..' or a link, its real path leaves
+    the repository (the repository is a closed world; a key kept elsewhere is named by an
+    absolute path, which only whoever sets up the job can make true)."""
+    if Path(target).is_absolute():
+        return None
+    top = os.path.realpath(root)
+    real = os.path.realpath(os.path.join(top, target))
+    if real == top or real.startswith(top.rstrip(os.sep) + os.sep):
+        return None
+    return (f"file:{target} leaves the repository; a relative path must stay inside it "
+            "(write an absolute path for a key kept elsewhere)")
+
+
 def file_problem(path: Path) -> str | None:
     """Why an existing ``path`` cannot be a secret file (None when it can, or does not exist
     here: the key may exist only where apply runs)."""

@@ -442,7 +442,8 @@ class _Loader:
                 why = secretref.env_name_problem(target)
             elif kind == "file":
                 path = secretref.file_path(target, self.root.resolve())
-                why = secretref.file_problem(path)
+                why = (secretref.outside_problem(target, self.root)
+                       or secretref.file_problem(path))
                 out[key] = f"file:{path}"
             else:
                 continue

@@ -63,6 +63,20 @@ def test_file_references_are_repository_relative_regular_files(tmp_path: Path) -
     assert run(["validate", str(repo)]).exit_code == 1
 
 
+@pytest.mark.parametrize("reference", ["file:../outside.pem", "file:keys/../../outside.pem",
+                                       "file:keys/link.pem"])
+def test_a_relative_file_reference_leaving_the_repository_is_an_error(
+        tmp_path: Path, reference: str) -> None:
+    repo = _with_key(tmp_path, reference)
+    (tmp_path / "outside.pem").write_text("not a key")
+    (repo / "keys").mkdir()
+    (repo / "keys" / "link.pem").symlink_to(tmp_path / "outside.pem")
+    result = run(["validate", str(repo)])
+    assert result.exit_code == 1, result.output
+    assert "leaves the repository" in result.stderr, result.stderr
+    assert "not a key" not in result.output
+
+
 def test_the_key_is_read_below_the_repository_not_the_working_directory(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from reconciler.desired import load
