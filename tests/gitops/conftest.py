@@ -24,6 +24,7 @@ CONTEXT: dict[str, Any] = {
     "runId": 42,
     "payload": {"pull_request": {"number": 7, "head": {"sha": "0123456789abcdef"}}},
 }
+ACTION = ROOT / "action.yml"
 WORKFLOWS = sorted([*(ROOT / ".github" / "workflows").glob("*.yml"), *TEMPLATES.glob("*.yml")])
 
 
@@ -70,6 +71,29 @@ def step_script(workflow: Path, job: str, name: str) -> str:
     [script] = [s["run"] for s in steps if s.get("name") == name]
     assert "${{" not in script, "a script takes expressions through env:, never inline"
     return str(script)
+
+
+def action_step(name: str) -> str:
+    """The `run:` script of the step called ``name`` in the composite action."""
+    steps = yaml.safe_load(ACTION.read_text(encoding="utf-8"))["runs"]["steps"]
+    [script] = [s["run"] for s in steps if s.get("name") == name]
+    assert "${{" not in script, "a script takes expressions through env:, never inline"
+    return str(script)
+
+
+def action_use(workflow: Path, job: str, name: str) -> tuple[str, dict[str, str]]:
+    """The action's command script run by the step ``name`` of ``job``, with the environment
+    its `with:` inputs (and the inputs' defaults) give that script, as the runner gives it."""
+    steps = load_workflow(workflow)["jobs"][job]["steps"]
+    [step] = [s for s in steps if s.get("name") == name]
+    assert "/exchange-reconciler@" in step["uses"], f"{name} does not use the action"
+    action = yaml.safe_load(ACTION.read_text(encoding="utf-8"))
+    given = {k: str(v) for k, v in step.get("with", {}).items()}
+    values = {k: given.get(k, str(v.get("default", ""))) for k, v in action["inputs"].items()}
+    [run] = [s for s in action["runs"]["steps"] if s["name"] == "Run the reconciler"]
+    env = {var: values[ref.removeprefix("${{ inputs.").removesuffix(" }}")]
+           for var, ref in run["env"].items()}
+    return action_step("Run the reconciler"), env
 
 
 def venv_env() -> dict[str, str]:

@@ -19,6 +19,7 @@ from tests.gitops.conftest import (
     CONTEXT,
     EXAMPLE,
     TEMPLATES,
+    action_use,
     run_github_script,
     run_step,
     script_of,
@@ -147,7 +148,12 @@ def test_drift_opens_an_issue_for_the_customer(repo: Path) -> None:
 def test_the_pull_requests_checks_and_customer_list(repo: Path) -> None:
     plan = TEMPLATES / "plan.yml"
     env = {"GITHUB_ACTIONS": "true"}
-    for name in ("Validate", "CODEOWNERS is up to date", "List the customers"):
+    # Validate runs through the reusable action (its command step, with the step's inputs).
+    script, inputs = action_use(plan, "validate", "Validate")
+    assert inputs["COMMAND"] == "validate"
+    done = run_step(script, repo, {**env, **inputs})
+    assert done.returncode == 0, f"Validate: {done.stdout}{done.stderr}"
+    for name in ("CODEOWNERS is up to date", "List the customers"):
         done = run_step(step_script(plan, "validate", name), repo, env)
         assert done.returncode == 0, f"{name}: {done.stdout}{done.stderr}"
     output = (repo.parent / f"{repo.name}-step-files" / "output").read_text()
@@ -156,7 +162,7 @@ def test_the_pull_requests_checks_and_customer_list(repo: Path) -> None:
     # A mistake is an annotation on the pull request's diff and fails the check.
     site = repo / "customers/contoso/sites/paris/site.yaml"
     site.write_text(site.read_text().replace("  name: Paris\n", "  name: Paris\n  colour: x\n"))
-    done = run_step(step_script(plan, "validate", "Validate"), repo, env)
+    done = run_step(script, repo, {**env, **inputs})
     assert done.returncode == 1
     assert "::error file=customers/contoso/sites/paris/site.yaml,line=5,col=3::" in done.stdout
 

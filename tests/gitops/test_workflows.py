@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.gitops.conftest import HERE, ROOT, TEMPLATES, WORKFLOWS, load_workflow, node
+from tests.gitops.conftest import ACTION, HERE, ROOT, TEMPLATES, WORKFLOWS, load_workflow, node
 
 ZIZMOR = Path(sys.executable).parent / "zizmor"
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
@@ -59,8 +60,8 @@ def test_actionlint_reports_a_bad_workflow(tmp_path: Path) -> None:
     assert "github.event.pull_request.title" in done.stdout
 
 
-def test_zizmor_passes_on_every_workflow() -> None:
-    done = _zizmor(*WORKFLOWS)
+def test_zizmor_passes_on_every_workflow_and_the_action() -> None:
+    done = _zizmor(*WORKFLOWS, ACTION)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -126,10 +127,35 @@ def test_apply_is_protected_and_one_at_a_time_per_customer() -> None:
     assert "differs from the reviewed plan" in script
 
 
-def test_the_templates_pin_the_reconciler() -> None:
+RECONCILER_USES = re.compile(r"^your-org/exchange-reconciler@[0-9a-f]{40}$")
+
+
+def _reconciler_steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in job.get("steps", []) if "/exchange-reconciler@" in str(s.get("uses", ""))]
+
+
+def test_the_templates_use_the_action_pinned_to_a_commit() -> None:
+    inputs = set(yaml.safe_load(ACTION.read_text())["inputs"])
     for path in TEMPLATES.glob("*.yml"):
-        spec = load_workflow(path)["env"]["RECONCILER"]
-        assert re.search(r"@(v\d[\w.]*|[0-9a-f]{40})$", spec), f"{path.name}: {spec}"
+        text = path.read_text()
+        assert "RECONCILER:" not in text and "git+https" not in text, path.name
+        # The placeholder says what to replace it with.
+        assert "replace your-org and the zeros" in text, path.name
+        for job in load_workflow(path)["jobs"].values():
+            for step in _reconciler_steps(job):
+                assert RECONCILER_USES.match(step["uses"]), f"{path.name}: {step['uses']}"
+                # What actionlint checks for a local action: every input given is declared.
+                assert set(step.get("with", {})) <= inputs, f"{path.name}: {step}"
+
+
+def test_the_action_installs_from_its_own_checkout() -> None:
+    action = yaml.safe_load(ACTION.read_text())
+    assert action["runs"]["using"] == "composite"
+    install = action["runs"]["steps"][0]
+    assert install["env"]["ACTION_PATH"] == "${{ github.action_path }}"
+    assert '"$ACTION_PATH"' in install["run"] and "--no-index" in install["run"]
+    for step in action["runs"]["steps"]:
+        assert "${{" not in step["run"], step["name"]
 
 
 def test_ci_runs_the_readme_test_command() -> None:
@@ -144,22 +170,19 @@ def test_jobs_holding_a_key_install_only_wheels_checked_by_digest() -> None:
     for path in TEMPLATES.glob("*.yml"):
         jobs = load_workflow(path)["jobs"]
         for name, job in jobs.items():
-            runs = [str(step.get("run", "")) for step in job.get("steps", [])]
-            installs = [r for r in runs if "pip install" in r or "pip wheel" in r]
             if not _secret_names(job):
                 continue
+            runs = [str(step.get("run", "")) for step in job.get("steps", [])]
             # Nothing fetched from an index or a repository where the key is: the wheels were
-            # built by a job without it, and their digest is checked before installing.
+            # built by a job without it, and the action checks their digest before installing.
+            assert not [r for r in runs if "pip " in r], f"{path.name}: {name} runs pip"
+            installs = _reconciler_steps(job)
             assert installs, f"{path.name}: {name} installs no reconciler"
-            for script in installs:
-                assert '"$RECONCILER"' not in script and "pip wheel" not in script, name
-                assert "--no-index --find-links wheels" in script, name
-                assert '"$actual" != "$DIGEST"' in script, name
-            builder = [n for n in job["needs"] if n in jobs and "wheels" in
-                       jobs[n].get("outputs", {})] if isinstance(job["needs"], list) else \
-                [job["needs"]]
-            assert len(builder) == 1 and not _secret_names(jobs[builder[0]]), name
-            assert f"needs.{builder[0]}.outputs.wheels" in str(job["steps"]), name
+            needs = job["needs"] if isinstance(job["needs"], list) else [job["needs"]]
+            [builder] = [n for n in needs if "wheels" in jobs[n].get("outputs", {})]
+            assert not _secret_names(jobs[builder]), name
+            for step in installs:
+                assert step["with"]["digest"] == f"${{{{ needs.{builder}.outputs.wheels }}}}", name
 
 
 def test_reading_jobs_sign_in_as_the_read_only_registration() -> None:
