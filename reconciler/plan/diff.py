@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.desired.addresses import Suggester
 from reconciler.errors import Problem
 from reconciler.live.directory import placement_location
 from reconciler.live.reader import LiveTenant, normalise_message
@@ -301,6 +302,15 @@ class _Resolver:
         self.customer = desired.customer
         self.allow_cross_site = self.customer.policy.cross_site_permissions == "allow"
         self._located: dict[str, Location] = {}
+        self._suggester: Suggester | None = None
+
+    def _suggest(self, name: str) -> str | None:
+        """Validate's did-you-mean, over the tenant's addresses and the customer's declared
+        ones (built once, at the first unknown principal)."""
+        if self._suggester is None:
+            self._suggester = Suggester([*self.live.directory.recipients,
+                                         *self.desired.resources])
+        return self._suggester(name)
 
     def principal(self, name: str, source: SourceRef | None, owner: Resource,
                   role: str) -> str:
@@ -312,9 +322,13 @@ class _Resolver:
         else:
             recipient = self.live.directory.resolve(name)
             if recipient is None:
+                hint = self._suggest(name)
                 self.problems.append(Problem(
                     f"{role} {name!r} of {owner.id} does not exist in the tenant of customer "
-                    f"{self.customer.id}: check the address, or declare the mailbox first",
+                    f"{self.customer.id}" + (f"; did you mean {hint}? (or declare the "
+                                             "mailbox first)" if hint else
+                                             ": check the address, or declare the mailbox "
+                                             "first"),
                     source or owner.source))
                 return lowered
             key = recipient.key

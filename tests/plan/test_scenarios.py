@@ -325,6 +325,31 @@ def test_unknown_user_is_an_error_naming_file_and_line(scenario: Scenario) -> No
     assert "zoe@contoso.com" in text and "mailboxes.yaml:4" in text
 
 
+def test_unknown_user_gets_a_did_you_mean_from_the_tenant_and_the_repository(
+        scenario: Scenario) -> None:
+    scenario.yaml(LONDON, """\
+        shared_mailboxes:
+          - name: Einkauf
+            alias: einkauf
+        distribution_groups:
+          - name: London Sales
+            alias: london-sales
+            owners: [caorl@contoso.com]
+            members: [einkuaf@contoso.com, zoe@contoso.com]
+        """)
+    with pytest.raises(InputError) as caught:
+        scenario.plan()
+    lines = str(caught.value).splitlines()
+    [owner] = [line for line in lines if "'caorl@contoso.com'" in line]
+    # carol is in the tenant only; einkauf is declared only (not yet created).
+    assert "mailboxes.yaml:7" in owner and "did you mean carol@contoso.com?" in owner
+    [member] = [line for line in lines if "'einkuaf@contoso.com'" in line]
+    assert "mailboxes.yaml:8" in member and "did you mean einkauf@contoso.com?" in member
+    # Nothing close: no guess.
+    [zoe] = [line for line in lines if "'zoe@contoso.com'" in line]
+    assert "did you mean" not in zoe
+
+
 def test_grantee_at_another_site_is_refused_unless_policy_allows(scenario: Scenario) -> None:
     scenario.yaml(LONDON, """\
         shared_mailboxes:
