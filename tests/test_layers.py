@@ -3,7 +3,7 @@
 The layers, lowest first: the model and the shared modules at the top of the package, desired/,
 live/, emulator/, plan/, apply/, render/, drift/, adopt/, scaffold/, cli/. The one exception,
 named here: live/'s sandbox and snapshot backends are the emulator served as a backend, so
-they import it. The planner's read of apply's journal is listed too, to be moved.
+they import it.
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ PACKAGE = Path(__file__).parents[1] / "reconciler"
 ORDER = ("desired", "live", "emulator", "plan", "apply", "render", "drift", "adopt", "scaffold",
          "cli")
 ALLOWED = {("reconciler/live/sandbox.py", "reconciler.emulator.tenant"),
-           ("reconciler/live/snapshot.py", "reconciler.emulator.tenant"),
-           # Known, to move below plan: a saved plan's basis is read from apply's journal.
-           ("reconciler/plan/planner.py", "reconciler.apply.journal")}
+           ("reconciler/live/snapshot.py", "reconciler.emulator.tenant")}
 
 
 def _layer(module: str) -> int:

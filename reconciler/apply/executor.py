@@ -29,7 +29,6 @@ from typing import Any
 
 from reconciler.apply.confirm import Recipients, can_confirm, confirm
 from reconciler.apply.holder import describe, find_holder, is_planned_object, planned_address
-from reconciler.apply.journal import Journal, JournalView
 from reconciler.errors import ReconcilerError
 from reconciler.live.applied import op_fingerprint
 from reconciler.live.backend import (
@@ -43,6 +42,7 @@ from reconciler.live.backend import (
     TransientError,
     is_write,
 )
+from reconciler.live.journal import Journal, JournalView
 from reconciler.plan.plan import Change, Operation
 
 log = logging.getLogger(__name__)

@@ -26,9 +26,9 @@ from reconciler.apply.executor import (
     OpResult,
     ProgressCallback,
 )
-from reconciler.apply.journal import JOURNAL_DIRECTORY, Journal
 from reconciler.errors import ReconcilerError
 from reconciler.live.applied import AppliedState, PendingOperation, now_utc, op_fingerprint
+from reconciler.live.journal import JOURNAL_DIRECTORY, Journal
 from reconciler.model import CustomerState, DesiredState, Location
 from reconciler.plan.plan import Change, Plan
 from reconciler.plan.planner import BackendFactory, plan_desired

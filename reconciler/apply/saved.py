@@ -24,10 +24,10 @@ from typing import Any
 
 import jsonschema
 
-from reconciler.apply.journal import JournalView
 from reconciler.desired.schema import SCHEMA_DIR
 from reconciler.errors import ReconcilerError
 from reconciler.live.applied import AppliedState, parse_location
+from reconciler.live.journal import JournalView
 from reconciler.live.reader import LiveTenant
 from reconciler.model import DesiredState, Location
 from reconciler.plan.diff import existing_count, safety_refusals

@@ -124,9 +124,9 @@ def _verify_saved(target: Path, plan, desired, backend_for, root: Path,  # type:
                   journals: Path, allow_large_changes: bool) -> None:
     """Exit unless the saved plan is exactly what planning its resources now gives (or, when
     it was carried out already, say so and exit 0 when nothing moved since)."""
-    from reconciler.apply.journal import Journal
     from reconciler.apply.saved import recheck_saved
     from reconciler.live.applied import AppliedState
+    from reconciler.live.journal import Journal
 
     unknown = sorted({c.customer for c in plan.actionable} - set(desired.customers))
     if unknown:
@@ -234,10 +234,10 @@ def _apply(plan, target: Path | None, root: Path, live_source: str | None,  # ty
            verify_wait: float) -> None:
     """Check, ask and apply ``plan``; exits with the command's exit code."""
     from reconciler.apply.executor import ExecutionOptions
-    from reconciler.apply.journal import JOURNAL_DIRECTORY
     from reconciler.apply.runner import ApplyOptions, apply_plan
     from reconciler.cli.plan_cmd import refuse_over_limits
     from reconciler.desired import load
+    from reconciler.live.journal import JOURNAL_DIRECTORY
     from reconciler.live.sources import open_backend
 
     refuse_over_limits(plan, allow_large_changes, "Nothing was changed.")

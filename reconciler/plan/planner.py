@@ -97,8 +97,8 @@ def plan_desired(
 
 def plan_basis(root: Path, plan: Plan) -> dict[str, str]:
     """Per customer the plan changes, the last plan the repository's journal says was carried
-    out in full (reconciler.apply.journal): a plan made after an apply is not that apply's."""
-    from reconciler.apply.journal import JOURNAL_DIRECTORY, last_completed
+    out in full (reconciler.live.journal): a plan made after an apply is not that apply's."""
+    from reconciler.live.journal import JOURNAL_DIRECTORY, last_completed
 
     basis = {cid: last_completed(root / JOURNAL_DIRECTORY, cid)
              for cid in sorted({c.customer for c in plan.actionable})}

@@ -83,8 +83,8 @@ def test_an_unreadable_line_is_an_error_naming_it_and_the_recovery_converges(cli
                                   b'{"event": "done", "op": 1, "address": "x"}',
                                   "{\"event\": \"caf\u00e9\"}".encode("latin-1")])
 def test_each_kind_of_damage_in_the_middle_is_named(tmp_path: Path, line: bytes):
-    from reconciler.apply.journal import Journal
     from reconciler.errors import ReconcilerError
+    from reconciler.live.journal import Journal
 
     journal = Journal(tmp_path, "contoso")
     journal.append("start", plan="p", address="a", op=0, cmdlet="New-Mailbox")

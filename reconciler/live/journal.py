@@ -1,4 +1,5 @@
 """The apply journal: an append-only record of every operation, one JSON line per event.
+Apply writes it; the planner reads which plan was carried out last, so it lives below both.
 
 ``<repo>/.reconciler/journal/<customer>.jsonl`` (``--journal DIR``). Each operation gets a
 ``start`` line before its call and an end line (``done``, ``failed`` or ``skipped``) after,
