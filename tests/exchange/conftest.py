@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import ssl
+import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -171,3 +172,19 @@ def connect(start_service, pki: Pki, app_cert: AppCertificate, key_env: str):
     yield connect
     for backend in opened:
         backend.close()
+
+
+def read_serve_banner(server: subprocess.Popen[str]) -> tuple[list[str], dict[str, str]]:
+    """The lines ``reconciler sandbox serve`` prints up to "Ctrl+C", and the environment that
+    points a client at it (its URL as Exchange and as the sign-in authority, its CA file)."""
+    assert server.stdout is not None
+    lines: list[str] = []
+    for line in server.stdout:
+        lines.append(line)
+        if line.startswith("Ctrl+C"):
+            break
+    assert any(line.startswith("Serving on") for line in lines), "".join(lines)
+    url = next(line.split()[2] for line in lines if line.startswith("Serving on"))
+    ca_file = next(line.split("=", 1)[1].strip() for line in lines if "SSL_CERT_FILE" in line)
+    return lines, {"SSL_CERT_FILE": ca_file, "RECONCILER_EXCHANGE_URL": url,
+                   "RECONCILER_AUTHORITY_HOST": url}

@@ -17,7 +17,7 @@ import pytest
 from reconciler.live.backend import AmbiguousWriteError
 from reconciler.live.exchange import ExchangeBackend
 from reconciler.model import Customer, Tenant
-from tests.exchange.conftest import AppCertificate
+from tests.exchange.conftest import AppCertificate, read_serve_banner
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "desired-state"
 RECONCILER = Path(sys.executable).parent / "reconciler"
@@ -49,20 +49,10 @@ def served(tmp_path: Path, app_cert: AppCertificate) -> Iterator[Served]:
          "--faults", "server_error,drop"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        lines: list[str] = []
-        assert server.stdout is not None
-        for line in server.stdout:
-            lines.append(line)
-            if line.startswith("Ctrl+C"):
-                break
-        assert any(line.startswith("Serving on") for line in lines), "".join(lines)
-        url = next(line.split()[2] for line in lines if line.startswith("Serving on"))
-        ca_file = next(line.split("=", 1)[1].strip() for line in lines
-                       if "SSL_CERT_FILE" in line)
+        lines, env = read_serve_banner(server)
         tenants = {line.split(":")[0]: line.split("tenant ")[1].strip()
                    for line in lines if ": tenant " in line}
-        env = {"SSL_CERT_FILE": ca_file, "RECONCILER_EXCHANGE_URL": url,
-               "RECONCILER_AUTHORITY_HOST": url, "CONTOSO_EXO_KEY": app_cert.key_pem.decode()}
+        env["CONTOSO_EXO_KEY"] = app_cert.key_pem.decode()
         yield Served(repo, env, tenants, app_id)
     finally:
         server.terminate()

@@ -15,7 +15,7 @@ import pytest
 
 from reconciler.live.exchange import trace
 from reconciler.live.exchange.redact import Pseudonyms
-from tests.exchange.conftest import AppCertificate
+from tests.exchange.conftest import AppCertificate, read_serve_banner
 from tests.exchange.test_serve import Served, served  # noqa: F401  (the fixture)
 
 RECONCILER = Path(sys.executable).parent / "reconciler"
@@ -44,17 +44,7 @@ def serving_replay(served: Served, trace_dir: Path, cert: Path,  # noqa: F811
          "0", "--replay", str(trace_dir), "--app", f"{served.app_id}={cert}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        assert server.stdout is not None
-        lines = []
-        for line in server.stdout:
-            lines.append(line)
-            if line.startswith("Ctrl+C"):
-                break
-        url = next(line.split()[2] for line in lines if line.startswith("Serving on"))
-        ca_file = next(line.split("=", 1)[1].strip() for line in lines
-                       if "SSL_CERT_FILE" in line)
-        env = dict(served.env, SSL_CERT_FILE=ca_file, RECONCILER_EXCHANGE_URL=url,
-                   RECONCILER_AUTHORITY_HOST=url)
+        env = {**served.env, **read_serve_banner(server)[1]}
         yield Served(repo or served.repo, env, served.tenants, served.app_id)
     finally:
         server.terminate()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.exchange.conftest import AppCertificate
+from tests.exchange.conftest import AppCertificate, read_serve_banner
 from tests.hostile.harness import CONTROL, EXAMPLE
 
 RECONCILER = Path(sys.executable).parent / "reconciler"
@@ -25,16 +25,7 @@ def _serve(repo: Path, app_id: str, cert: Path) -> tuple[subprocess.Popen[str], 
     server = subprocess.Popen(
         [str(RECONCILER), "sandbox", "serve", str(repo), "--port", "0", "--app",
          f"{app_id}={cert}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert server.stdout is not None
-    lines = []
-    for line in server.stdout:
-        lines.append(line)
-        if line.startswith("Ctrl+C"):
-            break
-    url = next(line.split()[2] for line in lines if line.startswith("Serving on"))
-    ca_file = next(line.split("=", 1)[1].strip() for line in lines if "SSL_CERT_FILE" in line)
-    return server, {"SSL_CERT_FILE": ca_file, "RECONCILER_EXCHANGE_URL": url,
-                    "RECONCILER_AUTHORITY_HOST": url}
+    return server, read_serve_banner(server)[1]
 
 
 # Every command under the usual name; the run that signs in and writes under two odd ones.
