@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from reconciler.desired.addresses import Suggester
 from reconciler.errors import Problem
@@ -19,8 +19,10 @@ from reconciler.live.directory import placement_location
 from reconciler.live.reader import LiveTenant, normalise_message
 from reconciler.model import (
     CALENDAR_BUILTIN_USERS,
+    AccessGrant,
     AutoReply,
     Booking,
+    CalendarGrant,
     CustomerState,
     DistributionGroup,
     Forwarding,
@@ -210,7 +212,8 @@ def project(wanted: Resource, have: Resource) -> Resource:
         grants = []
         for g in have.permissions:
             w = wanted_by_user.get(g.user)
-            if w is not None and (w.automapping is None or g.automapping is None):
+            if w is not None and (w.automapping is None or g.automapping is None) \
+                    and g.automapping != w.automapping:
                 g = dataclasses.replace(g, automapping=w.automapping)
             grants.append(g)
         updates["permissions"] = tuple(sorted(grants, key=lambda g: g.user))
@@ -291,6 +294,13 @@ def safety_refusals(desired: CustomerState, existing: int,
     return refusals
 
 
+G = TypeVar("G", AccessGrant, CalendarGrant)
+
+
+def _user(grant: AccessGrant | CalendarGrant) -> str:
+    return grant.user
+
+
 class _Resolver:
     """Turns the principals the YAML names into canonical keys, and checks at plan time what
     needs live state: that users exist, and the same-site rule."""
@@ -302,6 +312,7 @@ class _Resolver:
         self.customer = desired.customer
         self.allow_cross_site = self.customer.policy.cross_site_permissions == "allow"
         self._located: dict[str, Location] = {}
+        self._principals: dict[str, tuple[str, Location]] = {}
         self._suggester: Suggester | None = None
 
     def _suggest(self, name: str) -> str | None:
@@ -316,12 +327,11 @@ class _Resolver:
                   role: str) -> str:
         if name in CALENDAR_BUILTIN_USERS:
             return name
-        lowered = name.lower()
-        if lowered in self.desired.resources:
-            key, located = lowered, self.desired.resources[lowered].located_at
-        else:
-            recipient = self.live.directory.resolve(name)
-            if recipient is None:
+        # Most principals are named by many entries: each distinct string is looked up once.
+        found = self._principals.get(name)
+        if found is None:
+            found = self._lookup(name)
+            if found is None:
                 hint = self._suggest(name)
                 self.problems.append(Problem(
                     f"{role} {name!r} of {owner.id} does not exist in the tenant of customer "
@@ -330,17 +340,9 @@ class _Resolver:
                                              ": check the address, or declare the mailbox "
                                              "first"),
                     source or owner.source))
-                return lowered
-            key = recipient.key
-            cached = self._located.get(key)
-            if cached is not None:
-                located = cached
-            else:
-                declared = self.desired.resources.get(key) or self.desired.resources.get(
-                    recipient.upn)
-                located = self._located[key] = (
-                    declared.located_at if declared is not None
-                    else placement_location(self.customer, recipient.attributes))
+                return name.lower()
+            self._principals[name] = found
+        key, located = found
         site = owner.located_at
         if (not self.allow_cross_site and not site.at_customer_level
                 and not located.at_customer_level and located.site != site.site):
@@ -351,19 +353,32 @@ class _Resolver:
                 source or owner.source))
         return key
 
+    def _lookup(self, name: str) -> tuple[str, Location] | None:
+        """The canonical key of ``name`` and where it is located; None when nobody answers."""
+        lowered = name.lower()
+        if lowered in self.desired.resources:
+            return lowered, self.desired.resources[lowered].located_at
+        recipient = self.live.directory.resolve(name)
+        if recipient is None:
+            return None
+        key = recipient.key
+        located = self._located.get(key)
+        if located is None:
+            declared = self.desired.resources.get(key) or self.desired.resources.get(
+                recipient.upn)
+            located = self._located[key] = (
+                declared.located_at if declared is not None
+                else placement_location(self.customer, recipient.attributes))
+        return key, located
+
     def resolve(self, resource: Resource) -> Resource:
         updates: dict[str, Any] = {}
         if resource.permissions is not None:
-            updates["permissions"] = tuple(sorted(
-                (dataclasses.replace(g, user=self.principal(g.user, g.source, resource,
-                                                            "grantee"))
-                 for g in resource.permissions), key=lambda g: g.user))
+            updates["permissions"] = self._grants(resource, resource.permissions, "grantee")
         if isinstance(resource, Mailbox):
             if resource.calendar_permissions is not None:
-                updates["calendar_permissions"] = tuple(sorted(
-                    (dataclasses.replace(g, user=self.principal(g.user, g.source, resource,
-                                                                "calendar user"))
-                     for g in resource.calendar_permissions), key=lambda g: g.user))
+                updates["calendar_permissions"] = self._grants(
+                    resource, resource.calendar_permissions, "calendar user")
             fwd = resource.forwarding
             if fwd is not None:
                 if fwd.internal is not None:
@@ -386,7 +401,21 @@ class _Resolver:
             if resource.members is not None:
                 updates["members"] = self._list(resource, resource.members,
                                                 resource.member_sources, "member")
+        # Settings already in canonical form come back as they were: no copy of the resource.
+        updates = {k: v for k, v in updates.items() if v is not getattr(resource, k)}
         return dataclasses.replace(resource, **updates) if updates else resource
+
+    def _grants(self, resource: Resource, grants: tuple[G, ...], role: str) -> tuple[G, ...]:
+        """``grants`` with each user resolved to its canonical key, sorted by it; the same
+        tuple when every user already is its key and the order holds (the common case)."""
+        resolved = []
+        for g in grants:
+            key = self.principal(g.user, g.source, resource, role)
+            resolved.append(g if key == g.user else dataclasses.replace(g, user=key))
+        resolved.sort(key=_user)
+        if all(a is b for a, b in zip(resolved, grants, strict=True)):
+            return grants
+        return tuple(resolved)
 
     def _list(self, resource: Resource, names: tuple[str, ...],
               sources: tuple[SourceRef | None, ...], role: str) -> tuple[str, ...]:

@@ -20,13 +20,14 @@ from reconciler.live.directory import Recipient, strip_smtp
 from reconciler.live.reader import LiveTenant, access_grants, forwarding, has_archive
 from reconciler.live.tenant_facts import FORWARDING_ALLOWED, soft_deleted_holding
 from reconciler.model import (
+    AccessGrant,
+    CalendarGrant,
     CustomerState,
     DistributionGroup,
     Mailbox,
     Resource,
     RoomMailbox,
     SharedMailbox,
-    SourceRef,
     UserMailbox,
 )
 from reconciler.plan.operations import starting_state, update_operations
@@ -183,19 +184,19 @@ def _restored(wanted: SharedMailbox | RoomMailbox, row: Mapping[str, Any],
 def entry_problems(wanted: Resource, desired: CustomerState, live: LiveTenant
                    ) -> Iterator[Problem]:
     """What the tenant's definitions forbid in one resolved entry."""
-    grants: list[tuple[str, str, SourceRef | None]] = [
-        (g.user, ", ".join(sorted(g.access)), g.source) for g in wanted.permissions or ()]
+    grants: list[AccessGrant | CalendarGrant] = list(wanted.permissions or ())
     if isinstance(wanted, Mailbox):
-        grants += [(g.user, "calendar access", g.source)
-                   for g in wanted.calendar_permissions or ()]
-    for user, what, source in grants:
-        kind = _kind_of(user, desired, live)
+        grants += wanted.calendar_permissions or ()
+    for grant in grants:
+        kind = _kind_of(grant.user, desired, live)
         if kind in NOT_GRANTEES:
+            what = (", ".join(sorted(grant.access)) if isinstance(grant, AccessGrant)
+                    else "calendar access")
             yield Problem(
-                f"grantee {user} of {wanted.id} is {NOT_GRANTEES[kind]} ({kind}): {what} can "
-                f"be granted to mailbox users, mail users and mail-enabled security groups "
+                f"grantee {grant.user} of {wanted.id} is {NOT_GRANTEES[kind]} ({kind}): {what} "
+                f"can be granted to mailbox users, mail users and mail-enabled security groups "
                 f"only; grant it to the members, or use a mail-enabled security group",
-                source or wanted.source)
+                grant.source or wanted.source)
     if isinstance(wanted, Mailbox) and wanted.retention_policy is not None:
         problem = _retention_problem(wanted, live)
         if problem is not None:
