@@ -59,6 +59,7 @@ class Directory:
                  lookup: Lookup | None = None) -> None:
         self.recipients: dict[str, Recipient] = {}
         self._index: dict[str, Recipient] = {}
+        self._resolved: dict[str, Recipient] = {}  # principal as asked -> what _index answered
         self._display: dict[str, list[Recipient]] = {}
         self._lookup = lookup
         self._asked: set[str] = set()
@@ -118,15 +119,19 @@ class Directory:
     def resolve(self, principal: str) -> Recipient | None:
         """The recipient a principal string names, or None. A display name shared by two
         recipients is ambiguous and resolves to nothing rather than to a guess."""
-        text = strip_smtp(principal.strip()).lower()
-        found = self._index.get(text)
+        found = self._resolved.get(principal)
         if found is not None:
             return found
-        if self._lookup is not None and text not in self._asked:
+        text = strip_smtp(principal.strip()).lower()
+        found = self._index.get(text)
+        if found is None and self._lookup is not None and text not in self._asked:
             self.fetch([principal])
             found = self._index.get(text)
-            if found is not None:
-                return found
+        if found is not None:
+            # What the index answers never changes (add keeps the first recipient of a key):
+            # the same string, asked again by every entry naming it, costs one lookup.
+            self._resolved[principal] = found
+            return found
         candidates = self._display.get(text, [])
         return candidates[0] if len(candidates) == 1 else None
 
