@@ -33,7 +33,7 @@ REFUSED_NAMES = frozenset({
     # read by requests (under MSAL), curl, wget and git's credential helpers
     "NETRC", "CURL_HOME", "WGETRC",
     # this tool's own settings
-    "RECONCILER_GC", "RECONCILER_EXCHANGE_URL", "RECONCILER_AUTHORITY_HOST",
+    "RECONCILER_GC", "RECONCILER_JOBS", "RECONCILER_EXCHANGE_URL", "RECONCILER_AUTHORITY_HOST",
     "RECONCILER_PENDING_MINUTES", "RECONCILER_APP_ID", "RECONCILER_CERTIFICATE_THUMBPRINT",
 })
 # A key, certificate or passphrase file is small; a larger one is not one of those.

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from reconciler import collector
 from reconciler.apply import executor
 from reconciler.apply.executor import (
     FAILED,
@@ -151,7 +152,8 @@ def _apply_customer(checksum: str, state: CustomerState, changes: list[Change],
     try:
         executor = Executor(backend, journal, checksum,
                             replace(options.execution, concurrency=concurrency), progress)
-        results = executor.run(changes)
+        with collector.resumed():  # it may run for hours, making garbage as it goes
+            results = executor.run(changes)
         if all(r.status == SUCCEEDED for r in results):
             # Replaying this plan later is then answered from the journal (saved.py).
             journal.append("complete", plan=checksum)

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from reconciler import collector
 from reconciler.cli.options import repository_argument
 from reconciler.cli.output import echo
 from reconciler.emulator.faults import ALL_KINDS, FaultConfig, FaultKind
@@ -123,7 +124,8 @@ def _run(service: Any, served: list[str], port: int, directory: Path, apps: bool
         echo("No --app registered: every sign-in will be refused (AADSTS700016).")
     echo("Ctrl+C to stop.", nl=True)
     try:
-        threading.Event().wait()
+        with collector.resumed():  # a server runs until stopped, making garbage as it goes
+            threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:

@@ -98,6 +98,17 @@ class ParseCache:
             self.hits += 1
         return doc
 
+    def holds(self, path: Path, kind: str) -> bool:
+        """Whether an entry for the file at ``path``, as its bytes are now, is stored (it may
+        still turn out unusable when read)."""
+        if self.directory is None:
+            return False
+        try:
+            key = self.key(Path(path).read_bytes(), kind)
+        except OSError:
+            return False
+        return (self.directory / f"{key}.json").is_file()
+
     def put(self, key: str, doc: YamlDocument) -> None:
         """Store ``doc``; a cache that cannot be written is skipped, never an error."""
         self.write(key, self.entry(key, doc))

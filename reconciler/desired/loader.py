@@ -45,6 +45,7 @@ from reconciler.model import (
 
 from .addresses import Reference, Suggester, references
 from .addresses import problem as address_problem
+from .ahead import Ahead, Job, workers_for
 from .cache import ParseCache
 from .schema import raw_schemas, schema_problems
 from .yamlfile import YamlDocument, YamlError, parse_yaml, read_bytes
@@ -138,6 +139,7 @@ class _Loader:
         self.root = root
         self.cache = cache
         self.cache_entries: list[tuple[str, str]] = []
+        self.ahead: Ahead | None = None  # files parsed ahead on other cores (desired.ahead)
         self.real_root = Path(os.path.realpath(root))
         self.total_bytes = 0
         self.over_total = False
@@ -259,11 +261,10 @@ class _Loader:
             cached = self.cache.get(key, display) if key else None
             if cached is not None:
                 return cached
-            doc = parse_yaml(raw, display)
+            doc, found = self.parse(path, raw, display, kind)
         except YamlError as e:
             self.problems.extend(e.problems)
             return None
-        found = schema_problems(doc, kind)
         if found:
             self.problems.extend(found)
             return None
@@ -271,6 +272,50 @@ class _Loader:
             # Written only once the whole repository loaded: invalid input writes nothing.
             self.cache_entries.append((key, self.cache.entry(key, doc)))
         return doc
+
+    def parse(self, path: Path, raw: bytes, display: str, kind: str,
+              ) -> tuple[YamlDocument, list[Problem]]:
+        """The document of ``raw`` and its schema problems: a worker's, when one parsed these
+        very bytes ahead (desired.ahead), else parsed here. Raises YamlError."""
+        answer = self.ahead.take(path, raw) if self.ahead is not None else None
+        if answer is not None:
+            if answer.problems:
+                return YamlDocument(display, None), answer.problems
+            doc = answer.document(display)
+            if doc is not None:
+                return doc, []
+        doc = parse_yaml(raw, display)
+        return doc, schema_problems(doc, kind)
+
+    def parse_ahead(self, paths: list[Path], kind: str) -> None:
+        """Hand ``paths`` (read next, in this order) to workers on the other cores, when the
+        machine has them and the files are many; only regular files inside the repository that
+        the parse cache does not hold."""
+        jobs: list[Job] = []
+        size = 0
+        for path in paths:
+            if not self.quietly_regular(path):
+                continue
+            if self.cache.enabled and self.cache.holds(path, kind):
+                continue
+            size += os.stat(path).st_size
+            jobs.append((str(path), self.display(path), kind))
+        if self.ahead is None:
+            workers = workers_for(size) if jobs else 0
+            if not workers:
+                return
+            self.ahead = Ahead(workers)
+        self.ahead.queue(jobs)
+
+    def quietly_regular(self, path: Path) -> bool:
+        """Whether ``path`` is a regular file inside the repository, recording nothing (read()
+        records why not when it gets there)."""
+        try:
+            real = Path(os.path.realpath(path))
+            return (real == self.real_root or self.real_root in real.parents) and \
+                stat.S_ISREG(os.stat(path).st_mode)
+        except OSError:
+            return False
 
     # -- the whole repository --
 
@@ -282,8 +327,12 @@ class _Loader:
             raise InputError([Problem(f"{root}: not a directory; give the repository's root "
                                       "(the folder that holds customers/)")])
         settings = self.settings()
-        for files in self.discover():
-            self.customer(files, settings)
+        try:
+            for files in self.discover():
+                self.customer(files, settings)
+        finally:
+            if self.ahead is not None:
+                self.ahead.close()
         self.suggest_addresses()
         if self.problems:
             raise InputError(self.problems, self.state.warnings)
@@ -366,7 +415,8 @@ class _Loader:
             builder = _ResourceBuilder(self, state.customer, state)
             self.state.customers[files.id] = state
         # One file at a time: a file's nodes and plain data are dropped once its resources are
-        # built, so memory holds the model, not every parsed file.
+        # built, so memory holds the model, not every parsed file (a few files ahead at most).
+        self.parse_ahead([path for _, path in files.resource_files], "resources")
         for sid, path in files.resource_files:
             rdoc = self.read(path, "resources")
             # Without a valid customer.yaml (or site.yaml) a file can be checked against its

@@ -1,0 +1,202 @@
+"""Parsing a repository's YAML files ahead, on the machine's other cores.
+
+The loader reads the files one after another and builds the model from each as it goes.
+Parsing a file and checking it against its schema (most of a cold load) depend on nothing but
+the file's bytes, so on a machine with more than one core those steps run ahead in worker
+processes while this one builds. A worker sends back what the parse cache would store (the
+plain data and its marks in depth-first order, or the file's problems) with the SHA-256 of the
+bytes it read. The loader takes that answer only when its own read of the file has the same
+digest: a file changed in between is parsed again here, so what is loaded is always what the
+loader read. A worker that fails (killed, out of memory) costs only time: its files are parsed
+here.
+
+``RECONCILER_JOBS`` sets the number of worker processes (``1``: none, parse here); by default
+one per core, only for a repository large enough to be worth starting them, and only where
+processes can be forked safely (no other thread running).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+import os
+import threading
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import Problem
+
+from .cache import _attach, _flatten
+from .schema import schema_problems
+from .yamlfile import YamlDocument, YamlError, parse_yaml, read_bytes
+
+log = logging.getLogger(__name__)
+
+VARIABLE = "RECONCILER_JOBS"
+# Below this much YAML, starting processes costs more than parsing here (about 10 ms each).
+MIN_BYTES = 2 * 1024 * 1024
+# Files are sent to workers in chunks of about this many bytes (fewer round trips for many small
+# files), and at most this many chunks per worker are parsed ahead of the loader, which bounds
+# the memory held by answers not yet taken.
+CHUNK_BYTES = 256 * 1024
+AHEAD_PER_WORKER = 3
+
+Job = tuple[str, str, str]  # (path, name in messages, kind)
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A worker's answer for one file."""
+
+    digest: str  # SHA-256 of the bytes the worker read
+    problems: list[Problem]  # the file's parse or schema problems (then no data)
+    data: Any = None
+    marks: list[list[int]] | None = None  # cache.py's flat form
+
+    def document(self, display: str) -> YamlDocument | None:
+        """The document, marks attached; None if they do not fit (then parse it here)."""
+        doc = YamlDocument(display, self.data)
+        try:
+            if _attach(doc.data, self.marks or [], 0, doc.marks) != len(self.marks or []):
+                return None
+        except (IndexError, ValueError):
+            return None
+        return doc
+
+
+def parse_file(path: str, display: str, kind: str) -> Parsed | None:
+    """Read, parse and schema-check one file (in a worker); None when it cannot be read."""
+    try:
+        raw = read_bytes(path, display)
+    except YamlError:
+        return None  # the loader reads it too, and reports why it cannot
+    digest = hashlib.sha256(raw).hexdigest()
+    try:
+        doc = parse_yaml(raw, display)
+    except YamlError as e:
+        return Parsed(digest, e.problems)
+    found = schema_problems(doc, kind)
+    if found:
+        return Parsed(digest, found)
+    flat: list[list[int]] = []
+    _flatten(doc.data, doc.marks, flat)
+    return Parsed(digest, [], doc.data, flat)
+
+
+def _parse_chunk(jobs: Sequence[Job]) -> list[Parsed | None]:
+    return [parse_file(*job) for job in jobs]
+
+
+def workers_for(total_bytes: int) -> int:
+    """How many worker processes to parse ``total_bytes`` of YAML with (0: parse here)."""
+    wanted = os.environ.get(VARIABLE, "").strip()
+    if wanted:
+        jobs = int(wanted) if wanted.isdigit() else 1
+    elif total_bytes < MIN_BYTES:
+        return 0
+    else:
+        jobs = _cores()
+    if jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return 0
+    # Forking a process that runs other threads can copy a lock one of them holds, for ever.
+    if threading.active_count() > 1:
+        log.debug("YAML parsed in this process: other threads are running")
+        return 0
+    return jobs
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class Ahead:
+    """Files parsed ahead by ``workers`` processes, taken in the order they were queued."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._queued: deque[list[Job]] = deque()  # chunks not sent yet
+        self._sent: deque[tuple[list[Job], Future[list[Parsed | None]]]] = deque()
+        self._ready: dict[str, Parsed | None] = {}  # path -> answer, of chunks received
+        self._expected: set[str] = set()  # paths queued and not taken yet
+        self._broken = False
+
+    def queue(self, jobs: Sequence[Job]) -> None:
+        """Parse these files ahead, in this order (the order the loader will ask for them)."""
+        chunk: list[Job] = []
+        size = 0
+        for job in jobs:
+            self._expected.add(job[0])
+            chunk.append(job)
+            size += _size(job[0])
+            if size >= CHUNK_BYTES:
+                self._queued.append(chunk)
+                chunk, size = [], 0
+        if chunk:
+            self._queued.append(chunk)
+        self._send()
+
+    def take(self, path: Path, raw: bytes) -> Parsed | None:
+        """The answer for ``path`` if a worker parsed exactly ``raw``; None: parse it here."""
+        key = str(path)
+        if key not in self._expected:
+            return None
+        self._expected.discard(key)
+        while key not in self._ready and self._sent:
+            self._receive()
+        answer = self._ready.pop(key, None)
+        if answer is None or answer.digest != hashlib.sha256(raw).hexdigest():
+            return None
+        return answer
+
+    def close(self) -> None:
+        self._queued.clear()
+        self._sent.clear()
+        self._ready.clear()
+        self._expected.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _send(self) -> None:
+        while self._queued and not self._broken and \
+                len(self._sent) < self.workers * AHEAD_PER_WORKER:
+            chunk = self._queued.popleft()
+            try:
+                if self._pool is None:
+                    self._pool = ProcessPoolExecutor(
+                        self.workers, mp_context=multiprocessing.get_context("fork"))
+                self._sent.append((chunk, self._pool.submit(_parse_chunk, chunk)))
+            except (OSError, RuntimeError) as e:  # no processes to be had: parse here
+                self._fail(e)
+
+    def _receive(self) -> None:
+        chunk, future = self._sent.popleft()
+        try:
+            answers = future.result()
+        except Exception as e:  # a broken worker only means: parse here
+            self._fail(e)
+            answers = [None] * len(chunk)
+        self._ready.update((job[0], answer) for job, answer in zip(chunk, answers, strict=True))
+        self._send()
+
+    def _fail(self, error: BaseException) -> None:
+        if not self._broken:
+            log.debug("parsing ahead stopped, the rest is parsed here: %s", error)
+        self._broken = True
+        self._queued.clear()
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
