@@ -31,7 +31,7 @@ from typing import Any
 
 from reconciler.errors import Problem
 
-from .cache import _attach, _flatten
+from .cache import _attach, _flatten, entry_body, entry_key
 from .schema import schema_problems
 from .yamlfile import YamlDocument, YamlError, parse_yaml, read_bytes
 
@@ -46,7 +46,16 @@ MIN_BYTES = 2 * 1024 * 1024
 CHUNK_BYTES = 256 * 1024
 AHEAD_PER_WORKER = 3
 
-Job = tuple[str, str, str]  # (path, name in messages, kind)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A file to parse ahead."""
+
+    path: str
+    display: str  # its name in messages
+    kind: str  # what it is read as (resources, customer...)
+    cache_version: str | None = None  # the parse cache's version, when an entry is to be made
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +66,7 @@ class Parsed:
     problems: list[Problem]  # the file's parse or schema problems (then no data)
     data: Any = None
     marks: list[list[int]] | None = None  # cache.py's flat form
+    entry: tuple[str, str] | None = None  # the parse cache's (key, entry), when asked for
 
     def document(self, display: str) -> YamlDocument | None:
         """The document, marks attached; None if they do not fit (then parse it here)."""
@@ -69,27 +79,31 @@ class Parsed:
         return doc
 
 
-def parse_file(path: str, display: str, kind: str) -> Parsed | None:
+def parse_file(job: Job) -> Parsed | None:
     """Read, parse and schema-check one file (in a worker); None when it cannot be read."""
     try:
-        raw = read_bytes(path, display)
+        raw = read_bytes(job.path, job.display)
     except YamlError:
         return None  # the loader reads it too, and reports why it cannot
     digest = hashlib.sha256(raw).hexdigest()
     try:
-        doc = parse_yaml(raw, display)
+        doc = parse_yaml(raw, job.display)
     except YamlError as e:
         return Parsed(digest, e.problems)
-    found = schema_problems(doc, kind)
+    found = schema_problems(doc, job.kind)
     if found:
         return Parsed(digest, found)
     flat: list[list[int]] = []
     _flatten(doc.data, doc.marks, flat)
-    return Parsed(digest, [], doc.data, flat)
+    entry = None
+    if job.cache_version is not None:
+        key = entry_key(job.cache_version, raw, job.kind)
+        entry = (key, entry_body(key, doc.data, flat))
+    return Parsed(digest, [], doc.data, flat, entry)
 
 
 def _parse_chunk(jobs: Sequence[Job]) -> list[Parsed | None]:
-    return [parse_file(*job) for job in jobs]
+    return [parse_file(job) for job in jobs]
 
 
 def workers_for(total_bytes: int) -> int:
@@ -134,9 +148,9 @@ class Ahead:
         chunk: list[Job] = []
         size = 0
         for job in jobs:
-            self._expected.add(job[0])
+            self._expected.add(job.path)
             chunk.append(job)
-            size += _size(job[0])
+            size += _size(job.path)
             if size >= CHUNK_BYTES:
                 self._queued.append(chunk)
                 chunk, size = [], 0
@@ -185,7 +199,7 @@ class Ahead:
         except Exception as e:  # a broken worker only means: parse here
             self._fail(e)
             answers = [None] * len(chunk)
-        self._ready.update((job[0], answer) for job, answer in zip(chunk, answers, strict=True))
+        self._ready.update((job.path, answer) for job, answer in zip(chunk, answers, strict=True))
         self._send()
 
     def _fail(self, error: BaseException) -> None:

@@ -78,10 +78,11 @@ class ParseCache:
         return self.directory is not None
 
     def key(self, raw: bytes, kind: str) -> str:
-        digest = hashlib.sha256((self.version or product_version()).encode())
-        digest.update(b"\0" + kind.encode() + b"\0")
-        digest.update(raw)
-        return digest.hexdigest()
+        return entry_key(self.version_used(), raw, kind)
+
+    def version_used(self) -> str:
+        """The product version the keys are made with."""
+        return self.version or product_version()
 
     def get(self, key: str, display: str) -> YamlDocument | None:
         """The document stored under ``key``, named ``display``; None when absent or unusable."""
@@ -118,8 +119,7 @@ class ParseCache:
         """``doc`` as the cache stores it, to :meth:`write` later (once the load succeeded)."""
         marks: list[list[int]] = []
         _flatten(doc.data, doc.marks, marks)
-        return json.dumps({"format": ENTRY_FORMAT, "key": key, "data": doc.data,
-                           "marks": marks}, ensure_ascii=False, separators=(",", ":"))
+        return entry_body(key, doc.data, marks)
 
     def write(self, key: str, body: str) -> None:
         """Store an :meth:`entry`; a cache that cannot be written is skipped, never an error."""
@@ -136,6 +136,20 @@ class ParseCache:
             os.replace(tmp, self.directory / f"{key}.json")
         except OSError as e:
             log.debug("parse cache not written (%s): %s", self.directory, e)
+
+
+def entry_key(version: str, raw: bytes, kind: str) -> str:
+    """The key of a file's entry: its bytes, what it is read as, and the product's version."""
+    digest = hashlib.sha256(version.encode())
+    digest.update(b"\0" + kind.encode() + b"\0")
+    digest.update(raw)
+    return digest.hexdigest()
+
+
+def entry_body(key: str, data: Any, marks: list[list[int]]) -> str:
+    """An entry as stored: the data and its marks in the order :func:`_flatten` gives."""
+    return json.dumps({"format": ENTRY_FORMAT, "key": key, "data": data, "marks": marks},
+                      ensure_ascii=False, separators=(",", ":"))
 
 
 def _untrusted(root: Path) -> str | None:

@@ -261,7 +261,7 @@ class _Loader:
             cached = self.cache.get(key, display) if key else None
             if cached is not None:
                 return cached
-            doc, found = self.parse(path, raw, display, kind)
+            doc, found, entry = self.parse(path, raw, display, kind)
         except YamlError as e:
             self.problems.extend(e.problems)
             return None
@@ -270,22 +270,24 @@ class _Loader:
             return None
         if key:
             # Written only once the whole repository loaded: invalid input writes nothing.
-            self.cache_entries.append((key, self.cache.entry(key, doc)))
+            self.cache_entries.append(entry if entry and entry[0] == key
+                                      else (key, self.cache.entry(key, doc)))
         return doc
 
     def parse(self, path: Path, raw: bytes, display: str, kind: str,
-              ) -> tuple[YamlDocument, list[Problem]]:
-        """The document of ``raw`` and its schema problems: a worker's, when one parsed these
-        very bytes ahead (desired.ahead), else parsed here. Raises YamlError."""
+              ) -> tuple[YamlDocument, list[Problem], tuple[str, str] | None]:
+        """The document of ``raw``, its schema problems and its parse cache entry if made: a
+        worker's, when one parsed these very bytes ahead (desired.ahead), else parsed here.
+        Raises YamlError."""
         answer = self.ahead.take(path, raw) if self.ahead is not None else None
         if answer is not None:
             if answer.problems:
-                return YamlDocument(display, None), answer.problems
+                return YamlDocument(display, None), answer.problems, None
             doc = answer.document(display)
             if doc is not None:
-                return doc, []
+                return doc, [], answer.entry
         doc = parse_yaml(raw, display)
-        return doc, schema_problems(doc, kind)
+        return doc, schema_problems(doc, kind), None
 
     def parse_ahead(self, paths: list[Path], kind: str) -> None:
         """Hand ``paths`` (read next, in this order) to workers on the other cores, when the
@@ -299,7 +301,8 @@ class _Loader:
             if self.cache.enabled and self.cache.holds(path, kind):
                 continue
             size += os.stat(path).st_size
-            jobs.append((str(path), self.display(path), kind))
+            jobs.append(Job(str(path), self.display(path), kind,
+                            self.cache.version_used() if self.cache.enabled else None))
         if self.ahead is None:
             workers = workers_for(size) if jobs else 0
             if not workers:

@@ -87,7 +87,7 @@ def test_an_answer_for_other_bytes_is_not_taken(copy: Path) -> None:
     before = path.read_bytes()
     parse_ahead = ahead.Ahead(2)
     try:
-        parse_ahead.queue([(str(path), str(path), "resources")])
+        parse_ahead.queue([ahead.Job(str(path), str(path), "resources")])
         parse_ahead._receive()  # the worker has read the file as it was
         path.write_bytes(before.replace(b"alias: mbx-0\n", b"alias: mbx-0\n    archive: true\n"))
         assert parse_ahead.take(path, path.read_bytes()) is None
@@ -95,7 +95,7 @@ def test_an_answer_for_other_bytes_is_not_taken(copy: Path) -> None:
         parse_ahead.close()
     again = ahead.Ahead(2)
     try:
-        again.queue([(str(path), str(path), "resources")])
+        again.queue([ahead.Job(str(path), str(path), "resources")])
         answer = again.take(path, path.read_bytes())
         assert answer is not None and answer.document(str(path)) is not None
         assert again.take(path, path.read_bytes()) is None  # an answer is taken once
@@ -125,7 +125,7 @@ def test_files_outside_the_repository_are_never_handed_to_a_worker(
     original = ahead.Ahead.queue
 
     def spy(self: ahead.Ahead, jobs: list[ahead.Job]) -> None:
-        queued.extend(Path(job[0]).name for job in jobs)
+        queued.extend(Path(job.path).name for job in jobs)
         original(self, jobs)
 
     monkeypatch.setattr(ahead.Ahead, "queue", spy)
@@ -158,3 +158,18 @@ def test_the_loader_asks_only_for_what_it_queued(copy: Path) -> None:
         assert parse_ahead._pool is None
     finally:
         parse_ahead.close()
+
+
+def test_parsed_ahead_the_parse_cache_gets_the_same_entries(
+        copy: Path, tmp_path: Path, taken: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.desired.cache import ParseCache
+
+    stored = {}
+    for jobs in ("1", "2"):
+        monkeypatch.setenv(ahead.VARIABLE, jobs)
+        cache = ParseCache(tmp_path / f"cache-{jobs}")
+        model = load(copy, cache=cache)
+        stored[jobs] = {p.name: p.read_bytes() for p in cache.directory.glob("*.json")}
+        assert load(copy, cache=ParseCache(cache.directory)) == model  # served from it
+    assert len(taken) == 12
+    assert len(stored["2"]) == 2 + 10 + 12 and stored["2"] == stored["1"]
