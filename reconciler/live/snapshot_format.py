@@ -358,27 +358,65 @@ def validate_snapshot(snapshot: Any, origin: str = "snapshot") -> None:
     )
 
 
+class _Sharing:
+    """The parser's hook that makes a tenant's rows share what they repeat.
+
+    A tenant of 50,000 mailboxes has about a million rows naming the same principals, rights
+    and settings again and again; the JSON parser makes a new string for every value (it shares
+    only keys) and a new list for every ``AccessRights``. Equal strings become one string, and
+    equal lists of strings one list, as each row is parsed: the rows take half the memory. A
+    shared list must be replaced, never changed in place."""
+
+    def __init__(self) -> None:
+        self._strings: dict[str, str] = {}
+        self._lists: dict[tuple[str, ...], list[str]] = {}
+
+    def row(self, row: dict[str, Any]) -> dict[str, Any]:
+        strings = self._strings
+        for key, value in row.items():
+            kind = value.__class__
+            if kind is str:
+                row[key] = strings.setdefault(value, value)
+            elif kind is list and value and value[0].__class__ is str:
+                row[key] = self._list(value)
+        return row
+
+    def _list(self, value: list[Any]) -> list[Any]:
+        strings = self._strings
+        for i, item in enumerate(value):
+            if item.__class__ is not str:
+                return value
+            value[i] = strings.setdefault(item, item)
+        return self._lists.setdefault(tuple(value), value)
+
+
 def _parse(raw: bytes) -> Any:
-    """JSON from bytes (no decoded copy of a large file), with the cyclic garbage collector
-    paused: parsing makes millions of objects and no cycles, and the collector's rescans of
-    them took two thirds of the time."""
+    """JSON from the file's bytes, each row's repeated values shared (:class:`_Sharing`), with
+    the cyclic garbage collector paused: parsing makes millions of objects and no cycles, and
+    the collector's rescans of them took two thirds of the time. The bytes are decoded, and
+    dropped, before parsing: the parser would otherwise hold both."""
+    text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+    del raw
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return json.loads(raw)
+        return json.loads(text, object_hook=_Sharing().row)
     finally:
         if enabled:
             gc.enable()
 
 
 def load_snapshot(path: Path) -> dict[str, Any]:
-    """Read and validate one snapshot file."""
+    """Read and validate one snapshot file. Equal string lists of its rows are one list."""
     try:
         data = _parse(path.read_bytes())
     except OSError as e:
         raise SnapshotError(f"cannot read tenant snapshot {path}: {e.strerror or e}") from e
     except json.JSONDecodeError as e:
         raise SnapshotError(f"{path}:{e.lineno}:{e.colno}: not valid JSON: {e.msg}") from e
+    except UnicodeDecodeError as e:
+        raise SnapshotError(f"{path}: not valid JSON: not {e.encoding} text at byte "
+                            f"{e.start}") from e
     except RecursionError as e:  # the decoder's own limit: no snapshot nests this deep
         raise SnapshotError(f"{path}: not valid JSON: nested too deep for a snapshot") from e
     validate_snapshot(data, str(path))

@@ -56,6 +56,25 @@ def test_unparseable_snapshot(tmp_path: Path) -> None:
         load_snapshot(path)
 
 
+def test_snapshot_not_in_utf8_is_refused_with_the_file_named(tmp_path: Path) -> None:
+    path = tmp_path / "latin.json"
+    path.write_bytes(b'{"format": "caf\xe9"}')
+    with pytest.raises(SnapshotError, match=r"latin\.json: not valid JSON: not utf-8 text"):
+        load_snapshot(path)
+
+
+def test_loaded_rows_share_equal_values_and_keep_them_equal(tmp_path: Path) -> None:
+    snap = seed()
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(snap))
+    loaded = load_snapshot(path)
+    assert loaded == snap
+    rows = [r for r in loaded["mailbox_permissions"] if r["AccessRights"] == ["FullAccess"]]
+    assert len(rows) > 1 and all(r["AccessRights"] is rows[0]["AccessRights"] for r in rows)
+    users = [r["User"] for r in loaded["mailbox_folder_permissions"] if r["User"] == "Default"]
+    assert len(users) > 1 and all(u is users[0] for u in users)
+
+
 def test_entry_naming_an_unknown_mailbox_is_refused() -> None:
     snap = seed()
     snap["mailbox_permissions"].append({"Identity": "ghost", "User": "alice",
