@@ -23,7 +23,7 @@ import multiprocessing
 import os
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,10 +132,14 @@ def _cores() -> int:
 
 
 class Ahead:
-    """Files parsed ahead by ``workers`` processes, taken in the order they were queued."""
+    """Files parsed ahead by ``workers`` processes, taken in the order they were queued.
 
-    def __init__(self, workers: int) -> None:
+    ``meanwhile``: work for this process while it would only wait for a worker (say, reading
+    the live tenant's snapshot), each run at most once, in order; what is left is not run."""
+
+    def __init__(self, workers: int, meanwhile: Iterable[Callable[[], object]] = ()) -> None:
         self.workers = workers
+        self._meanwhile = deque(meanwhile)
         self._pool: ProcessPoolExecutor | None = None
         self._queued: deque[list[Job]] = deque()  # chunks not sent yet
         self._sent: deque[tuple[list[Job], Future[list[Parsed | None]]]] = deque()
@@ -165,6 +169,9 @@ class Ahead:
             return None
         self._expected.discard(key)
         while key not in self._ready and self._sent:
+            if self._meanwhile and not self._sent[0][1].done():
+                self._meanwhile.popleft()()
+                continue
             self._receive()
         answer = self._ready.pop(key, None)
         if answer is None or answer.digest != hashlib.sha256(raw).hexdigest():
@@ -176,6 +183,7 @@ class Ahead:
         self._sent.clear()
         self._ready.clear()
         self._expected.clear()
+        self._meanwhile.clear()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

@@ -14,7 +14,7 @@ import os
 import re
 import stat
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -79,17 +79,20 @@ def derive_alias(name: str) -> str:
     return text.strip(".-")
 
 
-def load(path: str | Path, *, cache: ParseCache | None = None) -> DesiredState:
+def load(path: str | Path, *, cache: ParseCache | None = None,
+         meanwhile: Iterable[Callable[[], object]] = ()) -> DesiredState:
     """Load and check the repository at ``path``. Raises :class:`InputError` with every problem.
 
     With ``cache``, a file whose bytes were parsed and passed their schema before is taken from
-    it (see :mod:`reconciler.desired.cache`); every other check runs as without."""
+    it (see :mod:`reconciler.desired.cache`); every other check runs as without. ``meanwhile``:
+    work this process may do while it waits for the files parsed on other cores
+    (:mod:`reconciler.desired.ahead`); none of it may be done."""
     # The loader allocates many small objects and no cycles worth collecting while it runs;
     # pausing the cyclic collector avoids rescanning everything already loaded, again and again.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _Loader(Path(path), cache or ParseCache(None)).run()
+        return _Loader(Path(path), cache or ParseCache(None), meanwhile).run()
     finally:
         if enabled:
             gc.enable()
@@ -135,11 +138,13 @@ def _named(directory: Path, stem: str) -> Path | None:
 
 
 class _Loader:
-    def __init__(self, root: Path, cache: ParseCache) -> None:
+    def __init__(self, root: Path, cache: ParseCache,
+                 meanwhile: Iterable[Callable[[], object]] = ()) -> None:
         self.root = root
         self.cache = cache
         self.cache_entries: list[tuple[str, str]] = []
         self.ahead: Ahead | None = None  # files parsed ahead on other cores (desired.ahead)
+        self.meanwhile = meanwhile
         self.real_root = Path(os.path.realpath(root))
         self.total_bytes = 0
         self.over_total = False
@@ -307,7 +312,7 @@ class _Loader:
             workers = workers_for(size) if jobs else 0
             if not workers:
                 return
-            self.ahead = Ahead(workers)
+            self.ahead = Ahead(workers, self.meanwhile)
         self.ahead.queue(jobs)
 
     def quietly_regular(self, path: Path) -> bool:

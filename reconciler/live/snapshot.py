@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,29 @@ class EmulatedBackend:
         return result
 
 
+@dataclass(frozen=True)
+class Preloaded:
+    """A snapshot's emulator built ahead of its backend, and the file it was built from."""
+
+    emulator: Emulator
+    stamp: tuple[int, int, int]
+
+
+def preload(directory: Path, customer_id: str) -> Preloaded | None:
+    """The read-only emulator of ``<directory>/<customer_id>.json`` built now (while this
+    process would otherwise wait); None when the file cannot be served as it is, which the
+    backend then says when it reads the file itself."""
+    backend = SnapshotBackend(directory, customer_id)
+    stamp = backend._file_stamp()
+    if stamp is None:
+        return None
+    try:
+        emulator = backend._load()
+    except ReconcilerError:
+        return None
+    return Preloaded(emulator, stamp) if backend._file_stamp() == stamp else None
+
+
 class SnapshotBackend(EmulatedBackend):
     """A read-only :class:`~reconciler.live.backend.Backend` over ``<directory>/<customer>.json``;
     writes raise :class:`~reconciler.live.backend.ReadOnlyBackend`.
@@ -114,6 +138,12 @@ class SnapshotBackend(EmulatedBackend):
                                       validate=False, read_only=True)
             collector.settled()
         return self._emulator
+
+    def adopt(self, preloaded: Preloaded | None) -> None:
+        """Serve the emulator :func:`preload` built, if it was built from the file as it is."""
+        if preloaded is not None and self._emulator is None and \
+                preloaded.stamp == self._file_stamp():
+            self._emulator = preloaded.emulator
 
     def invoke(
         self,

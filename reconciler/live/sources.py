@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from pathlib import Path
 
 from reconciler.errors import ReconcilerError
 from reconciler.live.backend import Backend
 from reconciler.live.sandbox import SandboxBackend, sandbox_directory, seed_directory, seed_sandbox
-from reconciler.live.snapshot import SnapshotBackend, snapshot_path
+from reconciler.live.snapshot import Preloaded, SnapshotBackend, preload, snapshot_path
 from reconciler.model import Customer
 
 SOURCES_HELP = "exchange, sandbox, sandbox:DIR or snapshot:DIR"
@@ -93,3 +93,28 @@ def open_backend(source: str | None, customer: Customer, repo_root: Path) -> Bac
                 seed_directory(repo_root), customer.id).exists():
             seed_sandbox(repo_root, customers=[customer.id])
     return SandboxBackend(directory, customer.id)
+
+
+def preloads(source: str | None, customer_ids: Collection[str],
+             into: dict[str, Preloaded]) -> list[Callable[[], object]]:
+    """For ``snapshot:DIR``: work that reads each customer's snapshot ahead into ``into`` (by
+    customer id), to be done while the command would otherwise wait; nothing for other
+    sources. :meth:`SnapshotBackend.adopt` serves what was read, if its file is still the same."""
+    if source is None:
+        return []
+    try:
+        kind, directory = parse_source(source)
+    except ReconcilerError:
+        return []  # open_backend says why
+    if kind != "snapshot" or directory is None:
+        return []
+
+    def read(cid: str) -> Callable[[], object]:
+        def work() -> None:
+            found = preload(directory, cid)
+            if found is not None:
+                into[cid] = found
+        return work
+
+    return [read(cid) for cid in sorted(customer_ids)
+            if snapshot_path(directory, cid).is_file()]

@@ -105,6 +105,21 @@ def plan_basis(root: Path, plan: Plan) -> dict[str, str]:
     return {cid: checksum for cid, checksum in basis.items() if checksum}
 
 
+def _adopting(backend: Backend, preloaded: object) -> Backend:
+    """``backend``, serving the snapshot read ahead for it if it is that snapshot's."""
+    from reconciler.live.snapshot import Preloaded, SnapshotBackend
+
+    if isinstance(backend, SnapshotBackend) and isinstance(preloaded, Preloaded):
+        backend.adopt(preloaded)
+    return backend
+
+
+def _customer_folders(root: Path) -> list[str]:
+    """The customers a repository may declare (the loader checks each folder)."""
+    folder = root / "customers"
+    return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+
 def make_plan(
     root: str | Path,
     *,
@@ -119,12 +134,17 @@ def make_plan(
     the YAML files not in the repository's parse cache (reconciler.desired.cache)."""
     from reconciler.desired import load
     from reconciler.desired.cache import ParseCache
-    from reconciler.live.sources import open_backend
+    from reconciler.live.snapshot import Preloaded
+    from reconciler.live.sources import open_backend, preloads
     from reconciler.plan.scope import changed_since as scope_since
 
     root = Path(root)
     cache = ParseCache.of_repository(root) if use_cache else None
-    desired = load(root, cache=cache)
+    # While the YAML is parsed on other cores, this process reads the snapshots it will plan
+    # against (a customer a pull request leaves alone costs only that otherwise idle time).
+    preloaded: dict[str, Preloaded] = {}
+    meanwhile = preloads(live_source, customers or _customer_folders(root), preloaded)
+    desired = load(root, cache=cache, meanwhile=meanwhile)
     collector.settled()
     scope = scope_since(root, changed_since, desired, cache) if changed_since else None
     # --- applied-state record (reconciler.live.applied), kept out of plan_desired so that it
@@ -135,10 +155,12 @@ def make_plan(
 
     applied = AppliedState.load(root, select_customers(desired, customers))
     result = plan_desired(
-        desired, lambda state: open_backend(live_source, state.customer, root),
+        desired, lambda state: _adopting(open_backend(live_source, state.customer, root),
+                                         preloaded.pop(state.customer.id, None)),
         customers=customers, scope=scope.ids if scope else None,
         previous_locations=applied.previous_locations(
             scope.previous_locations if scope else None), progress=progress)
+    preloaded.clear()  # those of customers not read: their memory goes now
     applied.mark_pending(result.plan)
     result.plan.basis = plan_basis(root, result.plan)
     if scope is not None:
