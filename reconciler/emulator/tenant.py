@@ -107,6 +107,30 @@ def _strip_prefix(value: str) -> str:
     return value[5:] if value[:5].lower() == "smtp:" else value
 
 
+def _memoized(function: Callable[[Any], str]) -> Callable[[Any], str]:
+    """``function`` remembering its answer per (hashable) argument."""
+    known: dict[Any, str] = {}
+
+    def remembered(value: Any) -> str:
+        try:
+            return known[value]
+        except KeyError:
+            result = known[value] = function(value)
+            return result
+        except TypeError:  # unhashable: not remembered
+            return function(value)
+
+    return remembered
+
+
+def _identity_key(value: Any) -> str:
+    """The form an identity is indexed and looked up by: without ``smtp:``, trimmed, lower
+    case. A value already in that form is its own key (no second copy of the string)."""
+    text = _strip_prefix(str(value))
+    key = text.strip().lower()
+    return text if key == text else key
+
+
 def _new_guid(*parts: str) -> str:
     return str(uuid.uuid5(UUID_NAMESPACE, "/".join(parts)))
 
@@ -213,16 +237,17 @@ class _Object:
     def sort_key(self) -> tuple[str, str]:
         return (self.address.lower(), self.identity.lower())
 
-    def identity_keys(self) -> Iterator[tuple[int, str]]:
+    def identity_keys(self, key: Callable[[Any], str] = _identity_key
+                      ) -> Iterator[tuple[int, str]]:
         """(tier, lower-cased key) for every form of identity this object answers to."""
         for source in (self.recipient, self.row or {}):
             for tier, props in enumerate(_KEY_TIERS):
                 for prop in props:
                     value = source.get(prop)
                     if value:
-                        yield tier, _lower(_strip_prefix(str(value)))
+                        yield tier, key(value)
             for proxy in source.get("EmailAddresses") or ():
-                yield _ADDRESS_TIER, _lower(_strip_prefix(str(proxy)))
+                yield _ADDRESS_TIER, key(proxy)
 
     def live_rows(self, container: str, now: float) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = getattr(self, container)
@@ -294,7 +319,7 @@ class Emulator:
         self._tenant: dict[str, Any] = copy.deepcopy(dict(snapshot["tenant"]))
         self._objects: list[_Object] = []
         # one table per identity tier: lower-cased key -> the objects answering to it
-        self._index_tiers: list[dict[str, list[_Object]]] = [{} for _ in _KEY_TIERS]
+        self._index_tiers: list[dict[str, tuple[_Object, ...]]] = [{} for _ in _KEY_TIERS]
         self._soft_deleted: list[_Object] = []
         self._removed: list[_Object] = []  # recently removed, still listed while lag lasts
         self._serial = 0
@@ -430,8 +455,9 @@ class Emulator:
                 return list(rows or ())
             return [_compact(row, shared) for row in rows or ()]
 
-        snap = {key: own(value) for key, value in snapshot.items()
-                if key not in ("format", "tenant")}
+        snap = {name: own(value) for name, value in snapshot.items()
+                if name not in ("format", "tenant")}
+        key = _memoized(_identity_key)  # a recipient and its mailbox row repeat their values
         by_address: dict[str, _Object] = {}
         for rec in snap.get("recipients", []):
             obj = _Object(kind="recipient", recipient=rec)
@@ -462,39 +488,56 @@ class Emulator:
             if obj.row is not None:
                 obj.row.setdefault("EmailAddresses", obj.recipient.get("EmailAddresses"))
                 _with_email_addresses(obj.row)
-            self._index(obj)
+            self._index(obj, key)
         for row in snap.get("soft_deleted_mailboxes", []):
             self._complete_mailbox_row(row)
             _with_email_addresses(row)
             self._soft_deleted.append(_Object(kind="mailbox", recipient=self._recipient_from(row),
                                               row=row))
 
-        def owner(identity: str, kinds: tuple[str, ...], what: str) -> _Object:
-            obj = self._resolve(identity, kinds)
+        self._attach_entries(snap)
+
+    def _owners(self, kinds: tuple[str, ...], what: str) -> Callable[[str], _Object]:
+        """Who an entry of table ``what`` belongs to, by the Identity it names. A tenant's
+        entries name the same few forms of each mailbox again and again: each is resolved
+        once (nothing changes the index while entries are attached)."""
+        known: dict[str, _Object] = {}
+
+        def owner(identity: str) -> _Object:
+            obj = known.get(identity)
             if obj is None:
-                raise SnapshotError(f"snapshot: {what} entry names '{identity}', which is no "
-                                    f"{' or '.join(kinds)} of the tenant")
+                obj = self._resolve(identity, kinds)
+                if obj is None:
+                    raise SnapshotError(f"snapshot: {what} entry names '{identity}', which is "
+                                        f"no {' or '.join(kinds)} of the tenant")
+                known[identity] = obj
             return obj
 
+        return owner
+
+    def _attach_entries(self, snap: Mapping[str, list[dict[str, Any]]]) -> None:
+        """The permission, calendar, auto-reply and membership entries, each on its object."""
+        owner = self._owners(("mailbox",), "mailbox_permissions")
         for row in snap.get("mailbox_permissions", []):
-            owner(row.pop("Identity"), ("mailbox",), "mailbox_permissions") \
-                .mailbox_permissions.append(row)
+            owner(row.pop("Identity")).mailbox_permissions.append(row)
+        owner = self._owners(("mailbox", "group", "recipient"), "recipient_permissions")
         for row in snap.get("recipient_permissions", []):
-            owner(row.pop("Identity"), ("mailbox", "group", "recipient"),
-                  "recipient_permissions").recipient_permissions.append(row)
+            owner(row.pop("Identity")).recipient_permissions.append(row)
+        owner = self._owners(("mailbox",), "mailbox_folder_permissions")
         for row in snap.get("mailbox_folder_permissions", []):
             mailbox_part, _, folder = row.pop("Identity").rpartition(":\\")
-            obj = owner(mailbox_part, ("mailbox",), "mailbox_folder_permissions")
+            obj = owner(mailbox_part)
             obj.calendar_folder = folder or "Calendar"
             obj.folder_permissions.append(row)
+        owner = self._owners(("mailbox",), "auto_reply_configurations")
         for row in snap.get("auto_reply_configurations", []):
-            owner(row.pop("Identity"), ("mailbox",), "auto_reply_configurations").auto_reply = row
+            owner(row.pop("Identity")).auto_reply = row
+        owner = self._owners(("mailbox",), "calendar_processing")
         for row in snap.get("calendar_processing", []):
-            owner(row.pop("Identity"), ("mailbox",), "calendar_processing") \
-                .calendar_processing = row
+            owner(row.pop("Identity")).calendar_processing = row
+        owner = self._owners(("group",), "distribution_group_members")
         for row in snap.get("distribution_group_members", []):
-            owner(row["Group"], ("group",), "distribution_group_members").members.append(
-                row["Member"])
+            owner(row["Group"]).members.append(row["Member"])
 
     def _complete_mailbox_row(self, row: dict[str, Any]) -> None:
         """The newer snapshot fields (docs/format.md §9) a mailbox row may lack, from the older
@@ -514,22 +557,30 @@ class Emulator:
 
     # --- the identity index ---------------------------------------------------------------
 
-    def _index(self, obj: _Object) -> None:
-        keys = tuple(dict.fromkeys(obj.identity_keys()))
-        obj.index_keys = keys
+    def _index(self, obj: _Object, key: Callable[[Any], str] = _identity_key) -> None:
+        # Buckets are tuples (most keys name one object: a tuple of one is half a list's
+        # size). A read-only tenant never unindexes, so it keeps no per-object key list.
+        keys = dict.fromkeys(obj.identity_keys(key))
+        if not self._read_only:
+            obj.index_keys = tuple(keys)
+        tiers = self._index_tiers
         for tier, key in keys:
-            table = self._index_tiers[tier]
-            bucket = table.setdefault(key, [])
-            if obj not in bucket:
-                bucket.append(obj)
+            table = tiers[tier]
+            bucket = table.get(key)
+            if bucket is None:
+                table[key] = (obj,)
+            elif obj not in bucket:
+                table[key] = (*bucket, obj)
 
     def _unindex(self, obj: _Object) -> None:
         for tier, key in obj.index_keys:
             table = self._index_tiers[tier]
             bucket = table.get(key)
             if bucket and obj in bucket:
-                bucket.remove(obj)
-                if not bucket:
+                rest = tuple(o for o in bucket if o is not obj)
+                if rest:
+                    table[key] = rest
+                else:
                     del table[key]
         obj.index_keys = ()
 
