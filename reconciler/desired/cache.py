@@ -32,12 +32,13 @@ from typing import Any
 
 from reconciler import __version__
 
-from .yamlfile import Marks, Pos, YamlDocument
+from .yamlfile import Row, YamlDocument
 
 log = logging.getLogger(__name__)
 
 CACHE_DIR = Path(".reconciler") / "cache"
-ENTRY_FORMAT = "reconciler-parse-cache/1"
+# /2: positions as the parser counts them, from 0 (an entry of /1, counted from 1, is absent)
+ENTRY_FORMAT = "reconciler-parse-cache/2"
 # What decides a file's loaded result, besides its bytes: a change to any of these is a new
 # product version for the cache, released or not.
 _SOURCES = ("yamlfile.py", "schema.py", "cache.py")
@@ -174,26 +175,18 @@ def _untrusted(root: Path) -> str | None:
     return None
 
 
-def _flatten(value: Any, marks: dict[int, Marks], out: list[list[int]]) -> None:
-    """Each container's marks, in the order a depth-first walk of the data meets them."""
-    if isinstance(value, dict):
-        m = marks[id(value)]
-        flat = [*m.at]
-        pairs = m.pairs or {}
-        for key in value:
-            (kl, kc), (vl, vc) = pairs[key]
-            flat.extend((kl, kc, vl, vc))
-        out.append(flat)
+def _flatten(value: Any, marks: dict[int, Row], out: list[Row]) -> None:
+    """Each container's row, in the order a depth-first walk of the data meets them."""
+    if value.__class__ is dict:
+        out.append(marks[id(value)])
         for item in value.values():
-            _flatten(item, marks, out)
-    elif isinstance(value, list):
-        m = marks[id(value)]
-        flat = [*m.at]
-        for line, col in m.items or ():
-            flat.extend((line, col))
-        out.append(flat)
+            if item.__class__ is dict or item.__class__ is list:
+                _flatten(item, marks, out)
+    elif value.__class__ is list:
+        out.append(marks[id(value)])
         for item in value:
-            _flatten(item, marks, out)
+            if item.__class__ is dict or item.__class__ is list:
+                _flatten(item, marks, out)
 
 
 def _document(entry: Any, key: str, display: str) -> YamlDocument | None:
@@ -207,30 +200,17 @@ def _document(entry: Any, key: str, display: str) -> YamlDocument | None:
     return doc
 
 
-def _attach(value: Any, flat: list[list[int]], at: int, marks: dict[int, Marks]) -> int:
-    """Give each container of ``value`` its marks from ``flat[at:]``; the next unused index.
-    Raises IndexError or ValueError when the marks do not fit the data."""
-    if isinstance(value, dict):
-        row = flat[at]
-        if len(row) != 2 + 4 * len(value):
-            raise ValueError("marks do not fit the data")
-        pairs: dict[str, tuple[Pos, Pos]] = {}
-        for i, key in enumerate(value):
-            base = 2 + 4 * i
-            pairs[key] = ((row[base], row[base + 1]), (row[base + 2], row[base + 3]))
-        marks[id(value)] = Marks((row[0], row[1]), pairs=pairs)
-        at += 1
-        for item in value.values():
-            if item.__class__ is dict or item.__class__ is list:
-                at = _attach(item, flat, at, marks)
-    elif isinstance(value, list):
-        row = flat[at]
-        if len(row) != 2 + 2 * len(value):
-            raise ValueError("marks do not fit the data")
-        marks[id(value)] = Marks((row[0], row[1]),
-                                 items=[(row[i], row[i + 1]) for i in range(2, len(row), 2)])
-        at += 1
-        for item in value:
-            if item.__class__ is dict or item.__class__ is list:
-                at = _attach(item, flat, at, marks)
+def _attach(value: Any, flat: list[Row], at: int, marks: dict[int, Row]) -> int:
+    """Give each container of ``value`` its row from ``flat[at:]``; the next unused index.
+    Raises IndexError or ValueError when the rows do not fit the data."""
+    if value.__class__ is not dict and value.__class__ is not list:
+        return at
+    row = flat[at]
+    if len(row) != (2 + 4 * len(value) if value.__class__ is dict else 2 + 2 * len(value)):
+        raise ValueError("marks do not fit the data")
+    marks[id(value)] = row
+    at += 1
+    for item in (value.values() if value.__class__ is dict else value):
+        if item.__class__ is dict or item.__class__ is list:
+            at = _attach(item, flat, at, marks)
     return at

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,19 @@ try:  # the C parser is much faster; the pure-Python one gives the same nodes
     from yaml import CSafeLoader as _Loader
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+
+class _Composer(_Loader):  # type: ignore[misc,valid-type]
+    """The composer, with tags left to the walker. It asks the resolver about every node (three
+    calls into Python each, most of them for plain text); here those are C callables that
+    return at once: ``resolve`` keeps its arguments in a slice (``tag.step`` is what the
+    parser says about the scalar's style), and the walker resolves only the plain scalars that
+    can be something else than text. Explicit tags (``!!str``, ``!secret``) stay as written."""
+
+    resolve = slice  # (kind, value, implicit)
+    descend_resolver = slice  # (parent, index): nothing to do without path resolvers
+    ascend_resolver = tuple  # ()
+
 
 MAX_FILE_BYTES = 32 * 1024 * 1024
 MAX_DEPTH = 64
@@ -49,7 +63,17 @@ _SCALAR_TAGS = {
     "tag:yaml.org,2002:float",
     "tag:yaml.org,2002:timestamp",
 }
+_MERGE = "tag:yaml.org,2002:merge"
 _constructor = yaml.SafeLoader("")  # only its scalar constructors are used
+_resolver = yaml.resolver.Resolver()
+# The first characters of the plain scalars that the YAML core schema may read as something
+# else than text (a number, a date, true, null...); every other plain scalar is text (the core
+# schema has no resolver for any first character, which would be under None).
+_MAYBE_TYPED = frozenset(k for k in _resolver.yaml_implicit_resolvers if k)
+# Resolved tags of the plain scalars seen most ('FullAccess' asks the resolver about false):
+# bounded, the values of one repository repeat.
+_PLAIN_TAGS: dict[str, str] = {}
+_PLAIN_TAGS_MAX = 4096
 
 
 class YamlError(Exception):
@@ -60,17 +84,11 @@ class YamlError(Exception):
         self.problems = problems
 
 
-Pos = tuple[int, int]  # 1-based line and column
-
-
-@dataclass(slots=True)
-class Marks:
-    """Where one dict or list was written: the container itself, and for a dict the position
-    of each key and of its value, for a list the position of each item."""
-
-    at: Pos
-    pairs: dict[str, tuple[Pos, Pos]] | None = None
-    items: list[Pos] | None = None
+# Where one dict or list was written, as the parser counts (0-based lines and columns): the
+# container's own line and column, then for a list each item's, for a dict each key's and then
+# each value's (in the dict's order). Flat rows of ints are cheap to build for every container and
+# to store in the parse cache; a position becomes a SourceRef only when something asks for it.
+Row = list[int]
 
 
 @dataclass
@@ -79,10 +97,10 @@ class YamlDocument:
 
     file: str  # as it should appear in messages
     data: Any
-    marks: dict[int, Marks] = field(default_factory=dict)  # id(dict or list) -> its marks
+    marks: dict[int, Row] = field(default_factory=dict)  # id(dict or list) -> its row
 
-    def at(self, pos: Pos) -> SourceRef:
-        return SourceRef(self.file, pos[0], pos[1])
+    def _at(self, row: Row, i: int) -> SourceRef:
+        return SourceRef(self.file, row[i] + 1, row[i + 1] + 1)
 
     def ref(self, node: Node) -> SourceRef:
         mark = node.start_mark
@@ -90,31 +108,35 @@ class YamlDocument:
 
     def where(self, value: Any) -> SourceRef | None:
         """The position of a dict or list of this document."""
-        marks = self.marks.get(id(value))
-        return self.at(marks.at) if marks is not None else None
+        row = self.marks.get(id(value))
+        return self._at(row, 0) if row is not None else None
 
     def key_ref(self, mapping: dict[str, Any], key: str) -> SourceRef | None:
         """The position of ``key`` in ``mapping`` (of the mapping when not found)."""
-        return self._pair_ref(mapping, key, 0)
+        return self._pair_ref(mapping, key, False)
 
     def value_ref(self, mapping: dict[str, Any], key: str) -> SourceRef | None:
         """The position of the value under ``key`` in ``mapping``."""
-        return self._pair_ref(mapping, key, 1)
+        return self._pair_ref(mapping, key, True)
 
-    def _pair_ref(self, mapping: dict[str, Any], key: str, which: int) -> SourceRef | None:
-        marks = self.marks.get(id(mapping))
-        if marks is None:
+    def _pair_ref(self, mapping: dict[str, Any], key: str, value: bool) -> SourceRef | None:
+        row = self.marks.get(id(mapping))
+        if row is None:
             return None
-        pair = (marks.pairs or {}).get(key)
-        return self.at(pair[which] if pair is not None else marks.at)
+        if key in mapping:
+            # The row follows the dict's order; mappings are small and this is asked rarely.
+            i = 2 + 2 * list(mapping).index(key) + (2 * len(mapping) if value else 0)
+            if i + 1 < len(row):
+                return self._at(row, i)
+        return self._at(row, 0)
 
     def item_ref(self, sequence: list[Any], index: int) -> SourceRef | None:
         """The position of item ``index`` of ``sequence``."""
-        marks = self.marks.get(id(sequence))
-        if marks is None:
+        row = self.marks.get(id(sequence))
+        if row is None:
             return None
-        items = marks.items or []
-        return self.at(items[index] if 0 <= index < len(items) else marks.at)
+        i = 2 + 2 * index
+        return self._at(row, i if index >= 0 and i + 1 < len(row) else 0)
 
     def path_ref(self, path: list[str | int] | tuple[str | int, ...]) -> SourceRef:
         """The position of the value at ``path`` (keys and indexes), as near as it exists."""
@@ -130,11 +152,6 @@ class YamlDocument:
             else:
                 break
         return best
-
-
-def _pos(node: Node) -> Pos:
-    mark = node.start_mark
-    return (mark.line + 1, mark.column + 1)
 
 
 def read_yaml(path: str, display: str) -> YamlDocument:
@@ -168,7 +185,7 @@ def parse_yaml(raw: bytes, display: str) -> YamlDocument:
     if "\t" in text:
         _check_tabs(text, display)
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        root = yaml.compose(text, Loader=_Composer)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -180,9 +197,12 @@ def parse_yaml(raw: bytes, display: str) -> YamlDocument:
     if root is None:
         raise _error(display, 1, 1, "the file is empty (it holds no YAML document)")
     doc = YamlDocument(display, None)
-    walker = _Walker(doc, max(MIN_NODE_BUDGET, 10 * len(raw)),
-                     max(MIN_BYTE_BUDGET, BYTE_BUDGET_FACTOR * len(raw)))
-    doc.data = walker.value(root, 0)
+    if "&" in text:  # anchors, so perhaps aliases: a value may be repeated, or contain itself
+        walker: _Walker = _AliasWalker(doc, max(MIN_NODE_BUDGET, 10 * len(raw)),
+                                       max(MIN_BYTE_BUDGET, BYTE_BUDGET_FACTOR * len(raw)))
+    else:  # each node is met once: the document is no larger than its text
+        walker = _Walker(doc)
+    doc.data = walker.value(root)
     if walker.problems:
         raise YamlError(walker.problems)
     return doc
@@ -237,89 +257,103 @@ def _error(display: str, line: int, col: int, message: str) -> YamlError:
 
 
 class _Walker:
-    """Turns composed nodes into plain data, recording positions and limiting expansion."""
+    """Turns composed nodes into plain data, recording positions (see :data:`Row`).
 
-    def __init__(self, doc: YamlDocument, budget: int, byte_budget: int) -> None:
+    A scalar that is plain text (most of them) is taken in the loop over its container, without
+    a call of its own; the rest go through :meth:`scalar`."""
+
+    def __init__(self, doc: YamlDocument) -> None:
         self.doc = doc
         self.marks = doc.marks
-        self.budget = budget
-        self.byte_budget = self.byte_limit = byte_budget
-        self.exhausted = False
-        self.active: set[int] = set()  # containers being walked: an alias to one is a cycle
         self.problems: list[Problem] = []
 
     def fail(self, node: Node, message: str) -> None:
         self.problems.append(Problem(message, self.doc.ref(node)))
 
-    def over_budget(self, node: Node, what: str) -> None:
-        """Once per document, at the node where the expansion budget ran out."""
-        if not self.exhausted:
-            self.exhausted = True
-            self.fail(node, f"{what} (aliases repeated over and over?); write it out plainly")
-
-    def value(self, node: Node, depth: int) -> Any:
-        self.budget -= 1
-        cls = node.__class__
-        if cls is ScalarNode:
-            self.byte_budget -= len(node.value)
-            if self.byte_budget < 0:
-                self.over_budget(node, f"the document expands to more than "
-                                       f"{self.byte_limit // (1024 * 1024)} MiB of text")
-                return None
-            if node.tag == _STR:
-                return node.value
+    def value(self, node: Node) -> Any:
+        """The document's top node."""
+        if node.__class__ is ScalarNode:
             return self.scalar(node)
-        if self.budget < 0:
-            self.over_budget(node, "the document expands to too many values")
-            return None
+        return self.container(node, 0)
+
+    def container(self, node: Node, depth: int) -> Any:
         if depth >= MAX_DEPTH:
             self.fail(node, f"the YAML is nested more than {MAX_DEPTH} levels deep")
             return None
-        key = id(node)
-        if key in self.active:
-            self.fail(node, "an alias refers to the mapping or list that contains it")
-            return None
-        self.active.add(key)
-        try:
-            if cls is MappingNode:
-                return self.mapping(node, depth)
-            if cls is SequenceNode:
-                if node.tag != _SEQ:
-                    self.fail(node, f"the tag {node.tag} is not allowed; write a plain list")
-                items = [self.value(item, depth + 1) for item in node.value]
-                self.marks[id(items)] = Marks(_pos(node), items=[_pos(i) for i in node.value])
-                return items
-        finally:
-            self.active.discard(key)
+        cls = node.__class__
+        if cls is MappingNode:
+            return self.mapping(node, depth)
+        if cls is SequenceNode:
+            return self.sequence(node, depth)
         self.fail(node, "unexpected YAML node")  # pragma: no cover - only three node kinds
         return None
 
+    def sequence(self, node: SequenceNode, depth: int) -> list[Any]:
+        tag = node.tag
+        if tag.__class__ is not slice and tag != _SEQ:
+            self.fail(node, f"the tag {tag} is not allowed; write a plain list")
+        mark = node.start_mark
+        row = [mark.line, mark.column]
+        items = self.values(node.value, depth, row)
+        self.marks[id(items)] = row
+        return items
+
     def mapping(self, node: MappingNode, depth: int) -> dict[str, Any]:
-        if node.tag != _MAP:
-            self.fail(node, f"the tag {node.tag} is not allowed; write a plain mapping")
-        result: dict[str, Any] = {}
-        pairs: dict[str, tuple[Pos, Pos]] = {}
+        tag = node.tag
+        if tag.__class__ is not slice and tag != _MAP:
+            self.fail(node, f"the tag {tag} is not allowed; write a plain mapping")
+        mark = node.start_mark
+        row = [mark.line, mark.column]
+        taken: dict[str, Node] = {}  # key -> its value's node
         for key_node, value_node in node.value:
             if key_node.__class__ is not ScalarNode:
                 self.fail(key_node, "a key must be plain text, not a list or mapping")
                 continue
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                self.fail(key_node, "merge keys ('<<') are not supported; "
-                                    "use a template for shared settings")
-                continue
             key = key_node.value
-            if key in result:
-                first = next(k for k, _ in node.value if k.value == key)
-                self.fail(key_node, f"the key '{key}' appears twice in this mapping "
-                                    f"(first at line {first.start_mark.line + 1}); keep one")
+            if (key in taken or key == "<<") and self.odd_key(node, key_node, taken):
                 continue
-            result[key] = self.value(value_node, depth + 1)
-            pairs[key] = (_pos(key_node), _pos(value_node))
-        self.marks[id(result)] = Marks(_pos(node), pairs=pairs)
+            taken[key] = value_node
+            mark = key_node.start_mark
+            row += (mark.line, mark.column)
+        result = dict(zip(taken, self.values(taken.values(), depth, row), strict=True))
+        self.marks[id(result)] = row
         return result
 
+    def values(self, nodes: Iterable[Node], depth: int, row: Row) -> list[Any]:
+        """The values of ``nodes`` (a list's items, a mapping's values), their positions
+        added to ``row``."""
+        out = []
+        for node in nodes:
+            if node.__class__ is ScalarNode:
+                tag, value = node.tag, node.value
+                if tag.__class__ is not slice or (
+                        tag.step[0] and (not value or value[0] in _MAYBE_TYPED)):
+                    value = self.scalar(node)
+            else:
+                value = self.container(node, depth + 1)
+            out.append(value)
+            mark = node.start_mark
+            row += (mark.line, mark.column)
+        return out
+
+    def odd_key(self, node: MappingNode, key_node: ScalarNode, taken: dict[str, Node]) -> bool:
+        """Whether ``key_node`` is a merge key or a repeated key (then reported)."""
+        if _tag(key_node) == _MERGE:
+            self.fail(key_node, "merge keys ('<<') are not supported; "
+                                "use a template for shared settings")
+            return True
+        key = key_node.value
+        if key not in taken:
+            return False
+        first = next(k for k, _ in node.value if k.value == key)
+        self.fail(key_node, f"the key '{key}' appears twice in this mapping "
+                            f"(first at line {first.start_mark.line + 1}); keep one")
+        return True
+
     def scalar(self, node: ScalarNode) -> Any:
-        tag = node.tag
+        tag = _tag(node)
+        if tag == _STR:
+            return node.value
         if tag not in _SCALAR_TAGS:
             self.fail(node, f"the tag {tag} is not allowed; write plain values")
             return None
@@ -329,6 +363,68 @@ class _Walker:
             return _constructor.yaml_constructors[tag](_constructor, node)
         except (ValueError, yaml.YAMLError):
             return node.value
+
+
+class _AliasWalker(_Walker):
+    """For a document with anchors, where an alias may repeat a value any number of times (a
+    "billion laughs" document) or name a mapping or list that contains it. Every node counts
+    each time it is reached, against a budget of nodes and one of bytes of text; only the first
+    overrun is reported."""
+
+    def __init__(self, doc: YamlDocument, budget: int, byte_budget: int) -> None:
+        super().__init__(doc)
+        self.budget = budget
+        self.byte_budget = self.byte_limit = byte_budget
+        self.exhausted = False
+        self.active: set[int] = set()  # containers being walked: an alias to one is a cycle
+
+    def over_budget(self, node: Node, what: str) -> None:
+        """Once per document, at the node where the expansion budget ran out."""
+        if not self.exhausted:
+            self.exhausted = True
+            self.fail(node, f"{what} (aliases repeated over and over?); write it out plainly")
+
+    def container(self, node: Node, depth: int) -> Any:
+        children = [v for _, v in node.value] if node.__class__ is MappingNode else node.value
+        self.budget -= 1
+        for child in children:  # its scalars count here, the containers in their own turn
+            if child.__class__ is ScalarNode:
+                self.budget -= 1
+                self.byte_budget -= len(child.value)
+                if self.byte_budget < 0:
+                    self.over_budget(child, f"the document expands to more than "
+                                            f"{self.byte_limit // (1024 * 1024)} MiB of text")
+                    return None
+        if self.budget < 0:
+            self.over_budget(node, "the document expands to too many values")
+            return None
+        key = id(node)
+        if key in self.active:
+            self.fail(node, "an alias refers to the mapping or list that contains it")
+            return None
+        self.active.add(key)
+        try:
+            return super().container(node, depth)
+        finally:
+            self.active.discard(key)
+
+
+def _tag(node: Node) -> str:
+    """The node's tag, resolved as the YAML core schema does (see :class:`_Composer`)."""
+    tag = node.tag
+    if tag.__class__ is not slice:
+        return tag
+    if node.__class__ is not ScalarNode:
+        return _MAP if node.__class__ is MappingNode else _SEQ
+    value = node.value
+    if not tag.step[0]:  # quoted, or a block scalar: text
+        return _STR
+    resolved = _PLAIN_TAGS.get(value)
+    if resolved is None:
+        resolved = _resolver.resolve(ScalarNode, value, tag.step)
+        if len(_PLAIN_TAGS) < _PLAIN_TAGS_MAX:
+            _PLAIN_TAGS[value] = resolved
+    return resolved
 
 
 def _timestamp(node: ScalarNode) -> str:

@@ -149,6 +149,20 @@ def test_an_entry_that_does_not_fit_its_data_is_not_served(root: Path) -> None:
     assert state == load(root)
 
 
+def test_an_entry_of_an_older_format_is_not_served(root: Path) -> None:
+    # Format 1 counted lines and columns from 1, format 2 from 0: read as absent, never shifted.
+    loaded(root)
+    for entry in (root / CACHE_DIR).glob("*.json"):
+        body = json.loads(entry.read_bytes())
+        assert body["format"] == cache_module.ENTRY_FORMAT
+        body["format"] = "reconciler-parse-cache/1"
+        body["marks"] = [[n + 1 for n in row] for row in body["marks"]]
+        entry.write_text(json.dumps(body))
+    state, cache = loaded(root)
+    assert (cache.hits, cache.misses) == (0, 5)
+    assert sources(state) == sources(load(root))
+
+
 def test_the_cache_ignores_itself_in_git(root: Path) -> None:
     loaded(root)
     assert (root / CACHE_DIR / ".gitignore").read_text() == "*\n"
