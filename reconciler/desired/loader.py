@@ -163,11 +163,19 @@ class _Loader:
         self.address_problems: list[tuple[int, Reference]] = []
         self.references: list[Reference] = []
 
-    def check_addresses(self, resource: Resource, domains: frozenset[str]) -> None:
+    def check_addresses(self, resource: Resource, domains: frozenset[str],
+                        fine: set[tuple[str, bool]]) -> None:
+        """Declare ``resource`` and check the addresses it names; ``fine`` remembers the
+        references of this customer already found fine on their own."""
         self.declared.add(resource.id)
         for ref in references(resource):
+            key = (ref.address, ref.internal)
+            if key in fine:
+                self.references.append(ref)
+                continue
             message = address_problem(ref, domains)
             if message is None:
+                fine.add(key)
                 self.references.append(ref)
             else:
                 self.address_problems.append((len(self.problems), ref))
@@ -546,6 +554,13 @@ class _ResourceBuilder:
         self.problem = loader.problem
         self.domains = frozenset(customer.mail_domains)
         self.derived: dict[str, str] = {}  # id -> the name its alias was derived from
+        self.address_domains = frozenset(
+            d.lower() for d in (*self.domains, customer.tenant.initial_domain))
+        # (address, internal) of the references found fine on their own: a grantee is named
+        # again and again.
+        self.fine_addresses: set[tuple[str, bool]] = set()
+        # One frozenset for each set of rights written: 500,000 grants name a handful.
+        self.rights_sets: dict[tuple[str, ...], frozenset[str]] = {}
 
     def file(self, doc: YamlDocument, sid: str) -> None:
         data = doc.data
@@ -694,8 +709,7 @@ class _ResourceBuilder:
                                        capacity=merged.get("capacity"),
                                        booking=self.booking(ctx, merged.get("booking")),
                                        **common)
-        self.loader.check_addresses(resource, frozenset(
-            d.lower() for d in (*self.domains, self.customer.tenant.initial_domain)))
+        self.loader.check_addresses(resource, self.address_domains, self.fine_addresses)
         if len(self.loader.problems) != errors_before:
             return None
         return resource
@@ -730,7 +744,7 @@ class _ResourceBuilder:
         if values is None:
             return None, ()
         doc = ctx.doc_of(key)
-        sources = tuple(doc.item_ref(values, i) for i in range(len(values)))
+        sources = tuple(doc.item_refs(values))
         seen: dict[str, int] = {}
         for i, value in enumerate(values):
             low = value.lower()
@@ -741,17 +755,16 @@ class _ResourceBuilder:
 
     def grants(self, ctx: _Entry, items: list[dict[str, Any]], group: bool,
                ) -> tuple[AccessGrant, ...]:
-        doc = ctx.doc_of("permissions")
         grants = []
         seen: set[str] = set()
-        for i, g in enumerate(items):
-            source = doc.item_ref(items, i)
-            access = frozenset(g["access"])
+        for g, source in zip(items, ctx.doc_of("permissions").item_refs(items), strict=True):
+            access = self.rights(g["access"])
             user = g["user"]
-            if user.lower() in seen:
+            low = user.lower()
+            if low in seen:
                 self.problem(f"{user} appears twice in permissions; give one entry with every "
                              "access right", source)
-            seen.add(user.lower())
+            seen.add(low)
             if group and "FullAccess" in access:
                 self.problem("FullAccess does not exist on a distribution group; groups take "
                              "SendAs and SendOnBehalf only", source)
@@ -759,25 +772,31 @@ class _ResourceBuilder:
             if automapping is not None and "FullAccess" not in access:
                 self.problem("automapping applies to FullAccess only; add FullAccess to access "
                              "or remove automapping", source)
-            grants.append(AccessGrant(user=user, access=access, automapping=automapping,
-                                      source=source))
+            grants.append(AccessGrant(user, access, automapping, source))
         return tuple(grants)
 
+    def rights(self, names: list[str]) -> frozenset[str]:
+        key = tuple(names)
+        found = self.rights_sets.get(key)
+        if found is None:
+            found = self.rights_sets[key] = frozenset(names)
+        return found
+
     def calendar(self, ctx: _Entry, items: list[dict[str, Any]]) -> tuple[CalendarGrant, ...]:
-        doc = ctx.doc_of("calendar_permissions")
         grants = []
         seen: set[str] = set()
-        for i, g in enumerate(items):
-            source = doc.item_ref(items, i)
+        for g, source in zip(items, ctx.doc_of("calendar_permissions").item_refs(items),
+                             strict=True):
             user = g["user"]
             role = g.get("role")
             rights = g.get("rights")
             delegate = g.get("delegate", False)
             private = g.get("private_items", False)
-            if user.lower() in seen:
+            low = user.lower()
+            if low in seen:
                 self.problem(f"{user} appears twice in calendar_permissions; keep one entry",
                              source)
-            seen.add(user.lower())
+            seen.add(low)
             if role is not None and rights is not None:
                 self.problem("give either a role or rights, not both (a role is a named set of "
                              "rights); remove one", source)
@@ -792,8 +811,8 @@ class _ResourceBuilder:
                 self.problem("private_items needs delegate: true (only delegates may see "
                              "private items); add delegate: true or remove private_items", source)
             grants.append(CalendarGrant(
-                user=user, role=role, rights=frozenset(rights) if rights is not None else None,
-                delegate=delegate, private_items=private, source=source))
+                user, role, self.rights(rights) if rights is not None else None, delegate,
+                private, source))
         return tuple(grants)
 
     def mailbox_settings(self, ctx: _Entry, item: dict[str, Any]) -> dict[str, Any]:
@@ -826,7 +845,7 @@ class _ResourceBuilder:
         delegates = value.get("delegates")
         sources: tuple[SourceRef | None, ...] = ()
         if delegates is not None:
-            sources = tuple(doc.item_ref(delegates, i) for i in range(len(delegates)))
+            sources = tuple(doc.item_refs(delegates))
             seen: set[str] = set()
             for i, name in enumerate(delegates):
                 if name.lower() in seen:

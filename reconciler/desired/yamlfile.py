@@ -138,6 +138,14 @@ class YamlDocument:
         i = 2 + 2 * index
         return self._at(row, i if index >= 0 and i + 1 < len(row) else 0)
 
+    def item_refs(self, sequence: list[Any]) -> list[SourceRef | None]:
+        """The position of each item of ``sequence``, in order."""
+        row = self.marks.get(id(sequence))
+        if row is None or len(row) != 2 + 2 * len(sequence):
+            return [self.item_ref(sequence, i) for i in range(len(sequence))]
+        file = self.file
+        return [SourceRef(file, row[i] + 1, row[i + 1] + 1) for i in range(2, len(row), 2)]
+
     def path_ref(self, path: list[str | int] | tuple[str | int, ...]) -> SourceRef:
         """The position of the value at ``path`` (keys and indexes), as near as it exists."""
         value: Any = self.data
