@@ -176,17 +176,8 @@ def _untrusted(root: Path) -> str | None:
 
 
 def _flatten(value: Any, marks: dict[int, Row], out: list[Row]) -> None:
-    """Each container's row, in the order a depth-first walk of the data meets them."""
-    if value.__class__ is dict:
-        out.append(marks[id(value)])
-        for item in value.values():
-            if item.__class__ is dict or item.__class__ is list:
-                _flatten(item, marks, out)
-    elif value.__class__ is list:
-        out.append(marks[id(value)])
-        for item in value:
-            if item.__class__ is dict or item.__class__ is list:
-                _flatten(item, marks, out)
+    """Each container's row, in the order of :func:`_containers`."""
+    out.extend([marks[id(container)] for container in _containers(value)])
 
 
 def _document(entry: Any, key: str, display: str) -> YamlDocument | None:
@@ -203,14 +194,22 @@ def _document(entry: Any, key: str, display: str) -> YamlDocument | None:
 def _attach(value: Any, flat: list[Row], at: int, marks: dict[int, Row]) -> int:
     """Give each container of ``value`` its row from ``flat[at:]``; the next unused index.
     Raises IndexError or ValueError when the rows do not fit the data."""
-    if value.__class__ is not dict and value.__class__ is not list:
-        return at
-    row = flat[at]
-    if len(row) != (2 + 4 * len(value) if value.__class__ is dict else 2 + 2 * len(value)):
-        raise ValueError("marks do not fit the data")
-    marks[id(value)] = row
-    at += 1
-    for item in (value.values() if value.__class__ is dict else value):
-        if item.__class__ is dict or item.__class__ is list:
-            at = _attach(item, flat, at, marks)
-    return at
+    containers = _containers(value)
+    rows = flat[at:at + len(containers)]
+    if len(rows) != len(containers):
+        raise IndexError("fewer marks than containers")
+    for container, row in zip(containers, rows, strict=True):
+        if len(row) != 2 + (4 if container.__class__ is dict else 2) * len(container):
+            raise ValueError("marks do not fit the data")
+        marks[id(container)] = row
+    return at + len(containers)
+
+
+def _containers(value: Any) -> list[Any]:
+    """Every dict and list of ``value``, itself first, breadth first."""
+    todo = [value] if value.__class__ is dict or value.__class__ is list else []
+    for container in todo:  # grows as it goes
+        todo += [item for item in (container.values() if container.__class__ is dict
+                                   else container)
+                 if item.__class__ is dict or item.__class__ is list]
+    return todo
