@@ -307,6 +307,9 @@ class _Compiler:
         checks: list[Check] = []
         if "$ref" in s:
             checks.append(self.ref(base, s["$ref"]))
+        # One exact type (the common case) is checked first; the checks of that type's
+        # keywords then need not look at the type again.
+        only = s.get("type") if s.get("type") in ("string", "object", "array") else None
         if "type" in s:
             checks.append(_type_check(s["type"]))
         if "enum" in s:
@@ -317,23 +320,19 @@ class _Compiler:
             checks.append(lambda v: type(v) is str and v in allowed)
         string = self.string_check(s)
         if string:
-            checks.append(lambda v: type(v) is not str or string(v))
+            checks.append(string if only == "string" else
+                          lambda v: type(v) is not str or string(v))
         numeric = self.number_check(s)
         if numeric:
             checks.append(
                 lambda v: type(v) is bool or not isinstance(v, _NUMBER_TYPES) or numeric(v))
         obj = self.object_check(s, base)
         if obj:
-            checks.append(lambda v: type(v) is not dict or obj(v))
+            checks.append(obj if only == "object" else lambda v: type(v) is not dict or obj(v))
         arr = self.array_check(s, base)
         if arr:
-            checks.append(lambda v: type(v) is not list or arr(v))
-        if not checks:
-            return lambda v: True
-        if len(checks) == 1:
-            return checks[0]
-        first, *rest = checks
-        return lambda v: first(v) and all(c(v) for c in rest)
+            checks.append(arr if only == "array" else lambda v: type(v) is not list or arr(v))
+        return _all_of(checks)
 
     @staticmethod
     def string_check(s: dict[str, Any]) -> Check | None:
@@ -372,6 +371,21 @@ class _Compiler:
         required = tuple(s.get("required", ()))
         names = self.schema(s["propertyNames"], base) if "propertyNames" in s else None
         min_props = s.get("minProperties", 0)
+
+        if closed and not patterns and names is None:
+            def closed_check(v: dict[str, Any]) -> bool:  # keys known, nothing else allowed
+                if len(v) < min_props:
+                    return False
+                for k in required:
+                    if k not in v:
+                        return False
+                for k, x in v.items():
+                    c = props.get(k)
+                    if c is None or not c(x):
+                        return False
+                return True
+
+            return closed_check
 
         def check(v: dict[str, Any]) -> bool:
             if len(v) < min_props:
@@ -416,7 +430,11 @@ class _Compiler:
             # only lists of text are judged here for uniqueness; others take the exact path
             if unique and (not all(type(x) is str for x in v) or len(set(v)) != n):
                 return False
-            return item is None or all(item(x) for x in v)
+            if item is not None:
+                for x in v:
+                    if not item(x):
+                        return False
+            return True
 
         return check
 
@@ -435,6 +453,23 @@ _PY_TYPES: dict[str, Callable[[Any], bool]] = {
     "boolean": lambda v: type(v) is bool,
     "null": lambda v: v is None,
 }
+
+
+def _all_of(checks: list[Check]) -> Check:
+    """A check that passes when each of ``checks`` does (in order, stopping at the first that
+    fails); no generator per value for the usual one to three."""
+    if not checks:
+        return lambda v: True
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        a, b = checks
+        return lambda v: a(v) and b(v)
+    if len(checks) == 3:
+        a, b, c = checks
+        return lambda v: a(v) and b(v) and c(v)
+    first, *rest = checks
+    return lambda v: first(v) and all(c(v) for c in rest)
 
 
 def _type_check(spec: str | list[str]) -> Check:
