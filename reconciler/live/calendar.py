@@ -61,7 +61,7 @@ def disambiguate(backend: Backend, folder: str, rows: Iterable[dict[str, Any]],
     """``rows`` with each entry whose grantee is a shared display name replaced by what
     Exchange answers for each recipient bearing that name, named by its primary address."""
     rows = list(rows)
-    if not any(directory.display_name_shared(str(row.get("User") or "")) for row in rows):
+    if not directory.any_display_name_shared(str(row.get("User") or "") for row in rows):
         return rows  # no display name is shared: the entries as read
     out: list[dict[str, Any]] = []
     asked: set[str] = set()

@@ -61,12 +61,14 @@ class Directory:
         self._index: dict[str, Recipient] = {}
         self._resolved: dict[str, Recipient] = {}  # principal as asked -> what _index answered
         self._display: dict[str, list[Recipient]] = {}
+        self._shared: set[str] | None = None  # display names borne twice or more, once known
         self._lookup = lookup
         self._asked: set[str] = set()
         self._lock = threading.Lock()
         self.add(recipients)
 
     def add(self, recipients: Iterable[Mapping[str, Any]]) -> None:
+        self._shared = None
         for raw in recipients:
             address = strip_smtp(str(raw.get("PrimarySmtpAddress") or "")).lower()
             upn = str(raw.get("UserPrincipalName") or address).lower()
@@ -112,6 +114,11 @@ class Directory:
                 if names:
                     self.add(self._lookup(sorted(names)))
 
+    @property
+    def fetching(self) -> bool:
+        """Whether recipients not known yet are fetched when asked for (a scoped read)."""
+        return self._lookup is not None
+
     def seal(self) -> None:
         """No more fetching: the backend is closed."""
         self._lookup = None
@@ -139,6 +146,17 @@ class Directory:
         """Every recipient whose display name is ``name`` (letter case aside)."""
         self.fetch([name])
         return list(self._display.get(name.strip().lower(), ()))
+
+    def any_display_name_shared(self, names: Iterable[str]) -> bool:
+        """Whether any of ``names`` is a display name two or more recipients bear. Once every
+        recipient is known (a full read), a tenant where no two share one answers at once,
+        without looking at the names."""
+        if self._lookup is not None:
+            return any(self.display_name_shared(name) for name in names)
+        if self._shared is None:
+            self._shared = {n for n, bearers in self._display.items() if len(bearers) > 1}
+        shared = self._shared
+        return bool(shared) and any(name.strip().lower() in shared for name in names)
 
     def display_name_shared(self, name: str) -> bool:
         """Whether two or more recipients bear display name ``name`` (asked of every calendar

@@ -12,7 +12,7 @@ Unreadable live state is an error: a failed read raises, it never reads as "abse
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import html
 import logging
 import re
@@ -60,12 +60,13 @@ RECIPIENT_PROPERTIES = (
     "Alias", "DisplayName", "RecipientTypeDetails", "Office", "City", "Department",
     "CountryOrRegion", "UsageLocation", "EmailAddresses",
 )
+CUSTOM_ATTRIBUTE_KEYS = tuple(f"CustomAttribute{n}" for n in range(1, 16))
 MAILBOX_PROPERTIES = (
     "Identity", "Name", "Guid", "UserPrincipalName", "Alias", "DisplayName",
     "PrimarySmtpAddress", "RecipientTypeDetails", "ForwardingAddress", "ForwardingSmtpAddress",
     "DeliverToMailboxAndForward", "GrantSendOnBehalfTo", "RetentionPolicy", "ArchiveStatus",
     "ResourceCapacity", "Office", "EmailAddresses", "ArchiveGuid", "ArchiveState",
-    *(f"CustomAttribute{n}" for n in range(1, 16)),
+    *CUSTOM_ATTRIBUTE_KEYS,
 )
 GROUP_PROPERTIES = (
     "Identity", "Name", "Guid", "Alias", "DisplayName", "PrimarySmtpAddress", "ManagedBy",
@@ -132,19 +133,16 @@ def read_live(
 
     # Principals Exchange's answers name that a scoped read has not met yet, fetched at once.
     # (Entries naming a shared display name were told apart while reading the calendars.)
-    directory.fetch(strangers(results.values(), (raw for _, _, raw in matched.values())),
-                    display_names=False)
+    # A full read knows every recipient already: nothing to collect.
+    if directory.fetching:
+        directory.fetch(strangers(results.values(), (raw for _, _, raw in matched.values())),
+                        display_names=False)
     for rid, (wanted, _kind, raw) in matched.items():
         if sendas is not None:
             results[(rid, "send_as")] = sendas.get(rid, [])
         located = _located(customer, rid, wanted, directory, previous_locations, live)
-        built = _build(rid, wanted, raw, located, results, directory)
-        if rid in folders and isinstance(built, Mailbox):
-            built = dataclasses.replace(built, calendar_folder=folders[rid])
-        if results.get((rid, "booking")) and isinstance(built, RoomMailbox):
-            built = dataclasses.replace(built, booking=booking_of(
-                results[(rid, "booking")][0], directory.canonical))
-        live.state.add(built)
+        live.state.add(_build(rid, wanted, raw, located, results, directory,
+                              folders.get(rid)))
     _add_unmanaged(desired, mailboxes, own_groups, previous_locations, live)
     live.facts = read_tenant_facts(desired, backend, {rid: (kind, raw) for rid, (_, kind, raw)
                                                       in matched.items()}, scope)
@@ -389,7 +387,9 @@ def _located(customer: Customer, rid: str, wanted: Resource, directory: Director
 
 def _build(rid: str, wanted: Resource, raw: Mapping[str, Any], located: Location,
            results: Mapping[tuple[str, str], list[dict[str, Any]]],
-           directory: Directory) -> Resource:
+           directory: Directory, folder: str | None) -> Resource:
+    """The live resource, built once from everything read about it (``folder``: its calendar
+    as Exchange addresses it, when read)."""
     canonical = directory.canonical
     permissions = None
     if wanted.permissions is not None:
@@ -410,8 +410,8 @@ def _build(rid: str, wanted: Resource, raw: Mapping[str, Any], located: Location
         "retention_policy": raw.get("RetentionPolicy"),
         "archive": has_archive(raw),
         "forwarding": forwarding(raw, canonical),
-        "custom_attributes": tuple(
-            (n, str(raw.get(f"CustomAttribute{n}") or "")) for n in range(1, 16)),
+        "custom_attributes": custom_attributes(raw),
+        "calendar_folder": folder,
     }
     if (rid, "calendar") in results:
         settings["calendar_permissions"] = calendar_grants(results[(rid, "calendar")], canonical)
@@ -424,10 +424,12 @@ def _build(rid: str, wanted: Resource, raw: Mapping[str, Any], located: Location
                            convert_to="shared" if kind == "SharedMailbox" else None, **settings)
     if kind == "RoomMailbox":
         capacity = raw.get("ResourceCapacity")
+        processing = results.get((rid, "booking"))
         return RoomMailbox(id=rid, located_at=located, permissions=permissions,
                            name=raw.get("DisplayName"), alias=raw.get("Alias"),
                            location=raw.get("Office") or None,
                            capacity=int(capacity) if capacity not in (None, "") else None,
+                           booking=booking_of(processing[0], canonical) if processing else None,
                            **settings)
     # Declared as a shared mailbox (the planner reports it if it is something else live).
     return SharedMailbox(id=rid, located_at=located, permissions=permissions,
@@ -452,7 +454,7 @@ def access_grants(full_access: Iterable[Mapping[str, Any]], send_as: Iterable[Ma
     for entry in full_access:
         user = str(entry.get("User") or "")
         if (entry.get("IsInherited") or entry.get("Deny") or is_system_principal(user)
-                or "FullAccess" not in _as_list(entry.get("AccessRights"))):
+                or "FullAccess" not in _values(entry.get("AccessRights"))):
             continue
         key = canonical(user)
         rights.setdefault(key, set()).add("FullAccess")
@@ -462,13 +464,33 @@ def access_grants(full_access: Iterable[Mapping[str, Any]], send_as: Iterable[Ma
         trustee = str(entry.get("Trustee") or "")
         if (entry.get("IsInherited") or str(entry.get("AccessControlType", "Allow")) != "Allow"
                 or is_system_principal(trustee)
-                or "SendAs" not in _as_list(entry.get("AccessRights"))):
+                or "SendAs" not in _values(entry.get("AccessRights"))):
             continue
         rights.setdefault(canonical(trustee), set()).add("SendAs")
     for principal in send_on_behalf:
         rights.setdefault(canonical(str(principal)), set()).add("SendOnBehalf")
-    return tuple(AccessGrant(user=u, access=frozenset(r), automapping=automapping.get(u))
+    return tuple(_access_grant(u, frozenset(r), automapping.get(u))
                  for u, r in sorted(rights.items()))
+
+
+# A tenant's grants repeat endlessly (the same principal with the same rights on many
+# mailboxes): equal grants read are one shared, immutable instance, built once.
+GRANTS_KEPT = 1 << 16
+
+
+@functools.lru_cache(maxsize=GRANTS_KEPT)
+def _access_grant(user: str, access: frozenset[str], automapping: bool | None) -> AccessGrant:
+    return AccessGrant(user=user, access=access, automapping=automapping)
+
+
+@functools.lru_cache(maxsize=GRANTS_KEPT)
+def _calendar_grant(user: str, access: tuple[str, ...], delegate: bool,
+                    private_items: bool) -> CalendarGrant:
+    if len(access) == 1 and access[0] in CALENDAR_ROLES:
+        return CalendarGrant(user=user, role=access[0], delegate=delegate,
+                             private_items=private_items)
+    return CalendarGrant(user=user, rights=frozenset(access), delegate=delegate,
+                         private_items=private_items)
 
 
 def calendar_grants(entries: Iterable[Mapping[str, Any]],
@@ -478,18 +500,31 @@ def calendar_grants(entries: Iterable[Mapping[str, Any]],
         user = str(entry.get("User") or "")
         if not user or (is_system_principal(user) and user not in CALENDAR_BUILTIN_USERS):
             continue
-        access = _as_list(entry.get("AccessRights"))
-        flags = {f.strip() for f in str(entry.get("SharingPermissionFlags") or "").split(",")}
         key = canonical(user)
-        if len(access) == 1 and access[0] in CALENDAR_ROLES:
-            grant = CalendarGrant(user=key, role=access[0], delegate="Delegate" in flags,
-                                  private_items="CanViewPrivateItems" in flags)
-        else:
-            grant = CalendarGrant(user=key, rights=frozenset(access),
-                                  delegate="Delegate" in flags,
-                                  private_items="CanViewPrivateItems" in flags)
-        grants[key] = grant
+        grants[key] = _calendar_grant(
+            key, _values(entry.get("AccessRights")),
+            *_sharing_flags(str(entry.get("SharingPermissionFlags") or "")))
     return tuple(grants[k] for k in sorted(grants))
+
+
+@functools.lru_cache(maxsize=64)
+def _sharing_flags(text: str) -> tuple[bool, bool]:
+    """(Delegate, CanViewPrivateItems) of a SharingPermissionFlags value; the few values a
+    tenant uses are parsed once, not once per entry."""
+    flags = {f.strip() for f in text.split(",")}
+    return "Delegate" in flags, "CanViewPrivateItems" in flags
+
+
+
+def custom_attributes(raw: Mapping[str, Any]) -> tuple[tuple[int, str], ...]:
+    """CustomAttribute1..15 as (number, value) pairs, "" for an empty one."""
+    return _attribute_pairs(tuple(str(raw.get(k) or "") for k in CUSTOM_ATTRIBUTE_KEYS))
+
+
+@functools.lru_cache(maxsize=1024)
+def _attribute_pairs(values: tuple[str, ...]) -> tuple[tuple[int, str], ...]:
+    # Most mailboxes carry the same few values (mostly none at all): they share one tuple.
+    return tuple(enumerate(values, start=1))
 
 
 def accepts_external_senders(raw: Mapping[str, Any]) -> bool | None:
@@ -561,9 +596,10 @@ def auto_reply(raw: Mapping[str, Any]) -> AutoReply:
     )
 
 
-def _as_list(value: Any) -> list[str]:
+def _values(value: Any) -> tuple[str, ...]:
+    """A multi-valued property as its values: a list, or a comma-separated string."""
     if value is None:
-        return []
+        return ()
     if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return [str(v) for v in value]
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return tuple(map(str, value))

@@ -17,7 +17,13 @@ from typing import Any
 
 from reconciler.errors import Problem
 from reconciler.live.directory import Recipient, strip_smtp
-from reconciler.live.reader import LiveTenant, access_grants, forwarding, has_archive
+from reconciler.live.reader import (
+    LiveTenant,
+    access_grants,
+    custom_attributes,
+    forwarding,
+    has_archive,
+)
 from reconciler.live.tenant_facts import FORWARDING_ALLOWED, soft_deleted_holding
 from reconciler.model import (
     AccessGrant,
@@ -167,8 +173,7 @@ def _restored(wanted: SharedMailbox | RoomMailbox, row: Mapping[str, Any],
         "name": row.get("DisplayName"), "alias": row.get("Alias"),
         "retention_policy": row.get("RetentionPolicy"), "archive": has_archive(row),
         "forwarding": forwarding(row, canonical),
-        "custom_attributes": tuple((n, str(row.get(f"CustomAttribute{n}") or ""))
-                                   for n in range(1, 16)),
+        "custom_attributes": custom_attributes(row),
         "permissions": access_grants([], [], row.get("GrantSendOnBehalfTo") or [], canonical),
     }
     if isinstance(wanted, RoomMailbox):
