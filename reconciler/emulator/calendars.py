@@ -95,9 +95,10 @@ def _folder_entry(em: Emulator, obj: _Object, user: Any, cmdlet: str
     return None, shown, target
 
 
-def shown_entry(em: Emulator, obj: _Object, row: dict[str, Any]) -> dict[str, Any]:
+def shown_entry(em: Emulator, obj: _Object, row: dict[str, Any],
+                folder: str | None = None) -> dict[str, Any]:
     """An entry as Get-MailboxFolderPermission shows it: the grantee by display name."""
-    out = em._folder_out(obj, row)
+    out = em._folder_out(obj, row, folder)
     if row.get("User") not in CALENDAR_BUILTINS:
         owner = _entry_owner(em, row)
         if owner is not None:
@@ -158,7 +159,8 @@ def get_mailbox_folder_permission(em: Emulator, cmdlet: str, params: dict[str, A
         if row is None:
             raise _no_entry(NotFound, params["User"], cmdlet)
         rows = [row]
-    return em._limited([shown_entry(em, obj, r) for r in rows], params)
+    folder = em.folder_identity(obj)
+    return em._limited([shown_entry(em, obj, r, folder) for r in rows], params)
 
 
 def _write_target(em: Emulator, params: dict[str, Any], cmdlet: str
@@ -200,8 +202,7 @@ def set_mailbox_folder_permission(em: Emulator, cmdlet: str, params: dict[str, A
         # Left out, the flags (and the meeting message rule) stay as they are.
         row["SharingPermissionFlags"] = flags
     if row == before:
-        return CmdletResult(warnings=[_no_change_warning(f"{obj.identity}:\\"
-                                                         f"{obj.calendar_folder}")])
+        return CmdletResult(warnings=[_no_change_warning(em.folder_identity(obj))])
     return CmdletResult()
 
 

@@ -411,7 +411,7 @@ def get_mailbox_permission(em: Emulator, cmdlet: str, params: dict[str, Any]) ->
     if _get(params, "User"):
         target = em._principal(params["User"], cmdlet)
         rows = [r for r in rows if em._same_principal(r.get("User"), target)]
-    return em._limited([em._perm_out(obj, r) for r in rows], params)
+    return em._limited(em._perms_out(obj, rows), params)
 
 
 @handler("Add-MailboxPermission", "Identity", "User", "AccessRights", "AutoMapping", "Deny")
@@ -511,9 +511,9 @@ def get_recipient_permission(em: Emulator, cmdlet: str, params: dict[str, Any]) 
     target = em._principal(params["Trustee"], cmdlet) if _get(params, "Trustee") else None
     rows: list[dict[str, Any]] = []
     for obj in objects:
-        for row in obj.live_rows("recipient_permissions", now):
-            if target is None or em._same_principal(row.get("Trustee"), target):
-                rows.append(em._perm_out(obj, row))
+        rows.extend(em._perms_out(obj, (
+            row for row in obj.live_rows("recipient_permissions", now)
+            if target is None or em._same_principal(row.get("Trustee"), target))))
     return em._limited(rows, params)
 
 

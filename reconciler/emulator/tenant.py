@@ -360,7 +360,7 @@ class Emulator:
                 raise ReadOnlyBackend(f"{name} refused: this tenant is read-only.", cmdlet=name)
             handler = _HANDLERS.get(name)
             if self._read_only and handler is not None and parameters is not None \
-                    and all(k in handler[2] for k in parameters):
+                    and handler[2].issuperset(parameters):
                 return self._answer(name, handler[0], dict(parameters), select)
             params = canonical_parameters(cmdlet, parameters)
             if handler is None:
@@ -400,7 +400,7 @@ class Emulator:
         (``Kalender``, ``Agenda``). An emulator convenience; Exchange has no such cmdlet."""
         with self._lock:
             obj = self._require(identity, ("mailbox",), "Get-MailboxFolderPermission", read=True)
-            return f"{obj.identity}:\\{obj.calendar_folder}"
+            return self.folder_identity(obj)
 
     def close(self) -> None:
         """Nothing to release; present so an Emulator can stand in for a Backend."""
@@ -598,13 +598,13 @@ class Emulator:
         key = _lower(_strip_prefix(str(identity)))
         wanted = tuple(kinds) if kinds is not None else None
         now = self._clock()
+        visible_only = read or self.lag_applies_to_writes
         for table in self._index_tiers:
             bucket = table.get(key)
             if not bucket:  # most tiers know no such key: skip them cheaply
                 continue
-            hits = [o for o in bucket if wanted is None or o.kind in wanted]
-            if read or self.lag_applies_to_writes:
-                hits = [o for o in hits if o.visible_from <= now]
+            hits = [o for o in bucket if (wanted is None or o.kind in wanted)
+                    and (not visible_only or o.visible_from <= now)]
             if len(hits) == 1:
                 return hits[0]
             if len(hits) > 1:
@@ -686,10 +686,22 @@ class Emulator:
     def _perm_out(self, obj: _Object, row: Mapping[str, Any]) -> dict[str, Any]:
         return {"Identity": obj.identity, **row}
 
-    def _folder_out(self, obj: _Object, row: Mapping[str, Any]) -> dict[str, Any]:
-        out = {"Identity": f"{obj.identity}:\\{obj.calendar_folder}", **row}
+    def _perms_out(self, obj: _Object, rows: Iterable[Mapping[str, Any]]
+                   ) -> list[dict[str, Any]]:
+        """Each of ``rows`` as :meth:`_perm_out` shows it (the identity worked out once)."""
+        identity = obj.identity
+        return [{"Identity": identity, **row} for row in rows]
+
+    def _folder_out(self, obj: _Object, row: Mapping[str, Any],
+                    folder: str | None = None) -> dict[str, Any]:
+        """An entry as Exchange lists it, under the folder's identity (``folder``, when the
+        caller already worked it out for a whole listing)."""
+        out = {"Identity": folder or self.folder_identity(obj), **row}
         out.pop(FOLDER_WHO, None)
         return out
+
+    def folder_identity(self, obj: _Object) -> str:
+        return f"{obj.identity}:\\{obj.calendar_folder}"
 
     def _folder_saved(self, obj: _Object, row: Mapping[str, Any]) -> dict[str, Any]:
         """An entry as the snapshot keeps it: as written, unless its display name is shared,
@@ -865,10 +877,17 @@ class Emulator:
 
     @staticmethod
     def _count_name(cmdlet: str) -> str:
-        from reconciler.emulator.reference import load_reference
+        # The reference never changes within a process: each spelling is looked up once.
+        name = _COUNT_NAMES.get(cmdlet)
+        if name is None:
+            from reconciler.emulator.reference import load_reference
 
-        found = load_reference().get(cmdlet.lower())
-        return found.name if found is not None else cmdlet
+            found = load_reference().get(cmdlet.lower())
+            name = _COUNT_NAMES[cmdlet] = found.name if found is not None else cmdlet
+        return name
+
+
+_COUNT_NAMES: dict[str, str] = {}  # a cmdlet as spelled by a caller -> the reference's name
 
 
 def _held_addresses(obj: _Object) -> set[str]:
@@ -883,14 +902,19 @@ def _held_addresses(obj: _Object) -> set[str]:
 
 
 def _get(params: Mapping[str, Any], name: str, default: Any = None) -> Any:
+    """A parameter's value, its name in any letter case (as PowerShell binds it)."""
+    if name in params:  # spelled as the reference spells it: the common case
+        return params[name]
+    low = name.lower()
     for key, value in params.items():
-        if key.lower() == name.lower():
+        if key.lower() == low:
             return value
     return default
 
 
 def _present(params: Mapping[str, Any], name: str) -> bool:
-    return any(key.lower() == name.lower() for key in params)
+    low = name.lower()
+    return name in params or any(key.lower() == low for key in params)
 
 
 def _with_email_addresses(row: dict[str, Any]) -> None:

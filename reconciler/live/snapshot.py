@@ -8,6 +8,7 @@ never applied through it.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,13 @@ from typing import Any
 from reconciler import collector
 from reconciler.emulator.tenant import Emulator
 from reconciler.errors import ReconcilerError
-from reconciler.live.backend import CmdletResult, ReadOnlyBackend, is_write, log_call
+from reconciler.live.backend import (
+    CmdletResult,
+    ReadOnlyBackend,
+    call_log,
+    is_write,
+    log_call,
+)
 from reconciler.live.snapshot_format import load_snapshot
 
 
@@ -93,6 +100,8 @@ class EmulatedBackend:
 
     def _logged(self, cmdlet: str, parameters: Mapping[str, Any] | None,
                 run: Callable[[], CmdletResult]) -> CmdletResult:
+        if not call_log.isEnabledFor(logging.INFO):  # not logged: not timed either
+            return run()
         started = time.monotonic()
         result = run()
         log_call(f"{self.kind} {self.customer_id}", cmdlet, parameters, result,
