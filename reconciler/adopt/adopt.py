@@ -259,7 +259,7 @@ def import_customer(root: str | Path, customer_id: str, *, live_source: str | No
                     progress: ProgressCallback | None = None) -> ImportResult:
     """Load the repository at ``root`` and import ``customer_id``'s tenant into it."""
     from reconciler.desired import load
-    from reconciler.live.sources import open_backend
+    from reconciler.sources.backends import open_backend
 
     root = Path(root)
     state = customer_state(load(root), customer_id)

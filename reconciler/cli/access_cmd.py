@@ -47,7 +47,7 @@ def command(path: Path, mailbox: str | None, user: str | None, customers: tuple[
         if live_source is None:
             indexes.append(access.AccessIndex(state.resources.values(), root=desired.root))
             continue
-        from reconciler.live.sources import open_backend
+        from reconciler.sources.backends import open_backend
 
         backend = open_backend(live_source, state.customer, path)
         try:

@@ -238,7 +238,7 @@ def _apply(plan, target: Path | None, root: Path, live_source: str | None,  # ty
     from reconciler.cli.plan_cmd import refuse_over_limits
     from reconciler.desired import load
     from reconciler.live.journal import JOURNAL_DIRECTORY
-    from reconciler.live.sources import open_backend
+    from reconciler.sources.backends import open_backend
 
     refuse_over_limits(plan, allow_large_changes, "Nothing was changed.")
     if not plan.has_changes:

@@ -35,7 +35,7 @@ def command(customer: str, path: Path, live_source: str | None, out: Path, fmt: 
     from reconciler.adopt.inventory import inventory_of, read_raw
     from reconciler.cli.plan_cmd import progress_printer
     from reconciler.desired import load
-    from reconciler.live.sources import open_backend
+    from reconciler.sources.backends import open_backend
 
     state = customer_state(load(path), customer)
     backend = open_backend(live_source, state.customer, path)

@@ -76,7 +76,7 @@ def _report(results: list[tuple[str, str]], target: Path) -> None:
 def init(path: Path) -> None:
     """Create PATH/.reconciler/sandbox/ from the seeds in PATH/sandbox/ (existing tenants are
     kept)."""
-    from reconciler.live.sandbox import sandbox_directory, seed_sandbox
+    from reconciler.emulator.sandbox_backend import sandbox_directory, seed_sandbox
 
     _report(seed_sandbox(path), sandbox_directory(path))
 
@@ -90,8 +90,8 @@ def reset(path: Path, customers: tuple[str, ...]) -> None:
 
     What apply remembered about those tenants (applied locations, writes not yet visible) is
     forgotten too: it described the tenant that was just discarded."""
+    from reconciler.emulator.sandbox_backend import sandbox_directory, seed_sandbox
     from reconciler.live.applied import state_path
-    from reconciler.live.sandbox import sandbox_directory, seed_sandbox
 
     results = seed_sandbox(path, reset=True, customers=list(customers) or None)
     for customer, _ in results:
@@ -105,7 +105,7 @@ def reset(path: Path, customers: tuple[str, ...]) -> None:
               help="Show only this customer (repeatable).")
 def show(path: Path, customers: tuple[str, ...]) -> None:
     """Summarise each sandbox tenant: counts per type, mailboxes and their grants."""
-    from reconciler.live.sandbox import sandbox_directory
+    from reconciler.emulator.sandbox_backend import sandbox_directory
 
     directory = sandbox_directory(path)
     files = sorted(directory.glob("*.json")) if directory.is_dir() else []
@@ -130,7 +130,7 @@ def show(path: Path, customers: tuple[str, ...]) -> None:
 
 def summarise(file: Path) -> list[str]:
     """The lines ``sandbox show`` prints for one tenant file."""
-    from reconciler.live.snapshot import SnapshotBackend
+    from reconciler.emulator.snapshot_backend import SnapshotBackend
 
     backend = SnapshotBackend(file.parent, file.stem)
     em = backend.emulator

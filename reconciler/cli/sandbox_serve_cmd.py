@@ -49,8 +49,8 @@ def command(path: Path, port: int, apps: tuple[str, ...], seed: int, fault_rate:
             replay_timing: bool) -> None:
     """Serve the sandbox tenants of PATH as a fake Exchange Online (gateway + sign-in), or
     with --replay the answers of a recorded trace."""
+    from reconciler.emulator.sandbox_backend import SandboxBackend, sandbox_directory, seed_sandbox
     from reconciler.emulator.service import FakeExchangeService
-    from reconciler.live.sandbox import SandboxBackend, sandbox_directory, seed_sandbox
 
     directory = sandbox_directory(path)
     if replay_dir is not None:

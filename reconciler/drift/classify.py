@@ -101,7 +101,7 @@ def make_drift_report(root: str | Path, *, live_source: str | None = None,
     """Load the repository at ``root`` and report its drift against each customer's source;
     ``use_cache``: through the repository's parse cache, here and at the applied ref."""
     from reconciler.desired import load
-    from reconciler.live.sources import open_backend
+    from reconciler.sources.backends import open_backend
 
     root = Path(root)
     cache = ParseCache.of_repository(root) if use_cache else None

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from reconciler.errors import ReconcilerError
-from reconciler.live.sandbox import write_snapshot_atomically
+from reconciler.live.atomic import write_snapshot_atomically
 from reconciler.model import Location
 from reconciler.words import plural
 

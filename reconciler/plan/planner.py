@@ -107,7 +107,7 @@ def plan_basis(root: Path, plan: Plan) -> dict[str, str]:
 
 def _adopting(backend: Backend, preloaded: object) -> Backend:
     """``backend``, serving the snapshot read ahead for it if it is that snapshot's."""
-    from reconciler.live.snapshot import Preloaded, SnapshotBackend
+    from reconciler.emulator.snapshot_backend import Preloaded, SnapshotBackend
 
     if isinstance(backend, SnapshotBackend) and isinstance(preloaded, Preloaded):
         backend.adopt(preloaded)
@@ -134,9 +134,9 @@ def make_plan(
     the YAML files not in the repository's parse cache (reconciler.desired.cache)."""
     from reconciler.desired import load
     from reconciler.desired.cache import ParseCache
-    from reconciler.live.snapshot import Preloaded
-    from reconciler.live.sources import open_backend, preloads
+    from reconciler.emulator.snapshot_backend import Preloaded
     from reconciler.plan.scope import changed_since as scope_since
+    from reconciler.sources.backends import open_backend, preloads
 
     root = Path(root)
     cache = ParseCache.of_repository(root) if use_cache else None

@@ -11,7 +11,7 @@ import jsonschema
 import yaml
 
 from reconciler.adopt.export import CSV_COLUMNS
-from reconciler.live.sandbox import SandboxBackend
+from reconciler.emulator.sandbox_backend import SandboxBackend
 from reconciler.plan.planner import make_plan
 from tests.adopt.conftest import EXAMPLE, fresh_live, run
 

@@ -12,7 +12,7 @@ import yaml
 
 from reconciler.adopt.adopt import adopt
 from reconciler.desired import load
-from reconciler.live.sandbox import SandboxBackend
+from reconciler.emulator.sandbox_backend import SandboxBackend
 from reconciler.plan.planner import make_plan
 from reconciler.render.text import render_text
 from tests.adopt.conftest import SEED_CUSTOMERS, files_of, fresh_live, run

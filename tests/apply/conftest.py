@@ -1,7 +1,7 @@
 """Apply harness: a tiny desired-state repository per test, in-process emulated tenants, and
 backends that inject the failures apply must survive, with counters of what reached Exchange.
 
-The CLI is exercised in-process with ``reconciler.live.sources.open_backend`` pointed at these
+The CLI is exercised in-process with ``reconciler.sources.backends.open_backend`` pointed at these
 backends, so a test sees exactly which writes ran and how often.
 """
 
@@ -150,7 +150,7 @@ class Repo:
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Repo:
     r = Repo(tmp_path / "repo")
     r.write()
-    monkeypatch.setattr("reconciler.live.sources.open_backend",
+    monkeypatch.setattr("reconciler.sources.backends.open_backend",
                         lambda source, customer, root: r.backend)
     return r
 

@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reconciler.live import sandbox
+from reconciler.emulator import sandbox_backend as sandbox
 from reconciler.live.backend import CmdletResult, is_write
 
 

@@ -27,7 +27,7 @@ def clock() -> list[float]:
 def lagging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: list[float]) -> Repo:
     repo = Repo(tmp_path / "repo", lag_seconds=60, clock=lambda: clock[0])
     repo.write()
-    monkeypatch.setattr("reconciler.live.sources.open_backend",
+    monkeypatch.setattr("reconciler.sources.backends.open_backend",
                         lambda source, customer, root: repo.backend)
     return repo
 
@@ -109,7 +109,7 @@ def slow_to_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: list[fl
     repo = Repo(tmp_path / "repo", lag_seconds=20, clock=lambda: clock[0],
                 lag_applies_to_writes=True)
     repo.write()
-    monkeypatch.setattr("reconciler.live.sources.open_backend",
+    monkeypatch.setattr("reconciler.sources.backends.open_backend",
                         lambda source, customer, root: repo.backend)
     return repo
 

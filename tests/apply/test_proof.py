@@ -167,7 +167,7 @@ def test_a_create_refused_after_its_own_lost_answer_is_proven_and_done(tmp_path:
         clock[0] += seconds
 
     repo = Repo(tmp_path / "repo", lag_seconds=45, clock=lambda: clock[0])
-    monkeypatch.setattr("reconciler.live.sources.open_backend",
+    monkeypatch.setattr("reconciler.sources.backends.open_backend",
                         lambda source, customer, root: repo.backend)
     repo.yaml(LONDON, SALES)
     plan = make_plan(repo.root).plan

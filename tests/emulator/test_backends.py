@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-import reconciler.live.sandbox as sandbox_module
+import reconciler.emulator.sandbox_backend as sandbox_module
+from reconciler.emulator.sandbox_backend import SandboxBackend, seed_sandbox
+from reconciler.emulator.snapshot_backend import SnapshotBackend
 from reconciler.errors import ReconcilerError
 from reconciler.live.backend import Backend, ReadOnlyBackend
-from reconciler.live.sandbox import SandboxBackend, seed_sandbox
-from reconciler.live.snapshot import SnapshotBackend
-from reconciler.live.sources import open_backend, parse_source
 from reconciler.model import Customer, Tenant
+from reconciler.sources.backends import open_backend, parse_source
 from tests.emulator.conftest import SEEDS
 
 

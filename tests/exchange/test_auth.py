@@ -241,8 +241,8 @@ def test_live_exchange_opens_this_connector(app_cert: AppCertificate, key_env: s
     monkeypatch.delenv("RECONCILER_EXCHANGE_URL", raising=False)
     monkeypatch.delenv("RECONCILER_AUTHORITY_HOST", raising=False)
     from reconciler.live.backend import Backend
-    from reconciler.live.sources import open_backend
     from reconciler.model import Customer, Tenant
+    from reconciler.sources.backends import open_backend
 
     customer = Customer("contoso", "Contoso", Tenant(
         TENANT, "contoso.onmicrosoft.com", app_id=APP_ID, certificate_key=key_env,

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from reconciler.desired import ahead
-from reconciler.live import snapshot
-from reconciler.live.snapshot import SnapshotBackend, preload
-from reconciler.live.sources import preloads
+from reconciler.emulator import snapshot_backend as snapshot
+from reconciler.emulator.snapshot_backend import SnapshotBackend, preload
 from reconciler.plan.planner import make_plan
+from reconciler.sources.backends import preloads
 from tests.perf.test_same_output import reference_json
 
 
@@ -44,7 +44,7 @@ def test_the_snapshot_is_read_while_the_yaml_is_parsed_and_the_plan_is_the_same(
         built.append(cid if found is not None else "")
         return found
 
-    monkeypatch.setattr("reconciler.live.sources.preload", spy)
+    monkeypatch.setattr("reconciler.sources.backends.preload", spy)
     loaded: list[str] = []
     original_load = SnapshotBackend._load
 

@@ -14,10 +14,15 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from reconciler.emulator.sandbox_backend import (
+    SandboxBackend,
+    sandbox_directory,
+    seed_directory,
+    seed_sandbox,
+)
+from reconciler.emulator.snapshot_backend import Preloaded, SnapshotBackend, preload, snapshot_path
 from reconciler.errors import ReconcilerError
 from reconciler.live.backend import Backend
-from reconciler.live.sandbox import SandboxBackend, sandbox_directory, seed_directory, seed_sandbox
-from reconciler.live.snapshot import Preloaded, SnapshotBackend, preload, snapshot_path
 from reconciler.model import Customer
 
 SOURCES_HELP = "exchange, sandbox, sandbox:DIR or snapshot:DIR"
