@@ -12,6 +12,7 @@ everywhere except at the top level, where a misspelt list name would silently me
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import re
 import sys
@@ -242,6 +243,8 @@ _JSON_TYPES: dict[str, str] = {
     "boolean": "isinstance({v}, bool)",
     "null": "{v} is None",
 }
+# Item types whose isinstance check is exactly the JSON type (bool is an int to Python).
+_PYTHON_TYPES: dict[str, type] = {"string": str, "object": dict, "array": list}
 _ANNOTATIONS = frozenset({"$schema", "$id", "title", "description"})
 _MISSING = object()
 
@@ -256,7 +259,8 @@ class _Generator:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.namespace: dict[str, Any] = {"_M": _MISSING}
+        self.namespace: dict[str, Any] = {"_M": _MISSING, "_isinstance": isinstance,
+                                          "_repeat": itertools.repeat}
 
     def _const(self, value: Any) -> str:
         name = f"c{len(self.namespace)}"
@@ -279,6 +283,10 @@ class _Generator:
             elif keyword == "const":
                 c = self._const(arg)
                 parts.append(f"({v} == {c} and type({v}) is type({c}))")
+            elif keyword == "enum" and all(type(a) is str for a in arg):
+                # one set lookup, where a loop over the values would run for every row
+                c = self._const(frozenset(arg))
+                parts.append(f"(type({v}) is str and {v} in {c})")
             elif keyword == "enum":
                 c = self._const(tuple(arg))
                 parts.append(f"any({v} == a and type({v}) is type(a) for a in {c})")
@@ -292,6 +300,11 @@ class _Generator:
             elif keyword == "pattern":
                 rx = self._const(re.compile(arg))
                 parts.append(f"(not isinstance({v}, str) or {rx}.search({v}) is not None)")
+            elif keyword == "items" and set(arg) == {"type"} and arg["type"] in _PYTHON_TYPES:
+                # items of one type: checked in C, no Python call per item
+                kind = self._const(_PYTHON_TYPES[arg["type"]])
+                parts.append(f"(not isinstance({v}, list) or "
+                             f"all(map(_isinstance, {v}, _repeat({kind}))))")
             elif keyword == "items":
                 item = self.function(arg)
                 parts.append(f"(not isinstance({v}, list) or all(map({item}, {v})))")
