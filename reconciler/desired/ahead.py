@@ -22,6 +22,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -111,17 +112,52 @@ def workers_for(total_bytes: int) -> int:
     wanted = os.environ.get(VARIABLE, "").strip()
     if wanted:
         jobs = int(wanted) if wanted.isdigit() else 1
-    elif total_bytes < MIN_BYTES:
+        if jobs <= 1:
+            return 0
+    elif total_bytes < MIN_BYTES or _cores() < 2:
         return 0
     else:
-        jobs = _cores()
-    if jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        # Only the cores idle now: on a machine busy with other work, workers would only take
+        # turns with this process (measured: a plan then takes up to twice as long).
+        jobs = min(_cores(), int(_idle_cores() + 0.25))
+        if jobs < 1:
+            log.debug("YAML parsed in this process: no core is idle")
+            return 0
+    if "fork" not in multiprocessing.get_all_start_methods():
         return 0
     # Forking a process that runs other threads can copy a lock one of them holds, for ever.
     if threading.active_count() > 1:
         log.debug("YAML parsed in this process: other threads are running")
         return 0
     return jobs
+
+
+def _idle_cores(window: float = 0.02) -> float:
+    """How many cores were idle over the last ``window`` seconds (Linux's /proc/stat); as many
+    as there are where that cannot be read."""
+    first = _cpu_times()
+    if first is None:
+        return float(_cores())
+    time.sleep(window)
+    second = _cpu_times()
+    if second is None:
+        return float(_cores())
+    idle = second[0] - first[0]
+    total = second[1] - first[1]
+    # The first line of /proc/stat sums every core the machine has.
+    return (os.cpu_count() or 1) * idle / total if total > 0 else float(_cores())
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(idle, total) clock ticks of all cores since boot."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    if len(fields) < 5:
+        return None
+    return fields[3] + fields[4], sum(fields[:8])  # idle + iowait; user..steal
 
 
 def _cores() -> int:

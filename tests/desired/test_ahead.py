@@ -138,8 +138,14 @@ def test_files_outside_the_repository_are_never_handed_to_a_worker(
 def test_how_many_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ahead.VARIABLE, raising=False)
     monkeypatch.setattr(ahead, "_cores", lambda: 4)
+    monkeypatch.setattr(ahead, "_idle_cores", lambda: 3.9)
     assert ahead.workers_for(ahead.MIN_BYTES - 1) == 0  # small: not worth the processes
     assert ahead.workers_for(ahead.MIN_BYTES) == 4
+    monkeypatch.setattr(ahead, "_idle_cores", lambda: 1.8)  # others use two cores
+    assert ahead.workers_for(ahead.MIN_BYTES) == 2
+    monkeypatch.setattr(ahead, "_idle_cores", lambda: 0.6)  # busy: workers would take turns
+    assert ahead.workers_for(ahead.MIN_BYTES) == 0
+    monkeypatch.setattr(ahead, "_idle_cores", lambda: 3.9)
     monkeypatch.setattr(ahead, "_cores", lambda: 1)
     assert ahead.workers_for(10 * ahead.MIN_BYTES) == 0
     monkeypatch.setenv(ahead.VARIABLE, "1")
@@ -173,3 +179,8 @@ def test_parsed_ahead_the_parse_cache_gets_the_same_entries(
         assert load(copy, cache=ParseCache(cache.directory)) == model  # served from it
     assert len(taken) == 12
     assert len(stored["2"]) == 2 + 10 + 12 and stored["2"] == stored["1"]
+
+
+def test_idle_cores_are_read_from_the_machine() -> None:
+    idle = ahead._idle_cores(0.05)
+    assert 0.0 <= idle <= (os.cpu_count() or 1) + 0.01
