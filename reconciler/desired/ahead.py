@@ -21,6 +21,7 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections import deque
@@ -101,6 +102,12 @@ def parse_file(job: Job) -> Parsed | None:
         key = entry_key(job.cache_version, raw, job.kind)
         entry = (key, entry_body(key, doc.data, flat))
     return Parsed(digest, [], doc.data, flat, entry)
+
+
+def _worker_start() -> None:
+    # Ctrl-C reaches every process of the terminal's group: the command stops its workers and
+    # says "Interrupted."; a worker of its own would only print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _parse_chunk(jobs: Sequence[Job]) -> list[Parsed | None]:
@@ -231,7 +238,8 @@ class Ahead:
             try:
                 if self._pool is None:
                     self._pool = ProcessPoolExecutor(
-                        self.workers, mp_context=multiprocessing.get_context("fork"))
+                        self.workers, mp_context=multiprocessing.get_context("fork"),
+                        initializer=_worker_start)
                 self._sent.append((chunk, self._pool.submit(_parse_chunk, chunk)))
             except (OSError, RuntimeError) as e:  # no processes to be had: parse here
                 self._fail(e)

@@ -184,3 +184,26 @@ def test_parsed_ahead_the_parse_cache_gets_the_same_entries(
 def test_idle_cores_are_read_from_the_machine() -> None:
     idle = ahead._idle_cores(0.05)
     assert 0.0 <= idle <= (os.cpu_count() or 1) + 0.01
+
+
+def _sigint_handler(_: object) -> list[str]:
+    import signal
+
+    return [str(signal.getsignal(signal.SIGINT))]
+
+
+def test_a_worker_leaves_ctrl_c_to_the_command(monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    import signal
+
+    path = tmp_path / "x.yaml"
+    path.write_text("mailboxes: []\n")
+    monkeypatch.setattr(ahead, "_parse_chunk", _sigint_handler)  # report, in the worker
+    parse_ahead = ahead.Ahead(1)
+    try:
+        parse_ahead.queue([ahead.Job(str(path), str(path), "resources")])
+        _, future = parse_ahead._sent[0]
+        assert future.result() == [str(signal.SIG_IGN)]
+    finally:
+        parse_ahead.close()
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # not in the command itself
