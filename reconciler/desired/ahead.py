@@ -47,6 +47,7 @@ MIN_BYTES = 2 * 1024 * 1024
 # the memory held by answers not yet taken.
 CHUNK_BYTES = 256 * 1024
 AHEAD_PER_WORKER = 3
+MAX_WORKERS = 32
 
 
 
@@ -118,7 +119,8 @@ def workers_for(total_bytes: int) -> int:
     """How many worker processes to parse ``total_bytes`` of YAML with (0: parse here)."""
     wanted = os.environ.get(VARIABLE, "").strip()
     if wanted:
-        jobs = int(wanted) if wanted.isdigit() else 1
+        # A number beyond what a machine could use would only fork processes to wait.
+        jobs = min(int(wanted), MAX_WORKERS) if wanted.isdigit() else 1
         if jobs <= 1:
             return 0
     elif total_bytes < MIN_BYTES or _cores() < 2:

@@ -152,6 +152,10 @@ def test_how_many_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     assert ahead.workers_for(10 * ahead.MIN_BYTES) == 0
     monkeypatch.setenv(ahead.VARIABLE, "3")
     assert ahead.workers_for(0) == 3
+    monkeypatch.setenv(ahead.VARIABLE, "100000")
+    assert ahead.workers_for(0) == ahead.MAX_WORKERS
+    monkeypatch.setenv(ahead.VARIABLE, "two")
+    assert ahead.workers_for(10 * ahead.MIN_BYTES) == 0
     monkeypatch.setattr(ahead.threading, "active_count", lambda: 2)
     assert ahead.workers_for(10 * ahead.MIN_BYTES) == 0  # forking beside threads is unsafe
 
