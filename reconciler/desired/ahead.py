@@ -121,6 +121,9 @@ def workers_for(total_bytes: int) -> int:
     if wanted:
         # A number beyond what a machine could use would only fork processes to wait.
         jobs = min(int(wanted), MAX_WORKERS) if wanted.isdigit() else 1
+        if not wanted.isdigit():
+            log.warning("%s=%r is not a number of processes; the YAML is parsed in this one",
+                        VARIABLE, wanted)
         if jobs <= 1:
             return 0
     elif total_bytes < MIN_BYTES or _cores() < 2:

@@ -135,7 +135,8 @@ def test_files_outside_the_repository_are_never_handed_to_a_worker(
     assert "linked.yaml" not in queued and len(queued) == 12
 
 
-def test_how_many_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_how_many_workers(monkeypatch: pytest.MonkeyPatch,
+                          caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.delenv(ahead.VARIABLE, raising=False)
     monkeypatch.setattr(ahead, "_cores", lambda: 4)
     monkeypatch.setattr(ahead, "_idle_cores", lambda: 3.9)
@@ -156,6 +157,7 @@ def test_how_many_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     assert ahead.workers_for(0) == ahead.MAX_WORKERS
     monkeypatch.setenv(ahead.VARIABLE, "two")
     assert ahead.workers_for(10 * ahead.MIN_BYTES) == 0
+    assert "RECONCILER_JOBS='two' is not a number" in caplog.text
     monkeypatch.setattr(ahead.threading, "active_count", lambda: 2)
     assert ahead.workers_for(10 * ahead.MIN_BYTES) == 0  # forking beside threads is unsafe
 
