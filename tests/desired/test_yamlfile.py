@@ -7,6 +7,8 @@ import datetime as dt
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.desired.yamlfile import YamlError, parse_yaml
 
@@ -99,3 +101,21 @@ def test_aliases_within_the_budget_repeat_their_value_with_its_positions() -> No
     assert doc.data == {"a": {"k": [1, 2]}, "b": {"k": [1, 2]}}
     assert doc.data["a"] is not doc.data["b"]
     assert doc.item_ref(doc.data["b"]["k"], 1).line == 1
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=12)
+_PLAIN = st.one_of(_TEXT, st.integers(-10**6, 10**6), st.booleans(), st.none(),
+                   st.floats(allow_nan=False), st.sampled_from(
+                       ["no", "Yes", "~", "0x1F", "1e3", "1_000", ".inf", "2026-12-20", "<<",
+                        "12:30", "0o17", "+3", "-", "FullAccess", "null", "Off"]))
+_DATA = st.recursive(_PLAIN, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(_TEXT, inner, max_size=4)), max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.dictionaries(_TEXT, _DATA, max_size=5), flow=st.booleans())
+def test_what_the_walker_reads_is_what_yaml_reads(data: dict, flow: bool) -> None:
+    # Text that YAML would read as a date stays text here; no such text is written unquoted.
+    text = yaml.safe_dump(data, default_flow_style=flow, allow_unicode=True)
+    expected = yaml.safe_load(text)
+    assert parse_yaml(text.encode(), "f.yaml").data == expected
