@@ -307,10 +307,14 @@ class _Compiler:
         checks: list[Check] = []
         if "$ref" in s:
             checks.append(self.ref(base, s["$ref"]))
-        # One exact type (the common case) is checked first; the checks of that type's
-        # keywords then need not look at the type again.
+        # One type of string, object or array (the common case): the check of that type's
+        # keywords tests the type itself, one call per value instead of three.
         only = s.get("type") if s.get("type") in ("string", "object", "array") else None
-        if "type" in s:
+        string = self.string_check(s, only == "string")
+        obj = self.object_check(s, base, only == "object")
+        arr = self.array_check(s, base, only == "array")
+        typed = {"string": string or ("enum" in s), "object": obj, "array": arr}.get(only)
+        if "type" in s and not typed:
             checks.append(_type_check(s["type"]))
         if "enum" in s:
             options = s["enum"]
@@ -318,7 +322,6 @@ class _Compiler:
                 raise _Unsupported(options)
             allowed = frozenset(options)
             checks.append(lambda v: type(v) is str and v in allowed)
-        string = self.string_check(s)
         if string:
             checks.append(string if only == "string" else
                           lambda v: type(v) is not str or string(v))
@@ -326,16 +329,15 @@ class _Compiler:
         if numeric:
             checks.append(
                 lambda v: type(v) is bool or not isinstance(v, _NUMBER_TYPES) or numeric(v))
-        obj = self.object_check(s, base)
         if obj:
             checks.append(obj if only == "object" else lambda v: type(v) is not dict or obj(v))
-        arr = self.array_check(s, base)
         if arr:
             checks.append(arr if only == "array" else lambda v: type(v) is not list or arr(v))
         return _all_of(checks)
 
     @staticmethod
-    def string_check(s: dict[str, Any]) -> Check | None:
+    def string_check(s: dict[str, Any], typed: bool) -> Check | None:
+        """The string keywords of ``s``; ``typed``: the check also tests that it is text."""
         pattern = re.compile(s["pattern"]).search if "pattern" in s else None
         low = s.get("minLength", 0)
         high = s.get("maxLength")
@@ -343,6 +345,8 @@ class _Compiler:
             return None
 
         def check(v: str) -> bool:
+            if typed and type(v) is not str:
+                return False
             n = len(v)
             if n < low or (high is not None and n > high):
                 return False
@@ -357,7 +361,7 @@ class _Compiler:
             return None
         return lambda v: (low is None or v >= low) and (high is None or v <= high)
 
-    def object_check(self, s: dict[str, Any], base: str) -> Check | None:
+    def object_check(self, s: dict[str, Any], base: str, typed: bool) -> Check | None:
         keys = ("properties", "patternProperties", "additionalProperties", "required",
                 "propertyNames", "minProperties")
         if not any(k in s for k in keys):
@@ -374,7 +378,7 @@ class _Compiler:
 
         if closed and not patterns and names is None:
             def closed_check(v: dict[str, Any]) -> bool:  # keys known, nothing else allowed
-                if len(v) < min_props:
+                if (typed and type(v) is not dict) or len(v) < min_props:
                     return False
                 for k in required:
                     if k not in v:
@@ -388,7 +392,7 @@ class _Compiler:
             return closed_check
 
         def check(v: dict[str, Any]) -> bool:
-            if len(v) < min_props:
+            if (typed and type(v) is not dict) or len(v) < min_props:
                 return False
             for k in required:
                 if k not in v:
@@ -415,7 +419,7 @@ class _Compiler:
 
         return check
 
-    def array_check(self, s: dict[str, Any], base: str) -> Check | None:
+    def array_check(self, s: dict[str, Any], base: str, typed: bool) -> Check | None:
         keys = ("items", "minItems", "maxItems", "uniqueItems")
         if not any(k in s for k in keys):
             return None
@@ -424,6 +428,8 @@ class _Compiler:
         unique = s.get("uniqueItems", False)
 
         def check(v: list[Any]) -> bool:
+            if typed and type(v) is not list:
+                return False
             n = len(v)
             if n < low or (high is not None and n > high):
                 return False
