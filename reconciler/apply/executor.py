@@ -214,6 +214,24 @@ def _check_acyclic(preds: Mapping[tuple[str, int], set[tuple[str, int]]]) -> Non
                 stack.append((nxt, iter(preds[nxt])))
 
 
+class _RunState:
+    """One run's bookkeeping: the operations, what each still waits for, which have ended,
+    and which changes' creates ran in this run."""
+
+    def __init__(self, changes: Sequence[Change]) -> None:
+        self.refs, preds = build_graph(changes)
+        self.creators = creations(changes)
+        self.created: set[str] = set()  # changes whose create ran in this run
+        self.by_key = {r.key: r for r in self.refs}
+        self.succs: dict[tuple[str, int], list[tuple[str, int]]] = {k: [] for k in preds}
+        for k, ps in preds.items():
+            for p in ps:
+                self.succs[p].append(k)
+        self.results: dict[tuple[str, int], OpResult] = {}
+        self.waiting = {k: set(ps) for k, ps in preds.items()}
+        self.total = len(self.refs)
+
+
 class Executor:
     """Carries out one customer's changes against ``backend``."""
 
@@ -234,77 +252,80 @@ class Executor:
                              and not isinstance(lag, bool) else options.confirm_wait)
 
     def run(self, changes: Sequence[Change]) -> list[OpResult]:
-        refs, preds = build_graph(changes)
-        creators = creations(changes)
-        created: set[str] = set()  # changes whose create ran in this run
+        state = _RunState(changes)
         view = self.journal.view(self.checksum)
-        if any(r.op.cmdlet.startswith("New-") for r in refs):
+        if any(r.op.cmdlet.startswith("New-") for r in state.refs):
             # Before any write: which recipients exist, so that a create refused as "address
             # taken" can be told apart from one an earlier attempt of this apply made.
             self.baseline = self.recipients.ids()
-        by_key = {r.key: r for r in refs}
-        succs: dict[tuple[str, int], list[tuple[str, int]]] = {k: [] for k in preds}
-        for k, ps in preds.items():
-            for p in ps:
-                succs[p].append(k)
-        results: dict[tuple[str, int], OpResult] = {}
-        waiting = {k: set(ps) for k, ps in preds.items()}
-        total = len(refs)
+        self._drive(state, view)
+        return [state.results.get(r.key) or OpResult(r, NOT_STARTED,
+                                                     "interrupted before it started")
+                for r in state.refs]
 
-        def finish(result: OpResult) -> list[tuple[str, int]]:
-            results[result.ref.key] = result
-            if result.calls and result.status == SUCCEEDED and result.ref.key in {
-                    creators.get(result.ref.change.id.lower())}:
-                created.add(result.ref.address)
-            if self.progress is not None:
-                self.progress(result, result.ref, len(results), total)
-            ready = []
-            if result.status == SUCCEEDED:
-                for s in succs[result.ref.key]:
-                    waiting[s].discard(result.ref.key)
-                    if not waiting[s] and s not in results:
-                        ready.append(s)
-            else:
-                self._skip_dependants(result, succs, by_key, results, finish)
-            return ready
-
-        ready = [k for k, ps in waiting.items() if not ps]
+    def _drive(self, state: _RunState, view: JournalView) -> None:
+        """Run every operation whose predecessors succeeded, as workers come free, until none
+        is left or Ctrl-C stops handing out more."""
+        ready = [k for k, ps in state.waiting.items() if not ps]
         futures: dict[Future[OpResult], tuple[str, int]] = {}
         width = max(1, self.options.concurrency)
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="apply") as pool:
             try:
                 while ready or futures:
-                    # Hand out no more than there are workers: nothing waits in a queue, so an
-                    # interruption stops everything not already on the wire.
-                    while ready and len(futures) < width:
-                        key = ready.pop(0)
-                        if key in results:
-                            continue
-                        ref = by_key[key]
-                        if key in view.done:
-                            ready.extend(finish(OpResult(ref, SUCCEEDED,
-                                                         "done in an earlier run (journal)")))
-                            continue
-                        if self.progress is not None:
-                            self.progress(None, ref, len(results), total)
-                        fresh = bool(created_before(ref, creators) & created)
-                        futures[pool.submit(self._run_one, ref, view, fresh)] = key
+                    self._hand_out(pool, ready, futures, width, state, view)
                     if not futures:
                         continue
                     done, _ = wait(futures, return_when=FIRST_COMPLETED)
                     for fut in done:
                         futures.pop(fut)
-                        ready.extend(finish(fut.result()))
+                        ready.extend(self._finish(state, fut.result()))
             except KeyboardInterrupt:
                 # Ctrl-C: nothing more goes out; what is on the wire finishes and is journaled.
                 self.interrupted = True
-                self._settle_in_flight(futures, results)
+                self._settle_in_flight(futures, state.results)
             except BaseException:
                 for fut in futures:
                     fut.cancel()
                 raise
-        return [results.get(r.key) or OpResult(r, NOT_STARTED, "interrupted before it started")
-                for r in refs]
+
+    def _hand_out(self, pool: ThreadPoolExecutor, ready: list[tuple[str, int]],
+                  futures: dict[Future[OpResult], tuple[str, int]], width: int,
+                  state: _RunState, view: JournalView) -> None:
+        """Submit ready operations, no more than there are workers: nothing waits in a queue,
+        so an interruption stops everything not already on the wire. What the journal says
+        is done for this plan ends at once, without a call."""
+        while ready and len(futures) < width:
+            key = ready.pop(0)
+            if key in state.results:
+                continue
+            ref = state.by_key[key]
+            if key in view.done:
+                ready.extend(self._finish(state, OpResult(ref, SUCCEEDED,
+                                                          "done in an earlier run (journal)")))
+                continue
+            if self.progress is not None:
+                self.progress(None, ref, len(state.results), state.total)
+            fresh = bool(created_before(ref, state.creators) & state.created)
+            futures[pool.submit(self._run_one, ref, view, fresh)] = key
+
+    def _finish(self, state: _RunState, result: OpResult) -> list[tuple[str, int]]:
+        """Record an operation's end; the operations it released, or skip its dependants."""
+        results = state.results
+        results[result.ref.key] = result
+        if result.calls and result.status == SUCCEEDED and result.ref.key in {
+                state.creators.get(result.ref.change.id.lower())}:
+            state.created.add(result.ref.address)
+        if self.progress is not None:
+            self.progress(result, result.ref, len(results), state.total)
+        ready = []
+        if result.status == SUCCEEDED:
+            for s in state.succs[result.ref.key]:
+                state.waiting[s].discard(result.ref.key)
+                if not state.waiting[s] and s not in results:
+                    ready.append(s)
+        else:
+            self._skip_dependants(result, state)
+        return ready
 
     @staticmethod
     def _settle_in_flight(futures: Mapping[Future[OpResult], tuple[str, int]],
@@ -313,20 +334,16 @@ class Executor:
             if not fut.cancel():  # running: let it end, so that its end line is written
                 results[key] = fut.result()
 
-    def _skip_dependants(self, failed: OpResult, succs: Mapping[tuple[str, int],
-                                                               list[tuple[str, int]]],
-                         by_key: Mapping[tuple[str, int], OpRef],
-                         results: dict[tuple[str, int], OpResult],
-                         finish: Callable[[OpResult], list[tuple[str, int]]]) -> None:
-        for s in succs[failed.ref.key]:
-            if s in results:
+    def _skip_dependants(self, failed: OpResult, state: _RunState) -> None:
+        for s in state.succs[failed.ref.key]:
+            if s in state.results:
                 continue
-            ref = by_key[s]
+            ref = state.by_key[s]
             cause = failed.ref if failed.status == FAILED else None
             reason = (f"depends on {cause.describe()} ({cause.address}), which failed"
                       if cause is not None else failed.detail)
             self.journal.append("skipped", **self._fields(ref), reason=reason)
-            finish(OpResult(ref, SKIPPED, reason))
+            self._finish(state, OpResult(ref, SKIPPED, reason))
 
     def _fields(self, ref: OpRef) -> dict[str, Any]:
         return {"plan": self.checksum, "address": ref.address, "op": ref.index,
@@ -388,23 +405,9 @@ class Executor:
                 return self._absent(ref, e, calls, unseen if fresh else None)
             except (AmbiguousWriteError, TransientError) as e:
                 ambiguous += 1
-                if not write:
-                    if ambiguous >= opts.max_attempts:
-                        return OpResult(ref, FAILED, message=e.message, calls=calls)
-                    opts.sleep(delay)
-                    delay *= 2
-                    continue
-                answer = self._confirm(ref)
-                if answer is True:
-                    return OpResult(ref, SUCCEEDED, "committed despite an ambiguous failure "
-                                    "(read back)", calls=calls)
-                if answer is None:
-                    return OpResult(ref, FAILED, message=f"{e.message}; outcome unknown and "
-                                    f"reading it back failed, so it was not retried",
-                                    calls=calls)
-                if ambiguous >= opts.max_attempts:
-                    return OpResult(ref, FAILED, message=f"{e.message} (not committed after "
-                                    f"{ambiguous} attempts)", calls=calls)
+                ended = self._after_unknown_outcome(ref, e, write, ambiguous, calls)
+                if ended is not None:
+                    return ended
                 opts.sleep(delay)
                 delay *= 2
                 continue
@@ -412,6 +415,28 @@ class Executor:
                 return OpResult(ref, FAILED, message=e.message, calls=calls)
             return OpResult(ref, SUCCEEDED, _success_detail(op.cmdlet, result.warnings),
                             calls=calls)
+
+    def _after_unknown_outcome(self, ref: OpRef, e: ExchangeError, write: bool,
+                               ambiguous: int, calls: int) -> OpResult | None:
+        """The end of an operation whose answer left its outcome unknown, or None to send it
+        again after a backoff: a read is retried up to ``max_attempts``; a write is read back
+        first and sent again only when its effect is not there."""
+        opts = self.options
+        if not write:
+            if ambiguous >= opts.max_attempts:
+                return OpResult(ref, FAILED, message=e.message, calls=calls)
+            return None
+        answer = self._confirm(ref)
+        if answer is True:
+            return OpResult(ref, SUCCEEDED, "committed despite an ambiguous failure "
+                            "(read back)", calls=calls)
+        if answer is None:
+            return OpResult(ref, FAILED, message=f"{e.message}; outcome unknown and "
+                            f"reading it back failed, so it was not retried", calls=calls)
+        if ambiguous >= opts.max_attempts:
+            return OpResult(ref, FAILED, message=f"{e.message} (not committed after "
+                            f"{ambiguous} attempts)", calls=calls)
+        return None
 
     def _settle_resumed(self, ref: OpRef) -> OpResult | None:
         """A write an earlier run left in flight: done if read back, None to send it."""
