@@ -127,31 +127,46 @@ def read_raw(backend: Backend, *, workers: int = 4, only: Collection[str] | None
     are read, object by object; recipients are still read in full, to resolve principals."""
     recipients = _get(backend, "Get-Recipient", {"ResultSize": "Unlimited"},
                       RECIPIENT_PROPERTIES)
-    if only is None:
-        raw = RawTenant(
-            recipients=recipients,
-            mailboxes=[m for m in _get(backend, "Get-Mailbox", {"ResultSize": "Unlimited"},
-                                       MAILBOX_PROPERTIES)
-                       if m.get("RecipientTypeDetails") in MAILBOX_KINDS],
-            groups=_get(backend, "Get-DistributionGroup", {"ResultSize": "Unlimited"},
-                        GROUP_PROPERTIES),
-            send_as=_get(backend, "Get-RecipientPermission", {"ResultSize": "Unlimited"}),
-            accepted_domains=_get(backend, "Get-AcceptedDomain", {}),
-            retention_policies=_get(backend, "Get-RetentionPolicy", {}),
-        )
-    else:
-        raw = RawTenant(recipients=recipients, mailboxes=[], groups=[], send_as=[],
-                        accepted_domains=[], retention_policies=[])
-        for identity in sorted({i for i in only if i}):
-            raw.mailboxes += [m for m in _get_one(backend, "Get-Mailbox", identity,
-                                                  MAILBOX_PROPERTIES)
-                              if m.get("RecipientTypeDetails") in MAILBOX_KINDS]
-            raw.groups += _get_one(backend, "Get-DistributionGroup", identity,
-                                   GROUP_PROPERTIES)
-        for row in raw.mailboxes + raw.groups:
-            raw.send_as += _get(backend, "Get-RecipientPermission",
-                                {"Identity": primary_address(row)})
-    directory = Directory(recipients)
+    raw = (_read_tenant_wide(backend, recipients) if only is None
+           else _read_named(backend, recipients, only))
+    _read_per_object(backend, raw, Directory(recipients), workers, progress)
+    return raw
+
+
+def _read_tenant_wide(backend: Backend, recipients: list[dict[str, Any]]) -> RawTenant:
+    """The bulk reads: every mailbox, group and SendAs entry of the tenant."""
+    return RawTenant(
+        recipients=recipients,
+        mailboxes=[m for m in _get(backend, "Get-Mailbox", {"ResultSize": "Unlimited"},
+                                   MAILBOX_PROPERTIES)
+                   if m.get("RecipientTypeDetails") in MAILBOX_KINDS],
+        groups=_get(backend, "Get-DistributionGroup", {"ResultSize": "Unlimited"},
+                    GROUP_PROPERTIES),
+        send_as=_get(backend, "Get-RecipientPermission", {"ResultSize": "Unlimited"}),
+        accepted_domains=_get(backend, "Get-AcceptedDomain", {}),
+        retention_policies=_get(backend, "Get-RetentionPolicy", {}),
+    )
+
+
+def _read_named(backend: Backend, recipients: list[dict[str, Any]],
+                only: Collection[str]) -> RawTenant:
+    """Just the mailboxes and groups at ``only``'s addresses, and their SendAs entries."""
+    raw = RawTenant(recipients=recipients, mailboxes=[], groups=[], send_as=[],
+                    accepted_domains=[], retention_policies=[])
+    for identity in sorted({i for i in only if i}):
+        raw.mailboxes += [m for m in _get_one(backend, "Get-Mailbox", identity,
+                                              MAILBOX_PROPERTIES)
+                          if m.get("RecipientTypeDetails") in MAILBOX_KINDS]
+        raw.groups += _get_one(backend, "Get-DistributionGroup", identity,
+                               GROUP_PROPERTIES)
+    for row in raw.mailboxes + raw.groups:
+        raw.send_as += _get(backend, "Get-RecipientPermission",
+                            {"Identity": primary_address(row)})
+    return raw
+
+
+def _per_object_tasks(raw: RawTenant) -> list[tuple[str, str]]:
+    """(address, what) for every per-object read the rows listed call for."""
     tasks: list[tuple[str, str]] = []
     for m in raw.mailboxes:
         if primary_address(m):
@@ -160,34 +175,44 @@ def read_raw(backend: Backend, *, workers: int = 4, only: Collection[str] | None
     tasks += [(primary_address(g), "members") for g in raw.groups if primary_address(g)]
     tasks += [(primary_address(m), "booking") for m in raw.mailboxes
               if m.get("RecipientTypeDetails") == "RoomMailbox" and primary_address(m)]
+    return tasks
+
+
+def _read_per_object(backend: Backend, raw: RawTenant, directory: Directory, workers: int,
+                     progress: Callable[[str, int, int], None] | None) -> None:
+    """Fill ``raw``'s per-object reads, in parallel within ``workers``."""
+    tasks = _per_object_tasks(raw)
 
     def run(task: tuple[str, str]) -> tuple[tuple[str, str], list[dict[str, Any]] | None]:
-        address, what = task
-        if what == "full_access":
-            return task, _get(backend, "Get-MailboxPermission", {"Identity": address})
-        if what == "auto_reply":
-            return task, _get(backend, "Get-MailboxAutoReplyConfiguration",
-                              {"Identity": address})
-        if what == "members":
-            return task, _get(backend, "Get-DistributionGroupMember",
-                              {"Identity": address, "ResultSize": "Unlimited"})
-        if what == "booking":
-            return task, _get(backend, "Get-CalendarProcessing", {"Identity": address},
-                              PROCESSING_PROPERTIES)
-        try:
-            return task, read_calendar(backend, address, directory)[1]
-        except NotFound:
-            return task, None  # gone since it was listed
-        except NoCalendar as e:
-            log.warning("%s", e)
-            return task, None
+        return task, _read_one(backend, directory, *task)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for done, ((address, what), value) in enumerate(pool.map(run, tasks), start=1):
             getattr(raw, what)[address] = value
             if progress is not None:
                 progress(address, done, len(tasks))
-    return raw
+
+
+def _read_one(backend: Backend, directory: Directory, address: str,
+              what: str) -> list[dict[str, Any]] | None:
+    """One per-object read; None for a calendar that cannot be read."""
+    if what == "full_access":
+        return _get(backend, "Get-MailboxPermission", {"Identity": address})
+    if what == "auto_reply":
+        return _get(backend, "Get-MailboxAutoReplyConfiguration", {"Identity": address})
+    if what == "members":
+        return _get(backend, "Get-DistributionGroupMember",
+                    {"Identity": address, "ResultSize": "Unlimited"})
+    if what == "booking":
+        return _get(backend, "Get-CalendarProcessing", {"Identity": address},
+                    PROCESSING_PROPERTIES)
+    try:
+        return read_calendar(backend, address, directory)[1]
+    except NotFound:
+        return None  # gone since it was listed
+    except NoCalendar as e:
+        log.warning("%s", e)
+        return None
 
 
 def _get_one(backend: Backend, cmdlet: str, identity: str,
@@ -220,8 +245,14 @@ def inventory_of(customer: Customer, raw: RawTenant) -> Inventory:
         target = directory.resolve(str(entry.get("Identity") or ""))
         if target is not None:
             send_as.setdefault(target.key, []).append(entry)
+    _add_mailboxes(inventory, raw, send_as, directory.canonical)
+    _add_groups(inventory, raw, send_as, directory.canonical)
+    return inventory
 
-    canonical = directory.canonical
+
+def _add_mailboxes(inventory: Inventory, raw: RawTenant,
+                   send_as: Mapping[str, list[dict[str, Any]]],
+                   canonical: Callable[[str], str]) -> None:
     for m in raw.mailboxes:
         address = primary_address(m)
         if not address:
@@ -247,27 +278,35 @@ def inventory_of(customer: Customer, raw: RawTenant) -> Inventory:
             "calendar_permissions": (calendar_grants(calendar, canonical)
                                      if calendar is not None else None),
         }
-        kind = m.get("RecipientTypeDetails")
-        resource: Resource
-        if kind == "UserMailbox":
-            rid = str(m.get("UserPrincipalName") or address).lower()
-            resource = UserMailbox(id=rid, located_at=_placed(inventory, address),
-                                   display_name=m.get("DisplayName"), **settings)
-        elif kind == "RoomMailbox":
-            capacity = m.get("ResourceCapacity")
-            processing = raw.booking.get(address)
-            resource = RoomMailbox(
-                id=address, located_at=_placed(inventory, address), name=m.get("DisplayName"),
-                alias=address.partition("@")[0], location=m.get("Office") or None,
-                capacity=int(capacity) if capacity not in (None, "") else None,
-                booking=booking_of(processing[0], canonical) if processing else None,
-                **settings)
-        else:
-            resource = SharedMailbox(id=address, located_at=_placed(inventory, address),
-                                     name=m.get("DisplayName"),
-                                     alias=address.partition("@")[0], **settings)
+        resource = _mailbox(inventory, raw, m, address, settings, canonical)
         inventory.resources[resource.id] = resource
         inventory.addresses[resource.id] = address
+
+
+def _mailbox(inventory: Inventory, raw: RawTenant, m: Mapping[str, Any], address: str,
+             settings: dict[str, Any], canonical: Callable[[str], str]) -> Resource:
+    """The model's mailbox of the kind the row says, with the settings every kind has."""
+    kind = m.get("RecipientTypeDetails")
+    if kind == "UserMailbox":
+        rid = str(m.get("UserPrincipalName") or address).lower()
+        return UserMailbox(id=rid, located_at=_placed(inventory, address),
+                           display_name=m.get("DisplayName"), **settings)
+    if kind == "RoomMailbox":
+        capacity = m.get("ResourceCapacity")
+        processing = raw.booking.get(address)
+        return RoomMailbox(
+            id=address, located_at=_placed(inventory, address), name=m.get("DisplayName"),
+            alias=address.partition("@")[0], location=m.get("Office") or None,
+            capacity=int(capacity) if capacity not in (None, "") else None,
+            booking=booking_of(processing[0], canonical) if processing else None,
+            **settings)
+    return SharedMailbox(id=address, located_at=_placed(inventory, address),
+                         name=m.get("DisplayName"), alias=address.partition("@")[0], **settings)
+
+
+def _add_groups(inventory: Inventory, raw: RawTenant,
+                send_as: Mapping[str, list[dict[str, Any]]],
+                canonical: Callable[[str], str]) -> None:
     for g in raw.groups:
         address = primary_address(g)
         if not address:
@@ -283,7 +322,6 @@ def inventory_of(customer: Customer, raw: RawTenant) -> Inventory:
             permissions=access_grants([], send_as.get(address, []),
                                       g.get("GrantSendOnBehalfTo") or [], canonical))
         inventory.addresses[address] = address
-    return inventory
 
 
 def primary_address(raw: Mapping[str, Any]) -> str:
