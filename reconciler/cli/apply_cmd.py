@@ -54,9 +54,36 @@ def _moves(plan) -> list[str]:  # type: ignore[no-untyped-def]
 def render_report(report, plan=None) -> str:  # type: ignore[no-untyped-def]
     """The apply summary: exactly what succeeded, failed and was skipped, and the moves
     recorded (a move has no Exchange call, so only the record says it happened)."""
-    out: list[str] = []
     moves = _moves(plan)
-    succeeded, failed, skipped = report.succeeded, report.failed, report.skipped
+    out = [_headline(report, moves)]
+    out += _section("Moved (no Exchange call; the new location is recorded for the next plan):",
+                    moves)
+    out += _section("Succeeded:", [
+        f"  {r.ref.address}: {r.ref.describe()}"
+        + (f" ({r.detail})" if r.detail and r.detail != "done" else "")
+        for r in report.succeeded])
+    out += _section("Failed:", [f"  {r.ref.address}: {r.ref.describe()}: {r.message}"
+                                for r in report.failed])
+    out += _section("Skipped (something they depend on failed):",
+                    [f"  {r.ref.address}: {r.ref.describe()}: {r.detail}"
+                     for r in report.skipped])
+    out += _section("Applied, not yet visible (Exchange has not shown these writes yet; a plan "
+                    "made in the next minutes shows them as pending propagation):",
+                    [f"  {r.ref.address}: {r.ref.describe()}" for r in report.not_visible])
+    out += _warnings(report)
+    out += _section("Not started (interrupted):",
+                    [f"  {r.ref.address}: {r.ref.describe()}" for r in report.not_started])
+    if report.interrupted:
+        out += ["", "Interrupted: run the same command again to finish (what is done is not "
+                "done twice)."]
+    elif report.failed or report.skipped:
+        out += ["", "Run plan again: it shows only what remains to do."]
+    return "\n".join(message(line) for line in out) + "\n"
+
+
+def _headline(report, moves: list[str]) -> str:  # type: ignore[no-untyped-def]
+    """The first line: how the apply ended and how many operations ended each way."""
+    succeeded = report.succeeded
     already = [r for r in succeeded if r.detail.startswith(("already present", "not present"))]
     earlier = [r for r in succeeded if "earlier run" in r.detail]
     state = "interrupted" if report.interrupted else "complete" if report.ok else "incomplete"
@@ -68,56 +95,26 @@ def render_report(report, plan=None) -> str:  # type: ignore[no-untyped-def]
         extras.append(f"{len(earlier)} done by an earlier run")
     if extras:
         head += f" ({', '.join(extras)})"
-    head += f", {len(failed)} failed, {len(skipped)} skipped"
+    head += f", {len(report.failed)} failed, {len(report.skipped)} skipped"
     if report.interrupted:
         head += f", {len(report.not_started)} not started"
     head += f"; {plural(len(moves), 'move')} recorded." if moves else "."
-    out.append(head)
-    if moves:
-        out += ["", "Moved (no Exchange call; the new location is recorded for the next plan):",
-                *moves]
-    if succeeded:
-        out.append("")
-        out.append("Succeeded:")
-        for r in succeeded:
-            note = f" ({r.detail})" if r.detail and r.detail != "done" else ""
-            out.append(f"  {r.ref.address}: {r.ref.describe()}{note}")
-    if failed:
-        out.append("")
-        out.append("Failed:")
-        for r in failed:
-            out.append(f"  {r.ref.address}: {r.ref.describe()}: {r.message}")
-    if skipped:
-        out.append("")
-        out.append("Skipped (something they depend on failed):")
-        for r in skipped:
-            out.append(f"  {r.ref.address}: {r.ref.describe()}: {r.detail}")
-    if report.not_visible:
-        out.append("")
-        out.append("Applied, not yet visible (Exchange has not shown these writes yet; a plan "
-                   "made in the next minutes shows them as pending propagation):")
-        for r in report.not_visible:
-            out.append(f"  {r.ref.address}: {r.ref.describe()}")
+    return head
+
+
+def _section(title: str, lines: list[str]) -> list[str]:
+    """A titled list after a blank line; nothing when there is nothing to list."""
+    return ["", title, *lines] if lines else []
+
+
+def _warnings(report) -> list[str]:  # type: ignore[no-untyped-def]
+    out = []
     for c in report.customers:
-        for line in c.warnings:
-            out.append(f"Warning: {line}")
-        for line in c.still_differs:
-            out.append(f"Warning: {line}")
+        out += [f"Warning: {line}" for line in c.warnings]
+        out += [f"Warning: {line}" for line in c.still_differs]
         if c.verify_error:
             out.append(f"Warning: {c.customer}: could not read back to verify: {c.verify_error}")
-    if report.not_started:
-        out.append("")
-        out.append("Not started (interrupted):")
-        for r in report.not_started:
-            out.append(f"  {r.ref.address}: {r.ref.describe()}")
-    if report.interrupted:
-        out.append("")
-        out.append("Interrupted: run the same command again to finish (what is done is not "
-                   "done twice).")
-    elif failed or skipped:
-        out.append("")
-        out.append("Run plan again: it shows only what remains to do.")
-    return "\n".join(message(line) for line in out) + "\n"
+    return out
 
 
 def _verify_saved(target: Path, plan, desired, backend_for, root: Path,  # type: ignore[no-untyped-def]

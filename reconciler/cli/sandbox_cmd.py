@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import importlib
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +20,9 @@ from reconciler.cli.options import repository_argument
 from reconciler.cli.output import echo
 from reconciler.errors import ReconcilerError, did_you_mean
 from reconciler.live.reader import has_archive
+
+if TYPE_CHECKING:
+    from reconciler.emulator.tenant import Emulator
 
 # subcommand -> module exposing ``command``; imported only when that subcommand runs
 EXTRA_SUBCOMMANDS: dict[str, str] = {"serve": "reconciler.cli.sandbox_serve_cmd",
@@ -132,26 +136,11 @@ def summarise(file: Path) -> list[str]:
     """The lines ``sandbox show`` prints for one tenant file."""
     from reconciler.emulator.snapshot_backend import SnapshotBackend
 
-    backend = SnapshotBackend(file.parent, file.stem)
-    em = backend.emulator
-
-    def get(cmdlet: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        return em.invoke(cmdlet, params).value
-
-    recipients = get("Get-Recipient", {"ResultSize": "Unlimited"})
-    address_of: dict[str, str] = {}
-    for r in recipients:
-        for key in ("Name", "Guid", "ExternalDirectoryObjectId", "PrimarySmtpAddress",
-                    "DisplayName", "Alias"):
-            if r.get(key):
-                address_of.setdefault(str(r[key]).lower(), str(r["PrimarySmtpAddress"]))
-
-    def who(principal: Any) -> str:
-        return address_of.get(str(principal).lower(), str(principal))
-
-    mailboxes = get("Get-Mailbox", {"ResultSize": "Unlimited"})
-    groups = get("Get-DistributionGroup", {"ResultSize": "Unlimited"})
-    soft = get("Get-Mailbox", {"SoftDeletedMailbox": True, "ResultSize": "Unlimited"})
+    em = SnapshotBackend(file.parent, file.stem).emulator
+    who = _namer(_rows(em, "Get-Recipient", {"ResultSize": "Unlimited"}))
+    mailboxes = _rows(em, "Get-Mailbox", {"ResultSize": "Unlimited"})
+    groups = _rows(em, "Get-DistributionGroup", {"ResultSize": "Unlimited"})
+    soft = _rows(em, "Get-Mailbox", {"SoftDeletedMailbox": True, "ResultSize": "Unlimited"})
     counts = Counter(m["RecipientTypeDetails"] for m in mailboxes)
     kinds = sorted(counts, key=lambda t: (_TYPE_ORDER.index(t) if t in _TYPE_ORDER else 9, t))
     summary = ", ".join(f"{counts[k]} {k}" for k in kinds)
@@ -161,50 +150,85 @@ def summarise(file: Path) -> list[str]:
     lines.append("  mailboxes:")
     for m in sorted(mailboxes, key=lambda m: (m["RecipientTypeDetails"] != "UserMailbox",
                                                str(m["PrimarySmtpAddress"]).lower())):
-        identity = m["Identity"]
-        details = [m["RecipientTypeDetails"]]
-        if m.get("Office"):
-            details.append(f"office {m['Office']!r}")
-        if m.get("ResourceCapacity") is not None:
-            details.append(f"capacity {m['ResourceCapacity']}")
-        if has_archive(m):
-            details.append("archive")
-        forwarding = m.get("ForwardingAddress") or m.get("ForwardingSmtpAddress")
-        if forwarding:
-            details.append(f"forwards to {who(forwarding)}")
-        lines.append(f"    {m['PrimarySmtpAddress']}  {m.get('DisplayName', '')!r}  "
-                     + ", ".join(details))
-        grants: list[str] = []
-        for p in get("Get-MailboxPermission", {"Identity": identity}):
-            if p.get("IsInherited") or p.get("Deny") or p["User"] in _SYSTEM_USERS:
-                continue
-            grants.append(f"{'+'.join(p['AccessRights'])} {who(p['User'])}")
-        for p in get("Get-RecipientPermission", {"Identity": identity}):
-            if p.get("IsInherited") or p["Trustee"] in _SYSTEM_USERS:
-                continue
-            grants.append(f"SendAs {who(p['Trustee'])}")
-        grants += [f"SendOnBehalf {who(u)}" for u in m.get("GrantSendOnBehalfTo") or []]
-        for p in get("Get-MailboxFolderPermission",
-                     {"Identity": em.calendar_identity(identity)}):
-            if _BUILTIN_DEFAULTS.get(p["User"]) == p["AccessRights"]:
-                continue  # present on every calendar: only a change from it is news
-            flags = p.get("SharingPermissionFlags")
-            extra = f" ({flags})" if flags and flags != "None" else ""
-            user = p["User"] if p["User"] in ("Default", "Anonymous") else who(p["User"])
-            grants.append(f"calendar {user} {'+'.join(p['AccessRights'])}{extra}")
-        for grant in grants:
-            lines.append(f"      {grant}")
+        lines.append(_mailbox_line(m, who))
+        lines += [f"      {grant}" for grant in _grants(em, m, who)]
     if groups:
         lines.append("  distribution groups:")
-        for g in sorted(groups, key=lambda g: str(g["PrimarySmtpAddress"]).lower()):
-            members = get("Get-DistributionGroupMember",
-                          {"Identity": g["Identity"], "ResultSize": "Unlimited"})
-            lines.append(f"    {g['PrimarySmtpAddress']}  {g.get('DisplayName', '')!r}")
-            lines.append(f"      owners: {', '.join(who(o) for o in g.get('ManagedBy') or [])}")
-            lines.append("      members: " + ", ".join(
-                str(m.get("PrimarySmtpAddress") or m.get("Name")) for m in members))
+        lines += _group_lines(em, groups, who)
     if soft:
         lines.append("  soft-deleted (recoverable with Undo-SoftDeletedMailbox):")
         for m in soft:
             lines.append(f"    {m['PrimarySmtpAddress']}  since {m.get('WhenSoftDeleted')}")
+    return lines
+
+
+def _rows(em: Emulator, cmdlet: str, params: dict[str, Any] | None = None
+          ) -> list[dict[str, Any]]:
+    return em.invoke(cmdlet, params).value
+
+
+def _namer(recipients: list[dict[str, Any]]) -> Callable[[Any], str]:
+    """A principal as its recipient's primary address, whichever of its names Exchange used."""
+    address_of: dict[str, str] = {}
+    for r in recipients:
+        for key in ("Name", "Guid", "ExternalDirectoryObjectId", "PrimarySmtpAddress",
+                    "DisplayName", "Alias"):
+            if r.get(key):
+                address_of.setdefault(str(r[key]).lower(), str(r["PrimarySmtpAddress"]))
+
+    def who(principal: Any) -> str:
+        return address_of.get(str(principal).lower(), str(principal))
+    return who
+
+
+def _mailbox_line(m: dict[str, Any], who: Callable[[Any], str]) -> str:
+    details = [m["RecipientTypeDetails"]]
+    if m.get("Office"):
+        details.append(f"office {m['Office']!r}")
+    if m.get("ResourceCapacity") is not None:
+        details.append(f"capacity {m['ResourceCapacity']}")
+    if has_archive(m):
+        details.append("archive")
+    forwarding = m.get("ForwardingAddress") or m.get("ForwardingSmtpAddress")
+    if forwarding:
+        details.append(f"forwards to {who(forwarding)}")
+    return (f"    {m['PrimarySmtpAddress']}  {m.get('DisplayName', '')!r}  "
+            + ", ".join(details))
+
+
+def _grants(em: Emulator, m: dict[str, Any], who: Callable[[Any], str]) -> list[str]:
+    """Who may reach mailbox ``m``: FullAccess, SendAs, SendOnBehalf and calendar entries
+    other than the ones every mailbox has."""
+    identity = m["Identity"]
+    grants: list[str] = []
+    for p in _rows(em, "Get-MailboxPermission", {"Identity": identity}):
+        if p.get("IsInherited") or p.get("Deny") or p["User"] in _SYSTEM_USERS:
+            continue
+        grants.append(f"{'+'.join(p['AccessRights'])} {who(p['User'])}")
+    for p in _rows(em, "Get-RecipientPermission", {"Identity": identity}):
+        if p.get("IsInherited") or p["Trustee"] in _SYSTEM_USERS:
+            continue
+        grants.append(f"SendAs {who(p['Trustee'])}")
+    grants += [f"SendOnBehalf {who(u)}" for u in m.get("GrantSendOnBehalfTo") or []]
+    for p in _rows(em, "Get-MailboxFolderPermission",
+                   {"Identity": em.calendar_identity(identity)}):
+        if _BUILTIN_DEFAULTS.get(p["User"]) == p["AccessRights"]:
+            continue  # present on every calendar: only a change from it is news
+        flags = p.get("SharingPermissionFlags")
+        extra = f" ({flags})" if flags and flags != "None" else ""
+        user = p["User"] if p["User"] in ("Default", "Anonymous") else who(p["User"])
+        grants.append(f"calendar {user} {'+'.join(p['AccessRights'])}{extra}")
+    return grants
+
+
+def _group_lines(em: Emulator, groups: list[dict[str, Any]],
+                 who: Callable[[Any], str]) -> list[str]:
+    lines = []
+    for g in sorted(groups, key=lambda g: str(g["PrimarySmtpAddress"]).lower()):
+        members = _rows(em, "Get-DistributionGroupMember",
+                        {"Identity": g["Identity"], "ResultSize": "Unlimited"})
+        lines.append(f"    {g['PrimarySmtpAddress']}  {g.get('DisplayName', '')!r}")
+        lines.append(f"      owners: {', '.join(who(o) for o in g.get('ManagedBy') or [])}")
+        lines.append("      members: " + ", ".join(
+            str(m.get("PrimarySmtpAddress") or m.get("Name")) for m in members))
     return lines

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,6 +16,9 @@ from reconciler.cli.output import echo, github_annotation, in_github_actions
 from reconciler.errors import InputError, Problem
 from reconciler.safe import json_text, message
 from reconciler.words import plural
+
+if TYPE_CHECKING:
+    from reconciler.model import DesiredState
 
 
 def _display(file: str) -> str:
@@ -59,48 +63,62 @@ def command(path: Path, fmt: str) -> None:
       reconciler validate examples/desired-state
       reconciler validate --format json > problems.json
     """
+    state, problems, warnings = _check(path)
+    if fmt == "json":
+        echo(json_text(json.dumps([_as_dict(p) for p in problems], indent=2,
+                                  ensure_ascii=False)))
+    else:
+        _report_text(path, state, problems, warnings)
+    if in_github_actions():
+        # GitHub reads workflow commands from both streams; keep stdout pure JSON when asked.
+        _annotate(problems, err=fmt == "json")
+    if problems or state is None:
+        sys.exit(1)
+
+
+def _check(path: Path) -> tuple[DesiredState | None, list[Problem], list[Problem]]:
+    """The loaded repository (None when invalid), its problems and its warnings."""
     # Imported here so that `reconciler --help` stays fast.
     from reconciler.desired import load
 
     try:
         state = load(path)
     except InputError as e:
-        problems, warnings = e.problems, e.warnings
+        return None, e.problems, e.warnings
     except Exception as e:  # a defect, not the user's input: one line, details with -vv
         logging.getLogger(__name__).debug("validate failed", exc_info=True)
         raise click.ClickException(
             f"internal error while validating {path}: {type(e).__name__}: {message(str(e))} "
             "(please report it; run with -vv for details)") from None
-    else:
-        problems, warnings = [], state.warnings
+    return state, [], state.warnings
 
-    if fmt != "json":
-        for w in warnings:
-            where = _as_dict(w)
-            prefix = f"{where['file']}:{where['line']}:{where['column']}: " if w.source else ""
-            echo(message(f"{prefix}warning: {w.message}"), err=True)
-    if fmt == "json":
-        echo(json_text(json.dumps([_as_dict(p) for p in problems], indent=2,
-                                  ensure_ascii=False)))
+
+def _where(problem: Problem) -> str:
+    """``file:line:col: `` for a problem with a source, else nothing."""
+    if not problem.source:
+        return ""
+    where = _as_dict(problem)
+    return f"{where['file']}:{where['line']}:{where['column']}: "
+
+
+def _report_text(path: Path, state: DesiredState | None, problems: list[Problem],
+                 warnings: list[Problem]) -> None:
+    for w in warnings:
+        echo(message(f"{_where(w)}warning: {w.message}"), err=True)
+    for p in problems:
+        echo(message(f"{_where(p)}error: {p.message}"), err=True)
+    if problems or state is None:
+        echo(f"{plural(len(problems), 'problem')} found in {path}.", err=True)
     else:
-        for p in problems:
-            where = _as_dict(p)
-            prefix = (f"{where['file']}:{where['line']}:{where['column']}: "
-                      if p.source else "")
-            echo(message(f"{prefix}error: {p.message}"), err=True)
-        if problems:
-            echo(f"{plural(len(problems), 'problem')} found in {path}.", err=True)
-        else:
-            n = sum(len(c.resources) for c in state.customers.values())
-            echo(f"{path}: valid ({plural(len(state.customers), 'customer')}, "
-                       f"{plural(n, 'resource')}).", err=True)
-    if in_github_actions():
-        # GitHub reads workflow commands from both streams; keep stdout pure JSON when asked.
-        for p in problems:
-            src = p.source
-            click.echo(github_annotation("error", p.message,
-                                         _display(src.file) if src else None,
-                                         src.line if src else None, src.column if src else None),
-                       err=fmt == "json")
-    if problems:
-        sys.exit(1)
+        n = sum(len(c.resources) for c in state.customers.values())
+        echo(f"{path}: valid ({plural(len(state.customers), 'customer')}, "
+             f"{plural(n, 'resource')}).", err=True)
+
+
+def _annotate(problems: list[Problem], err: bool) -> None:
+    """Each problem as a GitHub ::error annotation, shown inline on the pull request."""
+    for p in problems:
+        src = p.source
+        click.echo(github_annotation("error", p.message, _display(src.file) if src else None,
+                                     src.line if src else None, src.column if src else None),
+                   err=err)
