@@ -79,6 +79,39 @@ def load_certificate(certificate: x509.Certificate | bytes | str) -> x509.Certif
     return x509.load_der_x509_certificate(data)
 
 
+def _decode_assertion(assertion: str) -> tuple[dict[str, Any], dict[str, Any], str, bytes]:
+    """A JWT's header, claims, signed part and signature; malformed is refused."""
+    try:
+        header_b64, payload_b64, signature_b64 = assertion.split(".")
+        header = json.loads(_b64url_decode(header_b64))
+        claims = json.loads(_b64url_decode(payload_b64))
+        signature = _b64url_decode(signature_b64)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise AssertionRejected(
+            400, "invalid_request", 50027,
+            "JWT token is invalid or malformed.") from None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise AssertionRejected(400, "invalid_request", 50027,
+                                "JWT token is invalid or malformed.")
+    return header, claims, f"{header_b64}.{payload_b64}", signature
+
+
+def _check_lifetime(claims: Mapping[str, Any], now: float) -> None:
+    """That ``now`` lies between the assertion's not-before and expiry, within the skew."""
+    try:
+        exp = float(claims["exp"])
+        nbf = float(claims.get("nbf", claims.get("iat", 0)))
+    except (KeyError, TypeError, ValueError):
+        raise AssertionRejected(400, "invalid_request", 50027,
+                                "JWT token is invalid or malformed: no expiry.") from None
+    if exp + CLOCK_SKEW_SECONDS < now or nbf - CLOCK_SKEW_SECONDS > now:
+        raise AssertionRejected(
+            401, "invalid_client", 700024,
+            "Client assertion is not within its valid time range. Current time: "
+            f"{_iso(now)}, assertion valid from {_iso(nbf)}, expiry time of assertion "
+            f"{_iso(exp)}.")
+
+
 def _b64url_decode(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
@@ -277,24 +310,32 @@ class FakeIdentity:
 
     def _verify_assertion(self, app: AppRegistration, assertion: str,
                           audiences: set[str]) -> None:
-        try:
-            header_b64, payload_b64, signature_b64 = assertion.split(".")
-            header = json.loads(_b64url_decode(header_b64))
-            claims = json.loads(_b64url_decode(payload_b64))
-            signature = _b64url_decode(signature_b64)
-        except (ValueError, binascii.Error, UnicodeDecodeError):
+        header, claims, signed, signature = _decode_assertion(assertion)
+        alg = self._check_signature(app, header, signed, signature)
+        if claims.get("aud") not in audiences:
             raise AssertionRejected(
-                400, "invalid_request", 50027,
-                "JWT token is invalid or malformed.") from None
-        if not isinstance(header, dict) or not isinstance(claims, dict):
-            raise AssertionRejected(400, "invalid_request", 50027,
-                                    "JWT token is invalid or malformed.")
+                401, "invalid_client", 700212,
+                f"The audience claim '{claims.get('aud')}' of the client assertion is not this "
+                "tenant's token endpoint.")
+        if claims.get("iss") != app.app_id or claims.get("sub") != app.app_id:
+            raise AssertionRejected(
+                401, "invalid_client", 700023,
+                "Client assertion audience claim does not match Realm issuer, or its issuer "
+                "and subject are not the application id.")
+        now = self.clock()
+        with self._lock:
+            self.assertions.append((str(alg), "x5t#S256" if "x5t#S256" in header else "x5t"))
+        _check_lifetime(claims, now)
+
+    def _check_signature(self, app: AppRegistration, header: Mapping[str, Any], signed: str,
+                         signature: bytes) -> Any:
+        """That a certificate of ``app`` signed the assertion; the algorithm it names."""
         certificate = self._find_certificate(app, header)
         key = certificate.public_key()
         if not isinstance(key, rsa.RSAPublicKey):
             raise AssertionRejected(401, "invalid_client", 700027,
                                     "Client assertion contains an unsupported key type.")
-        signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
+        signing_input = signed.encode("ascii")
         alg = header.get("alg")
         if alg == "RS256":
             pad: padding.AsymmetricPadding = padding.PKCS1v15()
@@ -312,31 +353,7 @@ class FakeIdentity:
                 401, "invalid_client", 700027,
                 "Client assertion failed signature validation. [Reason - The key used to sign "
                 "the assertion does not match the certificate it names.]") from None
-        if claims.get("aud") not in audiences:
-            raise AssertionRejected(
-                401, "invalid_client", 700212,
-                f"The audience claim '{claims.get('aud')}' of the client assertion is not this "
-                "tenant's token endpoint.")
-        if claims.get("iss") != app.app_id or claims.get("sub") != app.app_id:
-            raise AssertionRejected(
-                401, "invalid_client", 700023,
-                "Client assertion audience claim does not match Realm issuer, or its issuer "
-                "and subject are not the application id.")
-        now = self.clock()
-        with self._lock:
-            self.assertions.append((str(alg), "x5t#S256" if "x5t#S256" in header else "x5t"))
-        try:
-            exp = float(claims["exp"])
-            nbf = float(claims.get("nbf", claims.get("iat", 0)))
-        except (KeyError, TypeError, ValueError):
-            raise AssertionRejected(400, "invalid_request", 50027,
-                                    "JWT token is invalid or malformed: no expiry.") from None
-        if exp + CLOCK_SKEW_SECONDS < now or nbf - CLOCK_SKEW_SECONDS > now:
-            raise AssertionRejected(
-                401, "invalid_client", 700024,
-                "Client assertion is not within its valid time range. Current time: "
-                f"{_iso(now)}, assertion valid from {_iso(nbf)}, expiry time of assertion "
-                f"{_iso(exp)}.")
+        return alg
 
     def _find_certificate(self, app: AppRegistration,
                           header: Mapping[str, Any]) -> x509.Certificate:
