@@ -171,7 +171,8 @@ class Directory:
         it can still be shown and removed."""
         if principal in CALENDAR_BUILTIN_USERS:
             return principal
-        found = self.resolve(principal)
+        # What was resolved before is asked for by every entry naming it: no call for it.
+        found = self._resolved.get(principal) or self.resolve(principal)
         return found.key if found is not None else principal
 
 
