@@ -100,10 +100,23 @@ def shown_entry(em: Emulator, obj: _Object, row: dict[str, Any],
     """An entry as Get-MailboxFolderPermission shows it: the grantee by display name."""
     out = em._folder_out(obj, row, folder)
     if row.get("User") not in CALENDAR_BUILTINS:
-        owner = _entry_owner(em, row)
-        if owner is not None:
-            out["User"] = str(owner.recipient.get("DisplayName") or owner.name)
+        shown = _shown_name(em, row)
+        if shown is not None:
+            out["User"] = shown
     return out
+
+
+def _shown_name(em: Emulator, row: dict[str, Any]) -> str | None:
+    """The display name an entry's grantee shows as, None when nobody owns the entry. A
+    read-only tenant never changes whose an entry is: each stored form is looked up once."""
+    who = str(row.get(FOLDER_WHO) or row.get("User") or "")
+    if em._read_only and who in em._shown_names:
+        return em._shown_names[who]
+    owner = _entry_owner(em, row)
+    shown = str(owner.recipient.get("DisplayName") or owner.name) if owner is not None else None
+    if em._read_only:
+        em._shown_names[who] = shown
+    return shown
 
 
 def _folder_rights(params: dict[str, Any], cmdlet: str) -> tuple[list[str], str | None]:

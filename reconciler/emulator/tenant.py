@@ -323,6 +323,9 @@ class Emulator:
         self._soft_deleted: list[_Object] = []
         self._removed: list[_Object] = []  # recently removed, still listed while lag lasts
         self._serial = 0
+        # Read-only: the display name each stored calendar grantee shows as (None: as stored).
+        self._shown_names: dict[str, str | None] = {}
+        self._ordered: list[_Object] | None = None  # read-only: every object, listing order
         # Loading builds hundreds of thousands of small dicts and no cycles: the cyclic
         # collector would rescan everything already built, over and over, for nothing.
         collecting = gc.isenabled()
@@ -651,6 +654,12 @@ class Emulator:
         return obj.visible_from <= now
 
     def _listing(self, kinds: tuple[str, ...], now: float) -> list[_Object]:
+        if self._read_only:
+            # Nothing is ever added or removed: the tenant is put in order once, not once per
+            # listing (filtering what is in order keeps it in order).
+            if self._ordered is None:
+                self._ordered = sorted(self._objects, key=lambda o: o.sort_key)
+            return [o for o in self._ordered if o.kind in kinds and o.visible_from <= now]
         live = [o for o in self._objects if o.kind in kinds and o.visible_from <= now]
         live += [o for o in self._removed if o.kind in kinds and now < o.ghost_until]
         return sorted(live, key=lambda o: o.sort_key)

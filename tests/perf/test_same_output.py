@@ -85,3 +85,25 @@ def test_a_warm_cache_and_a_pull_requests_plan_give_the_same_bytes(
     assert cli_json(root, live, "--changed-since", "HEAD", "--no-cache") == warm
     changes = json.loads(warm)["changes"]
     assert [(c["action"], c["id"]) for c in changes] == [("update", "mbx-0@customer-0.example")]
+
+
+def test_calendar_grantees_sharing_a_display_name_give_the_same_bytes(
+        example_copy: tuple[Path, Path]) -> None:
+    """A second "Bob Jones" with entries on two calendars: the read-only tenant names each
+    grantee once per stored form, and the reader tells the two apart, as the plain path does."""
+    from tests.snapshots import add_user
+
+    root, live = example_copy
+    path = live / "contoso.json"
+    snap = json.loads(path.read_text())
+    twin = add_user(snap, "bob.jones", "Bob Jones")
+    for folder in ("alice:\\Calendar", "board-room-3:\\Calendar"):
+        snap["mailbox_folder_permissions"].append(
+            {"Identity": folder, "User": "bob.jones", "AccessRights": ["Reviewer"],
+             "SharingPermissionFlags": "None"})
+    path.write_text(json.dumps(snap))
+    expected = reference_json(root, live)
+    removed = [op for change in json.loads(expected)["changes"] for op in change["operations"]
+               if op["cmdlet"] == "Remove-MailboxFolderPermission"]
+    assert sorted(op["parameters"]["User"] for op in removed) == [twin, twin]
+    assert cli_json(root, live) == expected
