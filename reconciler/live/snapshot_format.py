@@ -390,17 +390,26 @@ class _Sharing:
             kind = value.__class__
             if kind is str:
                 row[key] = strings.setdefault(value, value)
-            elif kind is list and value and value[0].__class__ is str:
+            elif kind is list and value:
                 row[key] = self._list(value)
         return row
 
     def _list(self, value: list[Any]) -> list[Any]:
+        # Looked up as it is first: most lists repeat one already seen (only a list of
+        # strings is ever stored, and no other list equals one).
+        try:
+            shared = self._lists.get(tuple(value))
+        except TypeError:  # holds a list or an object
+            return value
+        if shared is not None:
+            return shared
         strings = self._strings
         for i, item in enumerate(value):
             if item.__class__ is not str:
                 return value
             value[i] = strings.setdefault(item, item)
-        return self._lists.setdefault(tuple(value), value)
+        self._lists[tuple(value)] = value
+        return value
 
 
 def _parse(raw: bytes) -> Any:
