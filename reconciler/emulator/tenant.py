@@ -500,11 +500,12 @@ class Emulator:
 
         self._attach_entries(snap)
 
-    def _owners(self, kinds: tuple[str, ...], what: str) -> Callable[[str], _Object]:
+    def _owners(self, kinds: tuple[str, ...], what: str,
+                known: dict[str, _Object]) -> Callable[[str], _Object]:
         """Who an entry of table ``what`` belongs to, by the Identity it names. A tenant's
         entries name the same few forms of each mailbox again and again: each is resolved
-        once (nothing changes the index while entries are attached)."""
-        known: dict[str, _Object] = {}
+        once (nothing changes the index while entries are attached), and remembered in
+        ``known``, shared by the tables whose entries belong to the same ``kinds``."""
 
         def owner(identity: str) -> _Object:
             obj = known.get(identity)
@@ -520,25 +521,26 @@ class Emulator:
 
     def _attach_entries(self, snap: Mapping[str, list[dict[str, Any]]]) -> None:
         """The permission, calendar, auto-reply and membership entries, each on its object."""
-        owner = self._owners(("mailbox",), "mailbox_permissions")
+        mailboxes: dict[str, _Object] = {}
+        owner = self._owners(("mailbox",), "mailbox_permissions", mailboxes)
         for row in snap.get("mailbox_permissions", []):
             owner(row.pop("Identity")).mailbox_permissions.append(row)
-        owner = self._owners(("mailbox", "group", "recipient"), "recipient_permissions")
+        owner = self._owners(("mailbox", "group", "recipient"), "recipient_permissions", {})
         for row in snap.get("recipient_permissions", []):
             owner(row.pop("Identity")).recipient_permissions.append(row)
-        owner = self._owners(("mailbox",), "mailbox_folder_permissions")
+        owner = self._owners(("mailbox",), "mailbox_folder_permissions", mailboxes)
         for row in snap.get("mailbox_folder_permissions", []):
             mailbox_part, _, folder = row.pop("Identity").rpartition(":\\")
             obj = owner(mailbox_part)
             obj.calendar_folder = folder or "Calendar"
             obj.folder_permissions.append(row)
-        owner = self._owners(("mailbox",), "auto_reply_configurations")
+        owner = self._owners(("mailbox",), "auto_reply_configurations", mailboxes)
         for row in snap.get("auto_reply_configurations", []):
             owner(row.pop("Identity")).auto_reply = row
-        owner = self._owners(("mailbox",), "calendar_processing")
+        owner = self._owners(("mailbox",), "calendar_processing", mailboxes)
         for row in snap.get("calendar_processing", []):
             owner(row.pop("Identity")).calendar_processing = row
-        owner = self._owners(("group",), "distribution_group_members")
+        owner = self._owners(("group",), "distribution_group_members", {})
         for row in snap.get("distribution_group_members", []):
             owner(row["Group"]).members.append(row["Member"])
 
