@@ -72,13 +72,21 @@ class Suggester:
     def __init__(self, declared: Collection[str]) -> None:
         self.declared = frozenset(a.lower() for a in declared)
         self.by_local: dict[str, list[str]] = {}
-        self.by_deletion: dict[str, set[str]] = {}
         self.domains = {address.rpartition("@")[2] for address in self.declared}
+        # Each declared address under every one-letter deletion of its name, in sorted order
+        # (lists: most variants name one address, and a set for each costs more).
+        by_deletion: dict[str, list[str]] = {}
         for address in sorted(self.declared):
             local, _, domain = address.rpartition("@")
             self.by_local.setdefault(local, []).append(address)
+            at_domain = "@" + domain
             for variant in _deletions(local):
-                self.by_deletion.setdefault(f"{variant}@{domain}", set()).add(address)
+                bucket = by_deletion.get(variant + at_domain)
+                if bucket is None:
+                    by_deletion[variant + at_domain] = [address]
+                else:
+                    bucket.append(address)
+        self.by_deletion = by_deletion
 
     def __call__(self, address: str) -> str | None:
         """The declared address ``address`` was probably meant to be, or None."""
@@ -87,7 +95,7 @@ class Suggester:
             return None
         if ADDRESS.match(text):
             local, _, domain = text.rpartition("@")
-            found = set().union(*(self.by_deletion.get(f"{v}@{domain}", set())
+            found = set().union(*(self.by_deletion.get(f"{v}@{domain}", ())
                                   for v in _deletions(local)))
             if found:
                 return min(found)

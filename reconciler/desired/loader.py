@@ -200,14 +200,19 @@ class _Loader:
                 old = self.problems[index]
                 self.problems[index] = Problem(f"{old.message}; did you mean {hint}?",
                                                old.source)
+        declared = self.declared
         for ref in self.references:
-            if ref.internal and ref.address.lower() not in self.declared:
-                hint = suggestion(ref.address)
-                if hint:
-                    self.state.warnings.append(Problem(
-                        f"the {ref.role} {ref.address} is declared nowhere in this repository; "
-                        f"did you mean {hint}? (plan checks that it exists in the tenant)",
-                        ref.source))
+            if not ref.internal:
+                continue
+            key = ref.address.lower()
+            if key in declared:
+                continue
+            hint = hints[key] if key in hints else suggestion(ref.address)
+            if hint:
+                self.state.warnings.append(Problem(
+                    f"the {ref.role} {ref.address} is declared nowhere in this repository; "
+                    f"did you mean {hint}? (plan checks that it exists in the tenant)",
+                    ref.source))
 
     # -- helpers --
 
