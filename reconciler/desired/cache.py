@@ -30,6 +30,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from reconciler import __version__
 
 from .yamlfile import Row, YamlDocument
@@ -39,19 +41,21 @@ log = logging.getLogger(__name__)
 CACHE_DIR = Path(".reconciler") / "cache"
 # /2: positions as the parser counts them, from 0 (an entry of /1, counted from 1, is absent)
 ENTRY_FORMAT = "reconciler-parse-cache/2"
-# What decides a file's loaded result, besides its bytes: a change to any of these is a new
-# product version for the cache, released or not.
-_SOURCES = ("yamlfile.py", "schema.py", "cache.py")
+# What decides a file's loaded result, besides its bytes: a change to any of these (relative
+# to the package; secretref.py says which secret references the schema check accepts) is a new
+# product version for the cache, released or not. So is another PyYAML, or its other parser.
+_SOURCES = ("desired/yamlfile.py", "desired/schema.py", "desired/cache.py", "secretref.py")
 
 
 @cache
 def product_version() -> str:
-    """The release and a digest of the parsing code and the schemas."""
+    """The release and a digest of the parsing code, the YAML parser and the schemas."""
     digest = hashlib.sha256(__version__.encode())
-    here = Path(__file__).resolve().parent
+    digest.update(f"\0{yaml.__version__}\0{yaml.__with_libyaml__}\0".encode())
+    package = Path(__file__).resolve().parent.parent
     for name in _SOURCES:
-        digest.update((here / name).read_bytes())
-    for schema in sorted((here.parent / "schemas").glob("*.schema.json")):
+        digest.update((package / name).read_bytes())
+    for schema in sorted((package / "schemas").glob("*.schema.json")):
         digest.update(schema.name.encode() + schema.read_bytes())
     return digest.hexdigest()
 
@@ -157,21 +161,37 @@ def _untrusted(root: Path) -> str | None:
     """Why the cache in ``root`` may hold entries this program did not write, or None.
 
     An entry is served in place of its file: one committed to git (a pull request can add it
-    with ``git add -f``) or reached through a link out of the repository would make the plan
-    differ from the YAML its reviewer reads."""
+    with ``git add -f``, or commit ``.reconciler`` as a link to a folder of entries, where
+    git lists nothing under ``.reconciler/cache``) or reached through a link out of the
+    repository would make the plan differ from the YAML its reviewer reads. When git cannot
+    say what is committed, the cache is not trusted either."""
     real_root = os.path.realpath(root)
     for path in (root / CACHE_DIR.parent, root / CACHE_DIR):
         real = os.path.realpath(path)
         if os.path.lexists(path) and os.path.commonpath([real_root, real]) != real_root:
             return f"{path} leads outside the repository"
+        if os.path.islink(path):
+            return f"{path} is a link (git may hold what it leads to); make it a plain folder"
     try:
         done = subprocess.run(["git", "ls-files", "-z", "--", CACHE_DIR.as_posix()], cwd=root,
                               capture_output=True, check=False, timeout=30)
     except (OSError, subprocess.SubprocessError):
-        return None  # no git: nothing can be committed
-    if done.returncode == 0 and done.stdout.strip(b"\0"):
+        return _in_work_tree(real_root, "git could not be run")
+    if done.returncode != 0:
+        said = done.stderr.decode(errors="replace").strip().splitlines()
+        return _in_work_tree(real_root, said[0] if said else f"git exited {done.returncode}")
+    if done.stdout.strip(b"\0"):
         return (f"files in {CACHE_DIR.as_posix()} are committed to git; remove them "
                 f"(git rm -r --cached {CACHE_DIR.as_posix()})")
+    return None
+
+
+def _in_work_tree(real_root: str, why: str) -> str | None:
+    """Why git's silence leaves the cache untrusted: ``root`` lies in a git work tree (a
+    ``.git`` in it or above it), so entries may be committed; None where there is no git."""
+    for folder in (real_root, *map(str, Path(real_root).parents)):
+        if os.path.lexists(os.path.join(folder, ".git")):
+            return f"git cannot say whether files in {CACHE_DIR.as_posix()} are committed ({why})"
     return None
 
 

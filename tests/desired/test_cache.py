@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,18 @@ def test_an_entry_of_an_older_format_is_not_served(root: Path) -> None:
 def test_the_cache_ignores_itself_in_git(root: Path) -> None:
     loaded(root)
     assert (root / CACHE_DIR / ".gitignore").read_text() == "*\n"
+
+
+def test_the_version_covers_every_module_the_parse_and_the_schema_check_use() -> None:
+    """A cached file skips its parse and schema check: any code of the product that decides
+    their outcome must change the version. The messages' types (errors, model) are not stored."""
+    package = Path(cache_module.__file__).resolve().parent.parent
+    used = set()
+    for module in ("desired/yamlfile.py", "desired/schema.py"):
+        text = (package / module).read_text(encoding="utf-8")
+        used |= {f"{name.replace('.', '/')}.py"
+                 for name in re.findall(r"^from reconciler\.([\w.]+) import", text, re.M)}
+        used |= {f"desired/{name}.py" for name in re.findall(r"^from \.(\w+) import", text, re.M)}
+    assert used - {"errors.py", "model.py"} <= set(cache_module._SOURCES)
+    assert {"desired/yamlfile.py", "desired/schema.py", "desired/cache.py"} <= set(
+        cache_module._SOURCES)

@@ -4,6 +4,7 @@ skipped in silence."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -121,3 +122,47 @@ def test_a_parse_cache_linked_outside_is_not_used(tmp_path: Path,
     result = run(["plan", str(repo), "--format", "json"])
     assert result.exit_code == 0 and "leads outside the repository" in caplog.text
     assert not any(outside.iterdir())
+
+
+
+def _poisoned_cache(repo: Path, folder: Path) -> None:
+    """The entries a plan writes, moved to ``folder`` with 'Sales London' made 'Poisoned'."""
+    assert run(["plan", str(repo), "--format", "json"]).exit_code == 0
+    written = repo / ".reconciler" / "cache"
+    entries = {e.name: e.read_text() for e in written.glob("*.json")}
+    assert any("Sales London" in text for text in entries.values())
+    shutil.rmtree(written)
+    folder.mkdir(parents=True)
+    for name, text in entries.items():
+        (folder / name).write_text(text.replace("Sales London", "Poisoned"))
+
+
+def test_a_parse_cache_behind_a_link_to_committed_entries_is_not_used(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A pull request that commits .reconciler as a link to a folder of its own, holding
+    entries, must not have them served: git lists nothing under .reconciler/cache then."""
+    repo = example_repo(tmp_path)
+    _poisoned_cache(repo, repo / "docs" / "cache")
+    shutil.rmtree(repo / ".reconciler")
+    os.symlink("docs", repo / ".reconciler")
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "add", "-f", "docs")
+    _git(repo, "commit", "-qm", "a cache behind a link")
+    result = run(["plan", str(repo), "--format", "json"])
+    assert result.exit_code == 0
+    assert "Poisoned" not in result.stdout and "Sales London" in result.stdout
+    assert "parse cache is not used" in caplog.text
+
+
+def test_a_parse_cache_git_cannot_vouch_for_is_not_used(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """In a git work tree whose git refuses to answer (a checkout owned by another user, a
+    broken .git), whether entries are committed is unknown: the cache is not used."""
+    repo = example_repo(tmp_path)
+    _poisoned_cache(repo, repo / ".reconciler" / "cache")
+    (repo / ".git").write_text(f"gitdir: {tmp_path / 'nowhere'}\n")
+    result = run(["plan", str(repo), "--format", "json"])
+    assert result.exit_code == 0
+    assert "Poisoned" not in result.stdout and "Sales London" in result.stdout
+    assert "parse cache is not used" in caplog.text
