@@ -69,7 +69,7 @@ class Parsed:
     problems: list[Problem]  # the file's parse or schema problems (then no data)
     data: Any = None
     marks: list[list[int]] | None = None  # cache.py's flat form
-    entry: tuple[str, str] | None = None  # the parse cache's (key, entry), when asked for
+    entry: tuple[str, bytes] | None = None  # the parse cache's (key, entry), when asked for
 
     def document(self, display: str) -> YamlDocument | None:
         """The document, marks attached; None if they do not fit (then parse it here)."""

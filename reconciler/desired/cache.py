@@ -39,8 +39,11 @@ from .yamlfile import Row, YamlDocument
 log = logging.getLogger(__name__)
 
 CACHE_DIR = Path(".reconciler") / "cache"
-# /2: positions as the parser counts them, from 0 (an entry of /1, counted from 1, is absent)
-ENTRY_FORMAT = "reconciler-parse-cache/2"
+# /2: positions as the parser counts them, from 0 (an entry of /1, counted from 1, is absent).
+# /3: two JSON lines, a header (format, key, the SHA-256 of the second line) then the data and
+# its marks: an entry changed by anything but this program (a torn write, a disk's error, a
+# hand edit) no longer matches its digest and is absent, never served with other data.
+ENTRY_FORMAT = "reconciler-parse-cache/3"
 # What decides a file's loaded result, besides its bytes: a change to any of these (relative
 # to the package; secretref.py says which secret references the schema check accepts) is a new
 # product version for the cache, released or not. So is another PyYAML, or its other parser.
@@ -94,8 +97,7 @@ class ParseCache:
         if self.directory is None:
             return None
         try:
-            entry = json.loads((self.directory / f"{key}.json").read_bytes())
-            doc = _document(entry, key, display)
+            doc = _document((self.directory / f"{key}.json").read_bytes(), key, display)
         except (OSError, ValueError, TypeError, KeyError, IndexError):
             doc = None
         if doc is None:
@@ -120,13 +122,13 @@ class ParseCache:
         self.write(key, self.entry(key, doc))
 
     @staticmethod
-    def entry(key: str, doc: YamlDocument) -> str:
+    def entry(key: str, doc: YamlDocument) -> bytes:
         """``doc`` as the cache stores it, to :meth:`write` later (once the load succeeded)."""
         marks: list[list[int]] = []
         _flatten(doc.data, doc.marks, marks)
         return entry_body(key, doc.data, marks)
 
-    def write(self, key: str, body: str) -> None:
+    def write(self, key: str, body: bytes) -> None:
         """Store an :meth:`entry`; a cache that cannot be written is skipped, never an error."""
         if self.directory is None:
             return
@@ -137,7 +139,7 @@ class ParseCache:
                 (self.directory / ".gitignore").write_text("*\n", encoding="utf-8")
             fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".entry-")
             with os.fdopen(fd, "wb") as f:
-                f.write(body.encode())
+                f.write(body)
             os.replace(tmp, self.directory / f"{key}.json")
         except OSError as e:
             log.debug("parse cache not written (%s): %s", self.directory, e)
@@ -151,10 +153,12 @@ def entry_key(version: str, raw: bytes, kind: str) -> str:
     return digest.hexdigest()
 
 
-def entry_body(key: str, data: Any, marks: list[list[int]]) -> str:
-    """An entry as stored: the data and its marks in the order :func:`_flatten` gives."""
-    return json.dumps({"format": ENTRY_FORMAT, "key": key, "data": data, "marks": marks},
-                      ensure_ascii=False, separators=(",", ":"))
+def entry_body(key: str, data: Any, marks: list[list[int]]) -> bytes:
+    """An entry as stored: its header line, then the data and its marks in the order
+    :func:`_flatten` gives (JSON never writes a newline of its own, so each is one line)."""
+    payload = json.dumps([data, marks], ensure_ascii=False, separators=(",", ":")).encode()
+    header = {"format": ENTRY_FORMAT, "key": key, "sha256": hashlib.sha256(payload).hexdigest()}
+    return json.dumps(header, separators=(",", ":")).encode() + b"\n" + payload
 
 
 def _untrusted(root: Path) -> str | None:
@@ -200,12 +204,17 @@ def _flatten(value: Any, marks: dict[int, Row], out: list[Row]) -> None:
     out.extend([marks[id(container)] for container in _containers(value)])
 
 
-def _document(entry: Any, key: str, display: str) -> YamlDocument | None:
-    if not isinstance(entry, dict) or entry.get("format") != ENTRY_FORMAT \
-            or entry.get("key") != key:
+def _document(raw: bytes, key: str, display: str) -> YamlDocument | None:
+    """The document an entry's bytes hold; None unless they are the entry written for ``key``.
+    Raises ValueError, TypeError... on bytes no entry has."""
+    head, _, payload = raw.partition(b"\n")
+    header = json.loads(head)
+    if not isinstance(header, dict) or header.get("format") != ENTRY_FORMAT \
+            or header.get("key") != key \
+            or header.get("sha256") != hashlib.sha256(payload).hexdigest():
         return None
-    doc = YamlDocument(display, entry["data"])
-    flat = entry["marks"]
+    data, flat = json.loads(payload)
+    doc = YamlDocument(display, data)
     if _attach(doc.data, flat, 0, doc.marks) != len(flat):
         return None
     return doc

@@ -142,7 +142,7 @@ class _Loader:
                  meanwhile: Iterable[Callable[[], object]] = ()) -> None:
         self.root = root
         self.cache = cache
-        self.cache_entries: list[tuple[str, str]] = []
+        self.cache_entries: list[tuple[str, bytes]] = []
         self.ahead: Ahead | None = None  # files parsed ahead on other cores (desired.ahead)
         self.meanwhile = meanwhile
         self.real_root = Path(os.path.realpath(root))
@@ -293,7 +293,7 @@ class _Loader:
         return doc
 
     def parse(self, path: Path, raw: bytes, display: str, kind: str,
-              ) -> tuple[YamlDocument, list[Problem], tuple[str, str] | None]:
+              ) -> tuple[YamlDocument, list[Problem], tuple[str, bytes] | None]:
         """The document of ``raw``, its schema problems and its parse cache entry if made: a
         worker's, when one parsed these very bytes ahead (desired.ahead), else parsed here.
         Raises YamlError."""

@@ -3,6 +3,7 @@ are the same, and every check across files still runs on what it serves."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -45,6 +46,22 @@ def loaded(root: Path) -> tuple[object, ParseCache]:
     return load(root, cache=cache), cache
 
 
+def stored(entry: Path) -> tuple[str, object, list[list[int]]]:
+    """An entry's key, data and marks (its digest checked)."""
+    head, payload = entry.read_bytes().split(b"\n")
+    header = json.loads(head)
+    assert header["format"] == cache_module.ENTRY_FORMAT
+    assert header["sha256"] == hashlib.sha256(payload).hexdigest()
+    data, marks = json.loads(payload)
+    return header["key"], data, marks
+
+
+def rewrite(entry: Path, data: object, marks: list[list[int]]) -> None:
+    """Store other data under the entry's key as this program would: digest and all."""
+    key, _, _ = stored(entry)
+    entry.write_bytes(cache_module.entry_body(key, data, marks))
+
+
 def sources(state: object) -> dict[str, tuple[str, int, int]]:
     (customer,) = state.customers.values()  # type: ignore[attr-defined]
     return {rid: (Path(r.source.file).name, r.source.line, r.source.column)
@@ -64,7 +81,7 @@ def test_a_warm_cache_gives_the_same_state_and_positions(root: Path) -> None:
     assert (grant.source.line, grant.source.column) == (5, 9)
     # Data only: every entry is JSON.
     entries = list((root / CACHE_DIR).glob("*.json"))
-    assert len(entries) == 5 and all(json.loads(e.read_bytes())["data"] for e in entries)
+    assert len(entries) == 5 and all(stored(e)[1] for e in entries)
 
 
 def test_touching_nothing_or_only_the_time_serves_every_file(root: Path) -> None:
@@ -142,9 +159,8 @@ def test_an_invalid_file_is_never_cached(root: Path) -> None:
 def test_an_entry_that_does_not_fit_its_data_is_not_served(root: Path) -> None:
     loaded(root)
     for entry in (root / CACHE_DIR).glob("*.json"):
-        body = json.loads(entry.read_bytes())
-        body["marks"] = body["marks"][:-1]
-        entry.write_text(json.dumps(body))
+        _, data, marks = stored(entry)
+        rewrite(entry, data, marks[:-1])
     state, cache = loaded(root)
     assert (cache.hits, cache.misses) == (0, 5)
     assert state == load(root)
@@ -154,11 +170,9 @@ def test_an_entry_of_an_older_format_is_not_served(root: Path) -> None:
     # Format 1 counted lines and columns from 1, format 2 from 0: read as absent, never shifted.
     loaded(root)
     for entry in (root / CACHE_DIR).glob("*.json"):
-        body = json.loads(entry.read_bytes())
-        assert body["format"] == cache_module.ENTRY_FORMAT
-        body["format"] = "reconciler-parse-cache/1"
-        body["marks"] = [[n + 1 for n in row] for row in body["marks"]]
-        entry.write_text(json.dumps(body))
+        key, data, marks = stored(entry)
+        entry.write_text(json.dumps({"format": "reconciler-parse-cache/2", "key": key,
+                                     "data": data, "marks": marks}))
     state, cache = loaded(root)
     assert (cache.hits, cache.misses) == (0, 5)
     assert sources(state) == sources(load(root))
@@ -182,3 +196,33 @@ def test_the_version_covers_every_module_the_parse_and_the_schema_check_use() ->
     assert used - {"errors.py", "model.py"} <= set(cache_module._SOURCES)
     assert {"desired/yamlfile.py", "desired/schema.py", "desired/cache.py"} <= set(
         cache_module._SOURCES)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "one byte changed", "hand-edited data",
+                                    "hand-edited marks", "text for marks", "empty"])
+def test_an_entry_changed_by_anything_else_is_not_served(root: Path, damage: str) -> None:
+    """Every entry damaged one way: none is served, the load is what a parse gives (no
+    traceback, no unchecked data, no wrong line)."""
+    loaded(root)
+    for entry in (root / CACHE_DIR).glob("*.json"):
+        raw = entry.read_bytes()
+        if damage == "truncated":
+            raw = raw[:len(raw) - 3]
+        elif damage == "one byte changed":
+            raw = raw[:-2] + bytes([raw[-2] ^ 1]) + raw[-1:]
+        elif damage == "empty":
+            raw = b""
+        else:
+            head, payload = raw.split(b"\n")
+            data, marks = json.loads(payload)
+            if damage == "hand-edited data":
+                data = json.loads(json.dumps(data).replace('"Support"', '"Poisoned"'))
+            elif damage == "hand-edited marks":
+                marks = [[n + 7 for n in row] for row in marks]
+            else:
+                marks = [[str(n) for n in row] for row in marks]
+            raw = head + b"\n" + json.dumps([data, marks]).encode()
+        entry.write_bytes(raw)
+    state, cache = loaded(root)
+    assert (cache.hits, cache.misses) == (0, 5)
+    assert state == load(root) and sources(state) == sources(load(root))

@@ -3,6 +3,7 @@ skipped in silence."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.desired.cache import entry_body
 from tests.hostile.harness import assert_clean, every_command, example_repo, run, tree_digest
 
 CONTOSO = "customers/contoso"
@@ -102,7 +104,7 @@ def test_a_committed_parse_cache_entry_is_never_served(
     poisoned = [e for e in entries if "Sales London" in e.read_text()]
     assert poisoned
     for entry in poisoned:
-        entry.write_text(entry.read_text().replace("Sales London", "Poisoned"))
+        entry.write_bytes(_forged(entry.read_bytes()))
     result = run(["plan", str(repo), "--format", "json"])
     assert "Poisoned" in result.stdout  # an entry is served in place of its file...
     _git(repo, "add", "-f", ".reconciler/cache")
@@ -124,17 +126,24 @@ def test_a_parse_cache_linked_outside_is_not_used(tmp_path: Path,
     assert not any(outside.iterdir())
 
 
+def _forged(entry: bytes) -> bytes:
+    """The entry with 'Sales London' made 'Poisoned', signed as this program would sign it."""
+    header, payload = entry.split(b"\n")
+    data, marks = json.loads(payload.decode().replace("Sales London", "Poisoned"))
+    return entry_body(json.loads(header)["key"], data, marks)
+
 
 def _poisoned_cache(repo: Path, folder: Path) -> None:
-    """The entries a plan writes, moved to ``folder`` with 'Sales London' made 'Poisoned'."""
+    """The entries a plan writes, forged ('Sales London' made 'Poisoned') and shown to be
+    served while nothing else is wrong, then moved to ``folder``."""
     assert run(["plan", str(repo), "--format", "json"]).exit_code == 0
     written = repo / ".reconciler" / "cache"
-    entries = {e.name: e.read_text() for e in written.glob("*.json")}
-    assert any("Sales London" in text for text in entries.values())
-    shutil.rmtree(written)
-    folder.mkdir(parents=True)
-    for name, text in entries.items():
-        (folder / name).write_text(text.replace("Sales London", "Poisoned"))
+    for entry in written.glob("*.json"):
+        entry.write_bytes(_forged(entry.read_bytes()))
+    assert "Poisoned" in run(["plan", str(repo), "--format", "json"]).stdout
+    if folder != written:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(written, folder)
 
 
 def test_a_parse_cache_behind_a_link_to_committed_entries_is_not_used(
