@@ -85,19 +85,25 @@ def diff_customer(desired: CustomerState, live: LiveTenant, *,
     Each change names its YAML entry relative to ``root``, so that the plan does not depend on
     the directory it was made from."""
     out = CustomerDiff()
-    customer = desired.customer
+    for rid, ambiguous in sorted(live.ambiguous_placement.items()):
+        out.warnings.append(f"{desired.customer.id}: {rid} matches the placement rules of sites "
+                            f"{', '.join(ambiguous)}; it stays at customer level")
+    _declared_changes(desired, live, scope, root, out)
+    out.changes.extend(_undeclared_changes(desired, live, scope, root))
+    out.refusals.extend(_safety(desired, live, out.changes))
+    return out
+
+
+def _declared_changes(desired: CustomerState, live: LiveTenant, scope: set[str] | None,
+                      root: str | None, out: CustomerDiff) -> None:
+    """The create, update or move of each declared resource (in scope), or the problems that
+    stop it."""
     resolver = _Resolver(desired, live, out.problems)
     creates = CreateRules(live, root)
-
-    for rid, ambiguous in sorted(live.ambiguous_placement.items()):
-        out.warnings.append(f"{customer.id}: {rid} matches the placement rules of sites "
-                            f"{', '.join(ambiguous)}; it stays at customer level")
-
     for rid in sorted(desired.resources):
         if scope is not None and rid not in scope:
             continue
         wanted = resolver.resolve(desired.resources[rid])
-        have = live.state.resources.get(rid)
         kind = live.exists_as.get(rid)
         if kind is not None and kind not in EXPECTED_LIVE_TYPES[wanted.type.value]:
             out.problems.append(Problem(
@@ -107,28 +113,40 @@ def diff_customer(desired: CustomerState, live: LiveTenant, *,
                 wanted.source))
             continue
         out.problems.extend(entry_problems(wanted, desired, live))
-        if have is None:
-            if isinstance(wanted, UserMailbox):
-                out.problems.append(Problem(
-                    f"user mailbox {rid} does not exist in the tenant; user mailboxes are "
-                    f"created in Microsoft 365, not here: check the address or create the user "
-                    f"first", wanted.source))
-                continue
-            problem, change = creates.check(wanted)
-            if problem is not None:
-                out.problems.append(problem)
-                continue
-            if change is None:
-                change = _change(wanted, "create", None, settings_json(wanted),
-                                 create_operations(wanted), root=root,
-                                 notes=_optional(rename_note(wanted, live, desired)))
-            out.changes.append(_noted(change, wanted, None, live))
-            continue
-        change = _compare(wanted, have, root)
+        have = live.state.resources.get(rid)
+        change = (_compare(wanted, have, root) if have is not None
+                  else _creation(wanted, desired, live, creates, root, out.problems))
         if change is not None:
             out.changes.append(_noted(change, wanted, have, live))
 
-    policy = customer.policy
+
+def _creation(wanted: Resource, desired: CustomerState, live: LiveTenant, creates: CreateRules,
+              root: str | None, problems: list[Problem]) -> Change | None:
+    """The create of a declared resource the tenant lacks; None, with the problem added,
+    when it cannot be created."""
+    if isinstance(wanted, UserMailbox):
+        problems.append(Problem(
+            f"user mailbox {wanted.id} does not exist in the tenant; user mailboxes are "
+            f"created in Microsoft 365, not here: check the address or create the user "
+            f"first", wanted.source))
+        return None
+    problem, change = creates.check(wanted)
+    if problem is not None:
+        problems.append(problem)
+        return None
+    if change is None:
+        change = _change(wanted, "create", None, settings_json(wanted),
+                         create_operations(wanted), root=root,
+                         notes=_optional(rename_note(wanted, live, desired)))
+    return change
+
+
+def _undeclared_changes(desired: CustomerState, live: LiveTenant, scope: set[str] | None,
+                        root: str | None) -> list[Change]:
+    """What happens to each live resource no file declares (in scope): deleted under
+    ``prune``, else shown as unmanaged."""
+    policy = desired.customer.policy
+    changes = []
     for rid in sorted(set(live.state.resources) - set(desired.resources)):
         if scope is not None and rid not in scope:
             continue
@@ -137,17 +155,15 @@ def diff_customer(desired: CustomerState, live: LiveTenant, *,
         if policy.prune and rid not in policy.protect:
             notes = (GROUP_DELETE_NOTE if isinstance(have, DistributionGroup)
                      else SOFT_DELETE_NOTE,)
-            out.changes.append(_change(have, "delete", before, None, delete_operations(have),
-                                       root=root, notes=notes))
+            changes.append(_change(have, "delete", before, None, delete_operations(have),
+                                   root=root, notes=notes))
         else:
             notes = (("protected by policy: never deleted",) if rid in policy.protect
                      else ("declared nowhere; set policy prune: true to delete it, or import "
                            "it into YAML",))
-            out.changes.append(_change(have, "unmanaged", before, None, [], root=root,
-                                       notes=notes))
-
-    out.refusals.extend(_safety(desired, live, out.changes))
-    return out
+            changes.append(_change(have, "unmanaged", before, None, [], root=root,
+                                   notes=notes))
+    return changes
 
 
 def _optional(note: str | None) -> tuple[str, ...]:
