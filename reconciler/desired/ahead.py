@@ -4,7 +4,7 @@ The loader reads the files one after another and builds the model from each as i
 Parsing a file and checking it against its schema (most of a cold load) depend on nothing but
 the file's bytes, so on a machine with more than one core those steps run ahead in worker
 processes while this one builds. A worker sends back what the parse cache would store (the
-plain data and its marks in depth-first order, or the file's problems) with the SHA-256 of the
+plain data and its marks in the order cache.py uses, or the file's problems) with the SHA-256 of the
 bytes it read. The loader takes that answer only when its own read of the file has the same
 digest: a file changed in between is parsed again here, so what is loaded is always what the
 loader read. A worker that fails (killed, out of memory) costs only time: its files are parsed
