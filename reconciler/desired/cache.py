@@ -128,8 +128,9 @@ class ParseCache:
         _flatten(doc.data, doc.marks, marks)
         return entry_body(key, doc.data, marks)
 
-    def write(self, key: str, body: bytes) -> None:
-        """Store an :meth:`entry`; a cache that cannot be written is skipped, never an error."""
+    def write(self, key: str, body: bytes, suffix: str = ".json") -> None:
+        """Store an :meth:`entry` (or another record, named ``<key><suffix>``); a cache that
+        cannot be written is skipped, never an error."""
         if self.directory is None:
             return
         try:
@@ -140,7 +141,7 @@ class ParseCache:
             fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".entry-")
             with os.fdopen(fd, "wb") as f:
                 f.write(body)
-            os.replace(tmp, self.directory / f"{key}.json")
+            os.replace(tmp, self.directory / f"{key}{suffix}")
         except OSError as e:
             log.debug("parse cache not written (%s): %s", self.directory, e)
 

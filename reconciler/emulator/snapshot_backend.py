@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import collector
+from reconciler.desired.cache import ParseCache
 from reconciler.emulator.tenant import Emulator
 from reconciler.errors import ReconcilerError
 from reconciler.live.backend import (
@@ -117,11 +118,12 @@ class Preloaded:
     stamp: tuple[int, int, int]
 
 
-def preload(directory: Path, customer_id: str) -> Preloaded | None:
+def preload(directory: Path, customer_id: str,
+            cache: ParseCache | None = None) -> Preloaded | None:
     """The read-only emulator of ``<directory>/<customer_id>.json`` built now (while this
     process would otherwise wait); None when the file cannot be served as it is, which the
     backend then says when it reads the file itself."""
-    backend = SnapshotBackend(directory, customer_id)
+    backend = SnapshotBackend(directory, customer_id, cache=cache)
     stamp = backend._file_stamp()
     if stamp is None:
         return None
@@ -137,14 +139,22 @@ class SnapshotBackend(EmulatedBackend):
     writes raise :class:`~reconciler.live.backend.ReadOnlyBackend`.
 
     The file is read once per backend, and served by a read-only emulator: it owns the parsed
-    rows and answers without copying them (nothing can change them)."""
+    rows and answers without copying them (nothing can change them). With ``cache`` (the
+    repository's parse cache), the very bytes of a file found valid before are not validated
+    again (:func:`~reconciler.live.snapshot_format.load_snapshot`)."""
+
+    def __init__(self, directory: Path, customer_id: str, *,
+                 cache: ParseCache | None = None) -> None:
+        super().__init__(directory, customer_id)
+        self.cache = cache
 
     def _load(self) -> Emulator:
         if self._emulator is None:
             if self._file_stamp() is None:
                 raise self._missing()
-            self._emulator = Emulator(load_snapshot(self.path), lag_seconds=self.lag_seconds,
-                                      validate=False, read_only=True)
+            self._emulator = Emulator(load_snapshot(self.path, self.cache),
+                                      lag_seconds=self.lag_seconds, validate=False,
+                                      read_only=True)
             collector.settled()
         return self._emulator
 

@@ -12,6 +12,7 @@ everywhere except at the top level, where a misspelt list name would silently me
 from __future__ import annotations
 
 import gc
+import hashlib
 import itertools
 import json
 import re
@@ -21,6 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from reconciler.desired.cache import ParseCache, entry_key, product_version
 from reconciler.errors import ReconcilerError
 
 SNAPSHOT_FORMAT = "exchange-snapshot/1"
@@ -412,13 +414,10 @@ class _Sharing:
         return value
 
 
-def _parse(raw: bytes) -> Any:
-    """JSON from the file's bytes, each row's repeated values shared (:class:`_Sharing`), with
-    the cyclic garbage collector paused: parsing makes millions of objects and no cycles, and
-    the collector's rescans of them took two thirds of the time. The bytes are decoded, and
-    dropped, before parsing: the parser would otherwise hold both."""
-    text = raw.decode(json.detect_encoding(raw), "surrogatepass")
-    del raw
+def _parse(text: str) -> Any:
+    """JSON, each row's repeated values shared (:class:`_Sharing`), with the cyclic garbage
+    collector paused: parsing makes millions of objects and no cycles, and the collector's
+    rescans of them took two thirds of the time."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -428,10 +427,51 @@ def _parse(raw: bytes) -> Any:
             gc.enable()
 
 
-def load_snapshot(path: Path) -> dict[str, Any]:
-    """Read and validate one snapshot file. Equal string lists of its rows are one list."""
+# --- records of files found valid -----------------------------------------------------------
+
+CHECK_RECORD = "reconciler-snapshot-check/1"
+CHECK_SUFFIX = ".snapshot-check"  # beside the parse cache's entries, never taken for one
+
+
+@cache
+def checker_version() -> str:
+    """What decides whether given bytes are a valid snapshot, besides the bytes: the product's
+    version (reconciler.desired.cache) and this module, which holds the schema and its checker."""
+    digest = hashlib.sha256(product_version().encode())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()
+
+
+def _record(key: str) -> dict[str, Any]:
+    return {"format": CHECK_RECORD, "key": key, "valid": True}
+
+
+def _recorded_valid(cache: ParseCache, key: str) -> bool:
+    """Whether ``cache`` holds the record that the bytes of ``key`` were found valid."""
+    assert cache.directory is not None
     try:
-        data = _parse(path.read_bytes())
+        record = json.loads((cache.directory / f"{key}{CHECK_SUFFIX}").read_bytes())
+    except (OSError, ValueError):
+        return False
+    return bool(record == _record(key))
+
+
+def load_snapshot(path: Path, cache: ParseCache | None = None) -> dict[str, Any]:
+    """Read and validate one snapshot file. Equal string lists of its rows are one list.
+
+    With an enabled ``cache`` (the repository's parse cache), a file whose very bytes were
+    validated before by this version of the checker is not validated again: the record, a
+    small JSON file, is named by the SHA-256 of the checker's version and of those bytes, so
+    a file with any byte changed is validated in full. Only valid files are recorded."""
+    key = None
+    try:
+        raw = path.read_bytes()
+        if cache is not None and cache.enabled:
+            key = entry_key(checker_version(), raw, "snapshot")
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+        del raw  # the parser would otherwise hold the bytes and the text together
+        data = _parse(text)
+        del text
     except OSError as e:
         raise SnapshotError(f"cannot read tenant snapshot {path}: {e.strerror or e}") from e
     except json.JSONDecodeError as e:
@@ -441,7 +481,10 @@ def load_snapshot(path: Path) -> dict[str, Any]:
                             f"{e.start}") from e
     except RecursionError as e:  # the decoder's own limit: no snapshot nests this deep
         raise SnapshotError(f"{path}: not valid JSON: nested too deep for a snapshot") from e
-    validate_snapshot(data, str(path))
+    if key is None or cache is None or not _recorded_valid(cache, key):
+        validate_snapshot(data, str(path))
+        if key is not None and cache is not None:
+            cache.write(key, json.dumps(_record(key)).encode(), CHECK_SUFFIX)
     return data
 
 

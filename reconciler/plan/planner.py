@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler import collector
 from reconciler.errors import InputError, Problem, ReconcilerError, did_you_mean
@@ -18,6 +19,9 @@ from reconciler.live.reader import LiveTenant, read_live
 from reconciler.model import CustomerState, DesiredState, Location
 from reconciler.plan.diff import diff_customer
 from reconciler.plan.plan import Plan
+
+if TYPE_CHECKING:
+    from reconciler.desired.cache import ParseCache
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +109,15 @@ def plan_basis(root: Path, plan: Plan) -> dict[str, str]:
     return {cid: checksum for cid, checksum in basis.items() if checksum}
 
 
-def _adopting(backend: Backend, preloaded: object) -> Backend:
-    """``backend``, serving the snapshot read ahead for it if it is that snapshot's."""
+def _adopting(backend: Backend, preloaded: object, cache: ParseCache | None) -> Backend:
+    """``backend``, serving the snapshot read ahead for it if it is that snapshot's, and
+    recording the snapshot's validation in ``cache`` if it reads the file itself."""
     from reconciler.emulator.snapshot_backend import Preloaded, SnapshotBackend
 
-    if isinstance(backend, SnapshotBackend) and isinstance(preloaded, Preloaded):
-        backend.adopt(preloaded)
+    if isinstance(backend, SnapshotBackend):
+        backend.cache = cache
+        if isinstance(preloaded, Preloaded):
+            backend.adopt(preloaded)
     return backend
 
 
@@ -143,7 +150,7 @@ def make_plan(
     # While the YAML is parsed on other cores, this process reads the snapshots it will plan
     # against (a customer a pull request leaves alone costs only that otherwise idle time).
     preloaded: dict[str, Preloaded] = {}
-    meanwhile = preloads(live_source, customers or _customer_folders(root), preloaded)
+    meanwhile = preloads(live_source, customers or _customer_folders(root), preloaded, cache)
     desired = load(root, cache=cache, meanwhile=meanwhile)
     collector.settled()
     scope = scope_since(root, changed_since, desired, cache) if changed_since else None
@@ -156,7 +163,7 @@ def make_plan(
     applied = AppliedState.load(root, select_customers(desired, customers))
     result = plan_desired(
         desired, lambda state: _adopting(open_backend(live_source, state.customer, root),
-                                         preloaded.pop(state.customer.id, None)),
+                                         preloaded.pop(state.customer.id, None), cache),
         customers=customers, scope=scope.ids if scope else None,
         previous_locations=applied.previous_locations(
             scope.previous_locations if scope else None), progress=progress)

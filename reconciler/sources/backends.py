@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from reconciler.desired.cache import ParseCache
 from reconciler.emulator.sandbox_backend import (
     SandboxBackend,
     sandbox_directory,
@@ -100,8 +101,8 @@ def open_backend(source: str | None, customer: Customer, repo_root: Path) -> Bac
     return SandboxBackend(directory, customer.id)
 
 
-def preloads(source: str | None, customer_ids: Collection[str],
-             into: dict[str, Preloaded]) -> list[Callable[[], object]]:
+def preloads(source: str | None, customer_ids: Collection[str], into: dict[str, Preloaded],
+             cache: ParseCache | None = None) -> list[Callable[[], object]]:
     """For ``snapshot:DIR``: work that reads each customer's snapshot ahead into ``into`` (by
     customer id), to be done while the command would otherwise wait; nothing for other
     sources. :meth:`SnapshotBackend.adopt` serves what was read, if its file is still the same."""
@@ -116,7 +117,7 @@ def preloads(source: str | None, customer_ids: Collection[str],
 
     def read(cid: str) -> Callable[[], object]:
         def work() -> None:
-            found = preload(directory, cid)
+            found = preload(directory, cid, cache)
             if found is not None:
                 into[cid] = found
         return work

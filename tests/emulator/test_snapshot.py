@@ -175,3 +175,79 @@ def test_fast_check_accepts_what_jsonschema_accepts() -> None:
         assert _fast_check()(seed(customer))
     for path in CONFORMANCE:
         assert _fast_check()(json.loads(path.read_text("utf-8")))
+
+
+def _counted_validation(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The origins load_snapshot validates, from now on."""
+    from reconciler.live import snapshot_format
+
+    seen: list[str] = []
+    original = snapshot_format.validate_snapshot
+
+    def counted(snapshot: Any, origin: str = "snapshot") -> None:
+        seen.append(origin)
+        original(snapshot, origin)
+
+    monkeypatch.setattr(snapshot_format, "validate_snapshot", counted)
+    return seen
+
+
+def _written(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "customer.json"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_same_bytes_found_valid_are_not_validated_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.desired.cache import ParseCache
+
+    cache = ParseCache(tmp_path / "cache")
+    path = _written(tmp_path, json.dumps(seed()))
+    seen = _counted_validation(monkeypatch)
+    first = load_snapshot(path, cache)
+    assert load_snapshot(path, cache) == first and len(seen) == 1
+    assert len(list((tmp_path / "cache").glob("*.snapshot-check"))) == 1
+    assert load_snapshot(path) == first and len(seen) == 2  # no cache: validated
+    load_snapshot(path, ParseCache(None))  # a disabled cache records nothing
+    assert len(seen) == 3
+
+
+def test_a_changed_byte_is_validated_again_and_refused_as_without_a_record(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.desired.cache import ParseCache
+
+    cache = ParseCache(tmp_path / "cache")
+    text = json.dumps(seed())
+    load_snapshot(_written(tmp_path, text), cache)
+    seen = _counted_validation(monkeypatch)
+    load_snapshot(_written(tmp_path, text + " "), cache)  # still valid, other bytes
+    assert len(seen) == 1
+    broken = text.replace('"ArchiveStatus": "None"', '"ArchiveStatus": "Nonf"', 1)
+    assert broken != text and len(broken) == len(text)
+    path = _written(tmp_path, broken)
+    with pytest.raises(SnapshotError) as cached:
+        load_snapshot(path, cache)
+    with pytest.raises(SnapshotError) as plain:
+        load_snapshot(path)
+    assert str(cached.value) == str(plain.value) and "ArchiveStatus" in str(cached.value)
+    with pytest.raises(SnapshotError):  # an invalid file is never recorded
+        load_snapshot(path, cache)
+
+
+def test_a_record_of_another_checker_version_or_altered_is_not_honoured(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.desired.cache import ParseCache
+    from reconciler.live import snapshot_format
+
+    cache = ParseCache(tmp_path / "cache")
+    path = _written(tmp_path, json.dumps(seed()))
+    load_snapshot(path, cache)
+    (record,) = (tmp_path / "cache").glob("*.snapshot-check")
+    seen = _counted_validation(monkeypatch)
+    record.write_text('{"valid": true}', encoding="utf-8")
+    load_snapshot(path, cache)
+    assert len(seen) == 1
+    monkeypatch.setattr(snapshot_format, "checker_version", lambda: "another version")
+    load_snapshot(path, cache)
+    assert len(seen) == 2

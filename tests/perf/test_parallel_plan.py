@@ -7,6 +7,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,8 +40,8 @@ def test_the_snapshot_is_read_while_the_yaml_is_parsed_and_the_plan_is_the_same(
     built: list[str] = []
     original = snapshot.preload
 
-    def spy(directory: Path, cid: str) -> snapshot.Preloaded | None:
-        found = original(directory, cid)
+    def spy(directory: Path, cid: str, *rest: Any) -> snapshot.Preloaded | None:
+        found = original(directory, cid, *rest)
         built.append(cid if found is not None else "")
         return found
 
