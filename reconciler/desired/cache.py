@@ -238,8 +238,10 @@ def _attach(value: Any, flat: list[Row], at: int, marks: dict[int, Row]) -> int:
 def _containers(value: Any) -> list[Any]:
     """Every dict and list of ``value``, itself first, breadth first."""
     todo = [value] if value.__class__ is dict or value.__class__ is list else []
+    append = todo.append
     for container in todo:  # grows as it goes
-        todo += [item for item in (container.values() if container.__class__ is dict
-                                   else container)
-                 if item.__class__ is dict or item.__class__ is list]
+        for item in container.values() if container.__class__ is dict else container:
+            cls = item.__class__
+            if cls is dict or cls is list:
+                append(item)
     return todo
