@@ -308,6 +308,7 @@ class Emulator:
         # reference's spelling, no parameter check on every call (the product's calls are held
         # to the reference by the tests).
         self._read_only = read_only
+        self.read_only = read_only  # the Backend protocol's flag: apply refuses a read-only one
         if validate:
             validate_snapshot(snapshot)
         self.lag_seconds = float(lag_seconds)

@@ -63,3 +63,11 @@ def test_a_read_only_tenant_answers_every_read_as_the_plain_one(rounds: int) -> 
     shown = {r["User"] for cmdlet, params, _ in calls if cmdlet == "Get-MailboxFolderPermission"
              for r in read_only.invoke(cmdlet, params).value}
     assert {"Sam Lee", "Default", "Anonymous"} <= shown
+
+
+def test_a_read_only_emulator_says_so_as_a_backend() -> None:
+    from reconciler.emulator import Emulator
+    from tests.emulator.conftest import seed
+
+    assert Emulator(seed(), read_only=True).read_only
+    assert not Emulator(seed()).read_only
