@@ -78,7 +78,31 @@ def changed_files(root: Path, ref: str) -> set[str]:
     names += _names(_git(top, "ls-files", "--others", "--exclude-standard", "-z", "--",
                          relative))
     prefix = "" if relative == "." else f"{relative}/"
-    return {name[len(prefix):] for name in names if name.startswith(prefix)}
+    changed = {name[len(prefix):] for name in names if name.startswith(prefix)}
+    return changed | _through_links(root, changed)
+
+
+# Where the loader finds YAML files (desired.loader): the settings, a customer's own folder, a
+# site's folder.
+_READ_FROM = ("*", "customers/*/*", "customers/*/sites/*/*")
+
+
+def _through_links(root: Path, changed: set[str]) -> set[str]:
+    """The YAML files the loader reads through a link inside the repository (the file or a
+    folder on its way) that leads to one of ``changed``: git names only the file it leads
+    to, yet what the loader reads under the link's name changed too."""
+    real_root = Path(os.path.realpath(root))
+    found = set()
+    for pattern in _READ_FROM:
+        for path in root.glob(pattern):
+            name = path.relative_to(root).as_posix()
+            if path.suffix not in YAML_SUFFIXES or name in changed:
+                continue
+            real = Path(os.path.realpath(path))
+            if real != real_root / name and real_root in real.parents and \
+                    real.relative_to(real_root).as_posix() in changed:
+                found.add(name)
+    return found
 
 
 def _is_settings(name: str) -> bool:
