@@ -59,6 +59,7 @@ class Job:
     display: str  # its name in messages
     kind: str  # what it is read as (resources, customer...)
     cache_version: str | None = None  # the parse cache's version, when an entry is to be made
+    root: str | None = None  # the repository's real path: a file opened outside it is not read
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +86,7 @@ class Parsed:
 def parse_file(job: Job) -> Parsed | None:
     """Read, parse and schema-check one file (in a worker); None when it cannot be read."""
     try:
-        raw = read_bytes(job.path, job.display)
+        raw = read_bytes(job.path, job.display, job.root)
     except YamlError:
         return None  # the loader reads it too, and reports why it cannot
     digest = hashlib.sha256(raw).hexdigest()

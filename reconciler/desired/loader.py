@@ -274,7 +274,7 @@ class _Loader:
             return None
         display = self.display(path)
         try:
-            raw = read_bytes(str(path), display)
+            raw = read_bytes(str(path), display, str(self.real_root))
             key = self.cache.key(raw, kind) if self.cache.enabled else None
             cached = self.cache.get(key, display) if key else None
             if cached is not None:
@@ -320,7 +320,8 @@ class _Loader:
                 continue
             size += os.stat(path).st_size
             jobs.append(Job(str(path), self.display(path), kind,
-                            self.cache.version_used() if self.cache.enabled else None))
+                            self.cache.version_used() if self.cache.enabled else None,
+                            str(self.real_root)))
         if self.ahead is None:
             workers = workers_for(size) if jobs else 0
             if not workers:

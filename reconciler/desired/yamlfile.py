@@ -170,17 +170,32 @@ def read_yaml(path: str, display: str) -> YamlDocument:
     return parse_yaml(read_bytes(path, display), display)
 
 
-def read_bytes(path: str, display: str) -> bytes:
-    """The bytes of ``path`` (up to one past the size limit); :class:`YamlError` if unreadable."""
+def read_bytes(path: str, display: str, within: str | None = None) -> bytes:
+    """The bytes of ``path`` (up to one past the size limit); :class:`YamlError` if unreadable,
+    or, with ``within`` (a real path), if what was opened lies outside that folder."""
     try:
         # Non-blocking, then checked: a FIFO put where a file was expected must not hang us.
         with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
             if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                 raise _error(display, 1, 1, "not a regular file; a YAML file is expected here")
+            if within is not None and not _opened_within(f.fileno(), path, within):
+                raise _error(display, 1, 1, f"{os.path.basename(path)} is a link to a place "
+                             "outside the repository; it is not read (copy what it should "
+                             "hold into the repository)")
             return f.read(MAX_FILE_BYTES + 1)
     except OSError as e:
         raise YamlError([Problem(f"cannot read the file: {e.strerror or e}",
                                  SourceRef(display, 1, 1))]) from None
+
+
+def _opened_within(fd: int, path: str, within: str) -> bool:
+    """Whether the file open as ``fd`` lies in the folder ``within``. The file itself is asked
+    (Linux names it in /proc), not its name, which a link swapped in since may now lead out."""
+    try:
+        opened = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:  # no /proc: the name's target, as near as this system tells
+        opened = os.path.realpath(path)
+    return opened == within or opened.startswith(within.rstrip(os.sep) + os.sep)
 
 
 def parse_yaml(raw: bytes, display: str) -> YamlDocument:

@@ -175,3 +175,39 @@ def test_a_parse_cache_git_cannot_vouch_for_is_not_used(
     assert result.exit_code == 0
     assert "Poisoned" not in result.stdout and "Sales London" in result.stdout
     assert "parse cache is not used" in caplog.text
+
+
+def test_a_file_swapped_for_a_link_out_after_its_check_is_not_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check that a file stays inside the repository and the read are two steps: a file
+    made a link out between them (or while a worker parses ahead) is still not read, since
+    what was opened is checked, not the name."""
+    from reconciler.desired import ahead, loader
+
+    repo = example_repo(tmp_path)
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("shared_mailboxes:\n  - name: SECRET words\n")
+    link = repo / CONTOSO / "swapped.yaml"
+    os.symlink(secret, link)
+    assert ahead.parse_file(ahead.Job(str(link), str(link), "resources",
+                                      root=os.path.realpath(repo))) is None
+    monkeypatch.setattr(loader._Loader, "inside", lambda self, path: True)  # checked before
+    result = run(["validate", str(repo)])
+    assert result.exit_code == 1 and "swapped.yaml:1:1:" in result.output
+    assert "outside the repository" in result.output and "SECRET" not in result.output
+
+
+def test_no_cache_neither_reads_nor_writes_the_parse_cache(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path)
+    cache = repo / ".reconciler" / "cache"
+    _poisoned_cache(repo, cache)  # served by a plan that uses the cache
+    stored = {entry.name: entry.read_bytes() for entry in cache.iterdir()}
+    for command in (["plan", str(repo), "--format", "json"], ["drift", str(repo)]):
+        result = run([*command, "--no-cache"])
+        assert result.exit_code in (0, 2), result.output
+        assert "Poisoned" not in result.stdout
+    assert {entry.name: entry.read_bytes() for entry in cache.iterdir()} == stored
+    shutil.rmtree(cache)
+    run(["plan", str(repo), "--no-cache"])
+    run(["drift", str(repo), "--no-cache"])
+    assert not cache.exists()
