@@ -72,9 +72,9 @@ def test_a_warm_cache_and_a_pull_requests_plan_give_the_same_bytes(
     read: list[str] = []
     original = loader.read_bytes
 
-    def spy(file: str, display: str) -> bytes:
+    def spy(file: str, display: str, *within: str) -> bytes:
         read.append(file)
-        return original(file, display)
+        return original(file, display, *within)
 
     monkeypatch.setattr(loader, "read_bytes", spy)
     warm = cli_json(root, live, "--changed-since", "HEAD")
