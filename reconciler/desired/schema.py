@@ -24,6 +24,7 @@ from jsonschema.exceptions import ValidationError
 from referencing.jsonschema import DRAFT202012
 
 from reconciler.errors import Problem
+from reconciler.model import SourceRef
 from reconciler.secretref import env_name_problem
 
 from .yamlfile import YamlDocument
@@ -145,50 +146,22 @@ def _explain(doc: YamlDocument, error: ValidationError) -> list[Problem]:
     if (kind in ("enum", "pattern") and isinstance(container, dict) and isinstance(value, str)
             and value in container and container.get(value) is not value):
         # a propertyNames failure: jsonschema reports the key itself at the mapping's path
-        allowed = [str(o) for o in error.validator_value] if kind == "enum" else []
-        close = difflib.get_close_matches(value, allowed, n=1)
-        if kind == "enum":
-            hint = (f"did you mean '{close[0]}'?" if close else
-                    f"use one of: {', '.join(allowed)}")
-            message = f"unknown key '{value}' in {name}; {hint}"
-        else:
-            rule = schema.get("title") or f"text matching {error.validator_value}"
-            if error.validator_value == "^[a-z0-9][a-z0-9_-]*$":
-                rule = "lower-case letters, digits, '_' and '-'"
-            message = f"the key '{value}' in {name} is not a valid name; use {rule}"
-        return [Problem(message, doc.key_ref(container, value) or at)]
+        return [Problem(_bad_key_name(error, schema, value, name),
+                        doc.key_ref(container, value) or at)]
     if key == "forwarding" and kind in ("type", "pattern"):
         word = " (YAML reads off, no and false as false: write none)" if value is False else ""
         return [Problem(f"{name} must be the word none, or a mapping with internal or external"
                         f"{word}", at)]
 
     if kind == "additionalProperties" and isinstance(value, dict):
-        allowed = list((schema.get("properties") or {}).keys())
-        patterns = list((schema.get("patternProperties") or {}).keys())
-        problems = []
-        for extra in value:
-            if extra in allowed or any(re.search(p, extra) for p in patterns):
-                continue
-            problems.append(Problem(_unknown_key(extra, path, allowed, patterns),
-                                    doc.key_ref(value, extra) or at))
-        return problems
+        return _unknown_keys(doc, schema, value, path, at)
     if kind == "required":
         missing = [k for k in error.validator_value if k not in value]
         where = f"in {name}" if path else "at the top of the file"
         return [Problem(f"'{k}' is missing {where}; add it", at) for k in missing]
     if kind == "type":
-        expected = error.validator_value
-        names = [expected] if isinstance(expected, str) else list(expected)
-        wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in names)
-        # Neither a secret nor a whole file that is not YAML at all is ever quoted.
-        quiet = secret or not path or not isinstance(value, str | int | float)
-        shown = "" if quiet else f" ({_show(value)})"
-        hint = ""
-        if "string" in names and isinstance(value, int | float | bool):
-            hint = "; put it in quotes to make it text"
-        if value is None:
-            return [Problem(f"{name} is empty; it must be {wanted}", at)]
-        return [Problem(f"{name} must be {wanted}, not {_type_of(value)}{shown}{hint}", at)]
+        return [Problem(_wrong_type(error.validator_value, value, name, secret or not path),
+                        at)]
     if kind == "enum":
         options = [str(o) for o in error.validator_value]
         close = difflib.get_close_matches(value, options, n=1) if isinstance(value, str) else []
@@ -196,16 +169,7 @@ def _explain(doc: YamlDocument, error: ValidationError) -> list[Problem]:
         return [Problem(f"{name} is {_show(value)}, which is not one of: "
                         f"{', '.join(options)}{hint}", at)]
     if kind == "pattern":
-        if secret and isinstance(value, str) and value.startswith("env:"):
-            why = env_name_problem(value.removeprefix("env:"))
-            return [Problem(f"{name}: {why}", at)]
-        if secret:
-            return [Problem(f"{name} must be a reference to the secret, env:VARIABLE or "
-                            "file:path, never the secret itself (the value written here is not "
-                            "shown); put it in an environment variable or a file and write "
-                            "e.g. env:CONTOSO_EXO_KEY", at)]
-        title = schema.get("title") or f"text matching {error.validator_value}"
-        return [Problem(f"{name} is {_show(value)}; it must be {title}", at)]
+        return [Problem(_mismatch(error, schema, value, name, secret), at)]
     if kind == "propertyNames":
         return [Problem(f"{name} has a key that is not allowed: {error.message}", at)]
     if kind in ("minLength", "maxLength") and isinstance(value, str):
@@ -224,6 +188,64 @@ def _explain(doc: YamlDocument, error: ValidationError) -> list[Problem]:
         bound = "at least" if kind == "minimum" else "at most"
         return [Problem(f"{name} is {value}; it must be {bound} {error.validator_value}", at)]
     return [Problem(f"{name}: {error.message}", at)]
+
+
+def _bad_key_name(error: ValidationError, schema: dict[str, Any], value: str,
+                  name: str) -> str:
+    """A key of a mapping that is not one of its names (enum) or not a valid name."""
+    if error.validator == "enum":
+        allowed = [str(o) for o in error.validator_value]
+        close = difflib.get_close_matches(value, allowed, n=1)
+        hint = (f"did you mean '{close[0]}'?" if close else
+                f"use one of: {', '.join(allowed)}")
+        return f"unknown key '{value}' in {name}; {hint}"
+    rule = schema.get("title") or f"text matching {error.validator_value}"
+    if error.validator_value == "^[a-z0-9][a-z0-9_-]*$":
+        rule = "lower-case letters, digits, '_' and '-'"
+    return f"the key '{value}' in {name} is not a valid name; use {rule}"
+
+
+def _unknown_keys(doc: YamlDocument, schema: dict[str, Any], value: dict[str, Any],
+                  path: list[str | int], at: SourceRef) -> list[Problem]:
+    """One problem per key the mapping's schema neither names nor matches."""
+    allowed = list((schema.get("properties") or {}).keys())
+    patterns = list((schema.get("patternProperties") or {}).keys())
+    problems = []
+    for extra in value:
+        if extra in allowed or any(re.search(p, extra) for p in patterns):
+            continue
+        problems.append(Problem(_unknown_key(extra, path, allowed, patterns),
+                                doc.key_ref(value, extra) or at))
+    return problems
+
+
+def _wrong_type(expected: str | list[str], value: Any, name: str, quiet: bool) -> str:
+    """What the value should be and what it is. ``quiet``: a secret, or a whole file."""
+    names = [expected] if isinstance(expected, str) else list(expected)
+    wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in names)
+    # Neither a secret nor a whole file that is not YAML at all is ever quoted.
+    quiet = quiet or not isinstance(value, str | int | float)
+    shown = "" if quiet else f" ({_show(value)})"
+    hint = ""
+    if "string" in names and isinstance(value, int | float | bool):
+        hint = "; put it in quotes to make it text"
+    if value is None:
+        return f"{name} is empty; it must be {wanted}"
+    return f"{name} must be {wanted}, not {_type_of(value)}{shown}{hint}"
+
+
+def _mismatch(error: ValidationError, schema: dict[str, Any], value: Any, name: str,
+              secret: bool) -> str:
+    """A text not of its pattern; a secret is never shown, and must be a reference."""
+    if secret and isinstance(value, str) and value.startswith("env:"):
+        return f"{name}: {env_name_problem(value.removeprefix('env:'))}"
+    if secret:
+        return (f"{name} must be a reference to the secret, env:VARIABLE or "
+                "file:path, never the secret itself (the value written here is not "
+                "shown); put it in an environment variable or a file and write "
+                "e.g. env:CONTOSO_EXO_KEY")
+    title = schema.get("title") or f"text matching {error.validator_value}"
+    return f"{name} is {_show(value)}; it must be {title}"
 
 
 def _value_at(data: Any, path: list[str | int]) -> Any:
