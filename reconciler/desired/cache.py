@@ -34,7 +34,7 @@ import yaml
 
 from reconciler import __version__
 
-from .yamlfile import Row, YamlDocument
+from .yamlfile import Row, YamlDocument, YamlError, read_bytes
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +111,9 @@ class ParseCache:
         still turn out unusable when read)."""
         if self.directory is None:
             return False
-        try:
-            key = self.key(Path(path).read_bytes(), kind)
-        except OSError:
+        try:  # as the loader reads it: no more than a file may hold, a FIFO never waited on
+            key = self.key(read_bytes(str(path), str(path)), kind)
+        except YamlError:
             return False
         return (self.directory / f"{key}.json").is_file()
 

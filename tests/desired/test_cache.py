@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from reconciler.desired import cache as cache_module
 from reconciler.desired import load
 from reconciler.desired.cache import CACHE_DIR, ParseCache
+from reconciler.desired.yamlfile import MAX_FILE_BYTES
 from reconciler.errors import InputError
 from tests.desired.conftest import write_repo
 
@@ -226,3 +228,20 @@ def test_an_entry_changed_by_anything_else_is_not_served(root: Path, damage: str
     state, cache = loaded(root)
     assert (cache.hits, cache.misses) == (0, 5)
     assert state == load(root) and sources(state) == sources(load(root))
+
+
+def test_asking_whether_a_huge_file_is_cached_reads_no_more_than_a_file_may_hold(
+        root: Path) -> None:
+    """Parsing ahead asks the cache about every file before the loader's size check: a file
+    of gigabytes must not be read whole into memory to answer."""
+    huge = root / "customers/acme/sites/hq/huge.yaml"
+    with open(huge, "wb") as f:
+        f.truncate(4 * MAX_FILE_BYTES)  # sparse: no disk is used
+    cache = ParseCache(root / CACHE_DIR)
+    tracemalloc.start()
+    try:
+        assert not cache.holds(huge, "resources")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * MAX_FILE_BYTES
