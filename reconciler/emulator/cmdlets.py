@@ -8,6 +8,7 @@ Messages and exception types are Exchange's own where known, since callers match
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from reconciler.emulator.handlers import handler
@@ -80,14 +81,19 @@ def _mailbox_objects(em: Emulator, params: dict[str, Any], kinds: tuple[str, ...
             "RecipientTypeDetails", "")) in wanted]
     text = _get(params, "Filter")
     if text:
-        try:
-            matches = compile_filter(text)
-        except FilterError as e:
-            raise BadParameter(f"Cannot bind parameter 'Filter' to the target. Exception setting "
-                               f"\"Filter\": \"{e}\"", cmdlet=cmdlet,
-                               exception_type="ParameterBindingException") from None
+        matches = _filter(text, cmdlet)
         objects = [o for o in objects if matches({**o.recipient, **(o.row or {})})]
     return objects
+
+
+def _filter(text: Any, cmdlet: str) -> Callable[[dict[str, Any]], bool]:
+    """The OPATH filter ``text`` as a test of a row; refused as Exchange refuses it."""
+    try:
+        return compile_filter(str(text))
+    except FilterError as e:
+        raise BadParameter(f"Cannot bind parameter 'Filter' to the target. Exception setting "
+                           f"\"Filter\": \"{e}\"", cmdlet=cmdlet,
+                           exception_type="ParameterBindingException") from None
 
 
 # Properties every object is indexed by (each of its identity forms).
@@ -123,6 +129,10 @@ def get_mailbox(em: Emulator, cmdlet: str, params: dict[str, Any]) -> CmdletResu
             rows = [o for o in rows if any(k == key for _, k in o.identity_keys())]
             if not rows:
                 raise not_found(identity, cmdlet)
+        text = _get(params, "Filter")
+        if text:
+            matches = _filter(text, cmdlet)
+            rows = [o for o in rows if matches({**o.recipient, **(o.row or {})})]
         out = [dict(o.row or {}, IsSoftDeletedByRemove=True) for o in rows]
         return em._limited(out, params)
     objects = _mailbox_objects(em, params, MAILBOX, cmdlet)

@@ -21,6 +21,7 @@ from typing import Any
 
 from reconciler.live.backend import Backend
 from reconciler.live.directory import strip_smtp
+from reconciler.live.targeted import CHUNK, address_filter
 from reconciler.model import (
     CustomerState,
     Mailbox,
@@ -65,10 +66,10 @@ def read_tenant_facts(desired: CustomerState, backend: Backend,
 
     wanted = [r for rid, r in desired.resources.items() if scope is None or rid in scope]
     facts = TenantFacts()
-    if any(not isinstance(r, UserMailbox) and r.id not in live_raw for r in wanted):
-        facts.soft_deleted = get("Get-Mailbox", {"SoftDeletedMailbox": True,
-                                                 "ResultSize": "Unlimited"},
-                                 SOFT_DELETED_PROPERTIES)
+    creates = sorted(r.id for r in wanted if not isinstance(r, UserMailbox)
+                     and r.id not in live_raw)
+    if creates:
+        facts.soft_deleted = _soft_deleted(get, creates if scope is not None else None)
     if any(isinstance(r, Mailbox) and r.retention_policy is not None for r in wanted):
         facts.retention_policies = [str(p.get("Name") or p.get("Identity"))
                                     for p in get("Get-RetentionPolicy", {}, ("Name",))]
@@ -81,6 +82,22 @@ def read_tenant_facts(desired: CustomerState, backend: Backend,
             if rows:
                 facts.mailbox_bytes[resource.id] = item_bytes(rows[0].get("TotalItemSize"))
     return facts
+
+
+def _soft_deleted(get: Get, addresses: list[str] | None) -> list[dict[str, Any]]:
+    """The soft-deleted mailboxes: every one for a full plan (one listing), only those holding
+    ``addresses`` (the creates' own) for a pull request's, twenty to a call, so its cost does
+    not grow with the tenant. Get-Mailbox takes -Filter beside -SoftDeletedMailbox in the
+    reference; that Exchange filters soft-deleted mailboxes by EmailAddresses is UNVERIFIED."""
+    parameters: dict[str, Any] = {"SoftDeletedMailbox": True, "ResultSize": "Unlimited"}
+    if addresses is None:
+        return get("Get-Mailbox", parameters, SOFT_DELETED_PROPERTIES)
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(addresses), CHUNK):
+        text = address_filter(addresses[start:start + CHUNK],
+                              ("EmailAddresses", "PrimarySmtpAddress"))
+        rows += get("Get-Mailbox", {**parameters, "Filter": text}, SOFT_DELETED_PROPERTIES)
+    return rows
 
 
 def _auto_forwarding_mode(get: Get) -> str:

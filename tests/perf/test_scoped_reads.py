@@ -77,3 +77,35 @@ def test_a_pull_requests_plan_pages_nothing_and_matches_the_full_plan(
     paged = [(c, p) for c, p in calls if c in TENANT_WIDE and not {"Identity", "Filter"} & set(p)]
     assert paged == []
     assert len(calls) <= 20
+
+
+def test_a_pull_request_creating_a_mailbox_asks_only_for_soft_deleted_ones_holding_it(
+        generated_copy: tuple[Path, Path], tmp_path: Path,
+        calls: list[tuple[str, dict[str, Any]]]) -> None:
+    """A create is checked against the soft-deleted mailboxes that hold its address: a pull
+    request's plan asks for those by filter, never for every soft-deleted mailbox."""
+    root, base_live = generated_copy
+    emulator = Emulator(load_snapshot(base_live / "customer-0.json"))
+    for alias in ("help-desk", "unrelated"):
+        emulator.invoke("New-Mailbox", {"Shared": True, "Name": alias, "Alias": alias,
+                                        "PrimarySmtpAddress": f"{alias}@customer-0.example"})
+        emulator.invoke("Remove-Mailbox", {"Identity": f"{alias}@customer-0.example"})
+    live = tmp_path / "live"
+    live.mkdir()
+    (live / "customer-0.json").write_text(json.dumps(emulator.to_snapshot()))
+    commit_all(root)
+    path = root / "customers/customer-0/sites/site-0/mailboxes-0000.yaml"
+    path.write_text(path.read_text() + "  - name: Help Desk\n")
+
+    full = plan(root, live)
+    calls.clear()
+    scoped = plan(root, live, "--changed-since", "HEAD")
+
+    wanted = "help-desk@customer-0.example"
+    assert [c["id"] for c in scoped["changes"]] == [wanted]
+    assert scoped["changes"] == [c for c in full["changes"] if c["id"] == wanted]
+    assert "Undo-SoftDeletedMailbox" in json.dumps(scoped["changes"])  # recovered, not created
+    soft = [p for c, p in calls if c == "Get-Mailbox" and p.get("SoftDeletedMailbox")]
+    assert soft and all(wanted in p.get("Filter", "") for p in soft)
+    paged = [(c, p) for c, p in calls if c in TENANT_WIDE and not {"Identity", "Filter"} & set(p)]
+    assert paged == []
