@@ -21,6 +21,7 @@ from pathlib import Path
 from reconciler.desired.cache import ParseCache
 from reconciler.desired.loader import YAML_SUFFIXES
 from reconciler.errors import InputError, ReconcilerError
+from reconciler.live.targeted import principals_named
 from reconciler.model import CustomerState, DesiredState, Location
 
 WHOLE_CUSTOMER_FILES = ("customer.yaml", "site.yaml", "reconciler.yaml")
@@ -182,6 +183,26 @@ def changed_since(root: Path, ref: str, current: DesiredState,
                 ids.add(rid)
                 if old is not None and new is not None and old.located_at != new.located_at:
                     previous[rid] = old.located_at
-        scope.ids[cid] = ids
+        scope.ids[cid] = ids | _naming(state, _moved_or_gone(before, state, ids))
         scope.previous_locations[cid] = previous
     return scope
+
+
+def _moved_or_gone(before: CustomerState, after: CustomerState, ids: set[str]) -> set[str]:
+    """The ids among ``ids`` declared only on one side, or at another place."""
+    moved = set()
+    for rid in ids:
+        old, new = before.resources.get(rid), after.resources.get(rid)
+        if old is None or new is None or old.located_at != new.located_at:
+            moved.add(rid)
+    return moved
+
+
+def _naming(state: CustomerState, ids: set[str]) -> set[str]:
+    """The resources of ``state`` that name one of ``ids`` as a principal: their checks (that
+    it exists, that it is at the same site) depend on it, so they are planned too, as a full
+    plan would check them, though their own YAML did not change."""
+    if not ids:
+        return set()
+    return {rid for rid, resource in state.resources.items()
+            if any(name.lower() in ids for name in principals_named(resource))}

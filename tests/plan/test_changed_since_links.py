@@ -1,5 +1,5 @@
-"""--changed-since plans what the loader reads under a link's name when git names only the
-file the link leads to."""
+"""--changed-since plans what a full plan would for what the change touches: files read under a
+link's name when git names only the file the link leads to, and resources naming one it removes."""
 
 from __future__ import annotations
 
@@ -45,3 +45,24 @@ def test_a_file_read_through_a_link_is_in_scope_when_its_target_changes(
     assert touched <= set(full)
     assert {a: c for a, c in scoped.items() if a in touched} == \
         {a: c for a, c in full.items() if a in touched}
+
+
+def test_a_resource_naming_one_the_change_removes_is_checked_as_in_a_full_plan(
+        tmp_path: Path) -> None:
+    """Box A (unchanged) grants to Box B; the pull request removes Box B, which is not live:
+    the full plan fails on Box A's grant, and so must the pull request's plan."""
+    repo = example_repo(tmp_path, {
+        "customers/contoso/a.yaml": "shared_mailboxes:\n  - name: Box A\n    permissions:\n"
+                                    "      - {user: box-b@contoso.com, access: [FullAccess]}\n",
+        "customers/contoso/b.yaml": "shared_mailboxes:\n  - name: Box B\n"})
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "base")
+    (repo / "customers/contoso/b.yaml").unlink()
+    outputs = []
+    for extra in ([], ["--changed-since", "HEAD"]):
+        result = run(["plan", str(repo), "--no-cache", *extra])
+        assert result.exit_code == 1, result.output
+        outputs.append([line for line in result.output.splitlines() if "box-b@" in line])
+    assert any("a.yaml:4:9:" in line for line in outputs[0])
+    assert outputs[1] == outputs[0]
