@@ -308,7 +308,7 @@ class Tenant:
     authority_host: str | None = None
     exchange_resource: str | None = None  # the token audience, when the cloud's is not right
     concurrency: int | None = None
-    batch_size: int | None = None  # reads per $batch request; None: the default, 1: no $batch
+    batch_size: int | None = None  # reads per $batch request; None: the default, 0 or 1: none
 
 
 @dataclass(frozen=True, slots=True)

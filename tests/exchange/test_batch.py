@@ -125,6 +125,21 @@ def test_writes_are_never_batched(connect) -> None:
     assert isinstance(backend.invoke("Get-Mailbox", {"Identity": names(1)[0]}), CmdletResult)
 
 
+@pytest.mark.parametrize("off", [0, 1])
+def test_a_tenant_that_says_batch_size_0_or_1_is_read_without_batches(tmp_path: Any,
+                                                                      off: int) -> None:
+    from reconciler.desired import load
+    from reconciler.live.exchange import ExchangeSettings
+    from tests.desired.conftest import CUSTOMER, write_repo
+
+    root = write_repo(tmp_path / "repo", {"customers/acme/customer.yaml": CUSTOMER.replace(
+        "    certificate_key: env:ACME_KEY\n",
+        f"    certificate_key: env:ACME_KEY\n    batch_size: {off}\n")})
+    tenant = load(root).customers["acme"].customer.tenant
+    assert tenant.batch_size == off
+    assert ExchangeSettings.for_tenant(tenant).batch_size == 1  # never the default's 10
+
+
 def test_batch_size_comes_from_the_tenant(tmp_path: Any) -> None:
     from reconciler.desired import load
     from reconciler.live.exchange import DEFAULT_BATCH_SIZE, ExchangeSettings

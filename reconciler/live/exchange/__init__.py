@@ -110,7 +110,9 @@ class ExchangeSettings:
             # The audience names the service, not the way to it: never the exchange_url.
             resource=audience(tenant.exchange_resource or cloud.resource),
             concurrency=tenant.concurrency or DEFAULT_CONCURRENCY,
-            batch_size=tenant.batch_size or DEFAULT_BATCH_SIZE,
+            # 0 says "off" as 1 does: never the default (which batches).
+            batch_size=DEFAULT_BATCH_SIZE if tenant.batch_size is None
+            else max(1, tenant.batch_size),
         )
         if settings.concurrency < 1:
             raise ValueError(f"tenant {tenant.id}: concurrency must be at least 1")
