@@ -145,7 +145,8 @@ def read_live(
                               folders.get(rid)))
     _add_unmanaged(desired, mailboxes, own_groups, previous_locations, live)
     live.facts = read_tenant_facts(desired, backend, {rid: (kind, raw) for rid, (_, kind, raw)
-                                                      in matched.items()}, scope)
+                                                      in matched.items()}, scope,
+                                   _workers(backend, workers))
     directory.seal()
     return live
 

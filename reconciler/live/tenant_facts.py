@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,9 +58,10 @@ Get = Callable[[str, Mapping[str, Any], Iterable[str] | None], list[dict[str, An
 
 def read_tenant_facts(desired: CustomerState, backend: Backend,
                       live_raw: Mapping[str, tuple[str, Mapping[str, Any]]],
-                      scope: Collection[str] | None) -> TenantFacts:
+                      scope: Collection[str] | None, workers: int = 1) -> TenantFacts:
     """Read what the declared resources in ``scope`` need; ``live_raw`` maps each declared id
-    found live to its kind and Get-Mailbox / Get-DistributionGroup row."""
+    found live to its kind and Get-Mailbox / Get-DistributionGroup row. The per-mailbox reads
+    run on ``workers`` threads (a backend that batches sends them together)."""
     def get(cmdlet: str, parameters: Mapping[str, Any],
             select: Iterable[str] | None = None) -> list[dict[str, Any]]:
         return backend.invoke(cmdlet, parameters, list(select) if select else None).value
@@ -76,12 +78,26 @@ def read_tenant_facts(desired: CustomerState, backend: Backend,
     if any(isinstance(r, Mailbox) and r.forwarding is not None and r.forwarding.external
            for r in wanted):
         facts.auto_forwarding_mode = _auto_forwarding_mode(get)
-    for resource in wanted:
-        if resource.id in live_raw and _size_matters(resource, live_raw[resource.id][1]):
-            rows = get("Get-MailboxStatistics", {"Identity": resource.id}, ("TotalItemSize",))
-            if rows:
-                facts.mailbox_bytes[resource.id] = item_bytes(rows[0].get("TotalItemSize"))
+    sized = [r.id for r in wanted
+             if r.id in live_raw and _size_matters(r, live_raw[r.id][1])]
+
+    def size(rid: str) -> list[dict[str, Any]]:
+        return get("Get-MailboxStatistics", {"Identity": rid}, ("TotalItemSize",))
+
+    for rid, rows in zip(sized, _each(size, sized, workers), strict=True):
+        if rows:
+            facts.mailbox_bytes[rid] = item_bytes(rows[0].get("TotalItemSize"))
     return facts
+
+
+def _each(read: Callable[[str], list[dict[str, Any]]], ids: list[str],
+          workers: int) -> list[list[dict[str, Any]]]:
+    """``read`` of each id, in order; on ``workers`` threads when there are several (the first
+    error raised, as one after another would)."""
+    if workers <= 1 or len(ids) <= 1:
+        return [read(rid) for rid in ids]
+    with ThreadPoolExecutor(max_workers=min(workers, len(ids))) as pool:
+        return list(pool.map(read, ids))
 
 
 def _soft_deleted(get: Get, addresses: list[str] | None) -> list[dict[str, Any]]:

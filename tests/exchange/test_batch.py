@@ -153,3 +153,26 @@ def test_batch_size_comes_from_the_tenant(tmp_path: Any) -> None:
     assert ExchangeSettings.for_tenant(tenant).batch_size == 1
     assert ExchangeSettings.for_tenant(
         type(tenant)(tenant.id, tenant.initial_domain)).batch_size == DEFAULT_BATCH_SIZE == 10
+
+
+def test_the_sizes_a_plan_needs_are_read_together(connect) -> None:
+    """Mailboxes given an archive while shared need their size (the 50 GB licence note): those
+    reads go out at once, so a batching gateway takes them together, not one round trip each."""
+    from reconciler.live.reader import _workers
+    from reconciler.live.tenant_facts import read_tenant_facts
+    from reconciler.model import Customer, CustomerState, Location, SharedMailbox, Tenant
+
+    service, _, backend = connect(12, faults=FaultConfig(latency_seconds=0.05),
+                                         settings={"concurrency": 2, "batch_size": 10})
+    ids = names(12)
+    state = CustomerState(Customer("contoso", "Contoso", Tenant("t", "contoso.onmicrosoft.com"),
+                                   ("contoso.com",)))
+    for rid in ids:
+        state.add(SharedMailbox(id=rid, located_at=Location("contoso"), archive=True))
+    raw = {rid: ("mailbox", {"RecipientTypeDetails": "SharedMailbox"}) for rid in ids}
+    before = service.calls["$batch"] + service.calls["Get-MailboxStatistics"]
+    facts = read_tenant_facts(state, backend, raw, None, _workers(backend, 2))
+    assert sorted(facts.mailbox_bytes) == sorted(ids)
+    assert service.batched["Get-MailboxStatistics"] >= 6  # most went in batches
+    trips = service.calls["$batch"] + service.calls["Get-MailboxStatistics"] - before
+    assert trips <= 6  # one after another: 12
