@@ -127,7 +127,7 @@ def workers_for(total_bytes: int) -> int:
                         VARIABLE, wanted)
         if jobs <= 1:
             return 0
-    elif total_bytes < MIN_BYTES or _cores() < 2:
+    elif not may_help(total_bytes):
         return 0
     else:
         # Only the cores idle now: on a machine busy with other work, workers would only take
@@ -143,6 +143,16 @@ def workers_for(total_bytes: int) -> int:
         log.debug("YAML parsed in this process: other threads are running")
         return 0
     return jobs
+
+
+def may_help(total_bytes: int) -> bool:
+    """Whether :func:`workers_for` could start a worker for ``total_bytes`` of YAML, answered
+    without sampling the machine: the loader asks before the work only parsing ahead needs
+    (reading each file to ask the parse cache about it)."""
+    wanted = os.environ.get(VARIABLE, "").strip()
+    if wanted:
+        return not wanted.isdigit() or int(wanted) > 1  # a non-number: workers_for says so
+    return total_bytes >= MIN_BYTES and _cores() >= 2
 
 
 def _idle_cores(window: float = 0.02) -> float:

@@ -45,7 +45,7 @@ from reconciler.model import (
 
 from .addresses import Reference, Suggester, references
 from .addresses import problem as address_problem
-from .ahead import Ahead, Job, workers_for
+from .ahead import Ahead, Job, may_help, workers_for
 from .cache import ParseCache
 from .schema import raw_schemas, schema_problems
 from .yamlfile import YamlDocument, YamlError, parse_yaml, read_bytes
@@ -229,12 +229,15 @@ class _Loader:
         """Whether ``path``, links followed, stays inside the repository: the repository is a
         closed world, and a link out of it (to /etc/shadow, to another checkout) is an error
         named here, never followed."""
-        real = Path(os.path.realpath(path))
-        if real == self.real_root or self.real_root in real.parents:
+        if self.contains(Path(os.path.realpath(path))):
             return True
         self.problem(f"{path.name} is a link to a place outside the repository; it is not "
                      "read (copy what it should hold into the repository)", self.at_file(path))
         return False
+
+    def contains(self, real: Path) -> bool:
+        """Whether the real path ``real`` lies in the repository (or is its root)."""
+        return real == self.real_root or self.real_root in real.parents
 
     def regular(self, path: Path) -> bool:
         """Whether ``path`` is a regular file inside the repository (else an error, recorded)."""
@@ -311,33 +314,30 @@ class _Loader:
         """Hand ``paths`` (read next, in this order) to workers on the other cores, when the
         machine has them and the files are many; only regular files inside the repository that
         the parse cache does not hold."""
-        jobs: list[Job] = []
-        size = 0
-        for path in paths:
-            if not self.quietly_regular(path):
-                continue
-            if self.cache.enabled and self.cache.holds(path, kind):
-                continue
-            size += os.stat(path).st_size
-            jobs.append(Job(str(path), self.display(path), kind,
-                            self.cache.version_used() if self.cache.enabled else None,
-                            str(self.real_root)))
+        sizes = {p: size for p in paths if (size := self.quiet_size(p)) is not None}
+        # Cheap before costly: each file is read to ask the cache only where workers may start.
+        if self.ahead is None and not may_help(sum(sizes.values())):
+            return
+        if self.cache.enabled:
+            sizes = {p: size for p, size in sizes.items() if not self.cache.holds(p, kind)}
         if self.ahead is None:
-            workers = workers_for(size) if jobs else 0
+            workers = workers_for(sum(sizes.values())) if sizes else 0
             if not workers:
                 return
             self.ahead = Ahead(workers, self.meanwhile)
-        self.ahead.queue(jobs)
+        version = self.cache.version_used() if self.cache.enabled else None
+        self.ahead.queue([Job(str(p), self.display(p), kind, version, str(self.real_root))
+                          for p in sizes])
 
-    def quietly_regular(self, path: Path) -> bool:
-        """Whether ``path`` is a regular file inside the repository, recording nothing (read()
-        records why not when it gets there)."""
+    def quiet_size(self, path: Path) -> int | None:
+        """The size of ``path`` if it is a regular file inside the repository, else None,
+        recording nothing (read() records why not when it gets there)."""
         try:
-            real = Path(os.path.realpath(path))
-            return (real == self.real_root or self.real_root in real.parents) and \
-                stat.S_ISREG(os.stat(path).st_mode)
+            st = os.stat(path)
+            inside = self.contains(Path(os.path.realpath(path)))
         except OSError:
-            return False
+            return None
+        return st.st_size if inside and stat.S_ISREG(st.st_mode) else None
 
     # -- the whole repository --
 

@@ -213,3 +213,24 @@ def test_a_worker_leaves_ctrl_c_to_the_command(monkeypatch: pytest.MonkeyPatch,
     finally:
         parse_ahead.close()
     assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # not in the command itself
+
+
+def test_a_repository_too_small_to_parse_ahead_is_not_read_twice_to_ask_the_cache(
+        copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.desired.cache import ParseCache
+
+    asked: list[str] = []
+    original = ParseCache.holds
+
+    def spy(self: ParseCache, path: Path, kind: str) -> bool:
+        asked.append(Path(path).name)
+        return original(self, path, kind)
+
+    monkeypatch.setattr(ParseCache, "holds", spy)
+    monkeypatch.delenv(ahead.VARIABLE, raising=False)
+    assert sum(p.stat().st_size for p in copy.rglob("*.yaml")) < ahead.MIN_BYTES
+    load(copy, cache=ParseCache(tmp_path / "cache"))
+    assert asked == []  # never parsed ahead: each file is read once, by the loader
+    monkeypatch.setenv(ahead.VARIABLE, "2")
+    load(copy, cache=ParseCache(tmp_path / "cache"))
+    assert len(asked) == 12  # parsed ahead: the cache is asked which files it holds
