@@ -16,8 +16,7 @@ import functools
 import html
 import logging
 import re
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +29,7 @@ from reconciler.live.directory import (
     placement_site,
     strip_smtp,
 )
+from reconciler.live.pool import Task, read_all, read_width
 from reconciler.live.targeted import TargetedReader, strangers
 from reconciler.live.tenant_facts import TenantFacts, read_tenant_facts
 from reconciler.model import (
@@ -128,8 +128,8 @@ def read_live(
     tasks, bulk_sendas = _tasks(matched, scope)
     sendas = _send_as_in_bulk(backend, directory) if bulk_sendas else None
     folders: dict[str, str] = {}  # rid -> its calendar, as Exchange addresses it
-    results = _run(tasks, _reader(backend, matched, directory, folders),
-                   _workers(backend, workers), progress)
+    results = read_all(tasks, _reader(backend, matched, directory, folders),
+                       read_width(backend, workers), progress)
 
     # Principals Exchange's answers name that a scoped read has not met yet, fetched at once.
     # (Entries naming a shared display name were told apart while reading the calendars.)
@@ -146,14 +146,13 @@ def read_live(
     _add_unmanaged(desired, mailboxes, own_groups, previous_locations, live)
     live.facts = read_tenant_facts(desired, backend, {rid: (kind, raw) for rid, (_, kind, raw)
                                                       in matched.items()}, scope,
-                                   _workers(backend, workers))
+                                   read_width(backend, workers))
     directory.seal()
     return live
 
 
 Rows = list[dict[str, Any]]
 Matched = dict[str, tuple[Resource, str, dict[str, Any]]]
-Task = tuple[str, str]  # (id, what to read)
 
 
 def _objects(backend: Backend, desired: CustomerState, scope: Collection[str] | None,
@@ -259,34 +258,6 @@ def _reader(backend: Backend, matched: Matched, directory: Directory,
                          {"Identity": identity, "ResultSize": "Unlimited"})
         return task, value
     return read
-
-
-def _workers(backend: Backend, workers: int) -> int:
-    # A backend that answers in-process (sandbox, snapshot) says so with concurrency 1:
-    # threads would only contend for its lock.
-    workers = max(1, min(workers, getattr(backend, "concurrency", workers) or workers))
-    # A backend that sends several reads in one request keeps that many per slot in flight.
-    return workers * max(1, getattr(backend, "batch_size", 1))
-
-
-def _run(tasks: list[Task], read: Callable[[Task], tuple[Task, Rows]], workers: int,
-         progress: ProgressCallback | None) -> dict[Task, Rows]:
-    """Every task's answer, read on ``workers`` threads (in this one for 1)."""
-    results: dict[Task, Rows] = {}
-    if not tasks:
-        return results
-    answers: Iterator[tuple[Task, Rows]]
-    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
-    answers = pool.map(read, tasks) if pool is not None else map(read, tasks)
-    try:
-        for done, (task, value) in enumerate(answers, start=1):
-            results[task] = value
-            if progress is not None:
-                progress(task[0], done, len(tasks))
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    return results
 
 
 def _add_unmanaged(desired: CustomerState, mailboxes: Rows, own_groups: Rows,

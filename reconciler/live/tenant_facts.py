@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.live.backend import Backend
 from reconciler.live.directory import strip_smtp
+from reconciler.live.pool import Task, read_all
 from reconciler.live.targeted import CHUNK, address_filter
 from reconciler.model import (
     CustomerState,
@@ -81,23 +81,15 @@ def read_tenant_facts(desired: CustomerState, backend: Backend,
     sized = [r.id for r in wanted
              if r.id in live_raw and _size_matters(r, live_raw[r.id][1])]
 
-    def size(rid: str) -> list[dict[str, Any]]:
-        return get("Get-MailboxStatistics", {"Identity": rid}, ("TotalItemSize",))
+    def size(task: Task) -> tuple[Task, list[dict[str, Any]]]:
+        return task, get("Get-MailboxStatistics", {"Identity": task[0]}, ("TotalItemSize",))
 
-    for rid, rows in zip(sized, _each(size, sized, workers), strict=True):
+    sizes = read_all([(rid, "size") for rid in sized], size, workers)
+    for rid in sized:
+        rows = sizes[(rid, "size")]
         if rows:
             facts.mailbox_bytes[rid] = item_bytes(rows[0].get("TotalItemSize"))
     return facts
-
-
-def _each(read: Callable[[str], list[dict[str, Any]]], ids: list[str],
-          workers: int) -> list[list[dict[str, Any]]]:
-    """``read`` of each id, in order; on ``workers`` threads when there are several (the first
-    error raised, as one after another would)."""
-    if workers <= 1 or len(ids) <= 1:
-        return [read(rid) for rid in ids]
-    with ThreadPoolExecutor(max_workers=min(workers, len(ids))) as pool:
-        return list(pool.map(read, ids))
 
 
 def _soft_deleted(get: Get, addresses: list[str] | None) -> list[dict[str, Any]]:

@@ -158,7 +158,7 @@ def test_batch_size_comes_from_the_tenant(tmp_path: Any) -> None:
 def test_the_sizes_a_plan_needs_are_read_together(connect) -> None:
     """Mailboxes given an archive while shared need their size (the 50 GB licence note): those
     reads go out at once, so a batching gateway takes them together, not one round trip each."""
-    from reconciler.live.reader import _workers
+    from reconciler.live.pool import read_width
     from reconciler.live.tenant_facts import read_tenant_facts
     from reconciler.model import Customer, CustomerState, Location, SharedMailbox, Tenant
 
@@ -171,7 +171,7 @@ def test_the_sizes_a_plan_needs_are_read_together(connect) -> None:
         state.add(SharedMailbox(id=rid, located_at=Location("contoso"), archive=True))
     raw = {rid: ("mailbox", {"RecipientTypeDetails": "SharedMailbox"}) for rid in ids}
     before = service.calls["$batch"] + service.calls["Get-MailboxStatistics"]
-    facts = read_tenant_facts(state, backend, raw, None, _workers(backend, 2))
+    facts = read_tenant_facts(state, backend, raw, None, read_width(backend, 2))
     assert sorted(facts.mailbox_bytes) == sorted(ids)
     assert service.batched["Get-MailboxStatistics"] >= 6  # most went in batches
     trips = service.calls["$batch"] + service.calls["Get-MailboxStatistics"] - before
