@@ -27,23 +27,30 @@ def commit_all(root: Path, message: str = "base") -> None:
     git(root, "commit", "-qm", message)
 
 
-@pytest.fixture(scope="session")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A generated repository of 400 mailboxes (the benchmark's generator, 1% drift) and the
-    directory of its tenant snapshot, built once per session; tests copy it."""
+def generated_case(base: Path, mailboxes: int, files: int, users_per_site: int,
+                   drift: float) -> tuple[Path, Path]:
+    """The benchmark's repository (10 grants a mailbox) under ``base``, and the directory of its
+    tenant snapshot: the repository's own plan carried out, then ``drift`` of it changed."""
     sys.path.insert(0, str(BENCH))
     try:
         from bench_plan import build_live
         from gen_repo import generate
     finally:
         sys.path.remove(str(BENCH))
-    base = tmp_path_factory.mktemp("generated")
     root = base / "repo"
-    generate(root, 400, 4000, 8, users_per_site=20)
+    generate(root, mailboxes, 10 * mailboxes, files, users_per_site=users_per_site)
     live = base / "live"
     live.mkdir()
-    (live / "customer-0.json").write_text(json.dumps(build_live(root, 20, 0.02, 1)))
+    (live / "customer-0.json").write_text(json.dumps(
+        build_live(root, users_per_site, drift, 1)))
     return root, live
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A generated repository of 400 mailboxes (the benchmark's generator, 2% drift) and the
+    directory of its tenant snapshot, built once per session; tests copy it."""
+    return generated_case(tmp_path_factory.mktemp("generated"), 400, 8, 20, 0.02)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.perf.conftest import BENCH
+from tests.perf.conftest import generated_case
 from tests.perf.test_same_output import reference_json
 
 # The plan JSON of the 10k case as main made it at 54b85c4.
@@ -27,19 +27,7 @@ BEFORE = "26590ffa0213d14de8370d4e32bf06ea73ee43d2a3d8fb852f6063b2c4ae32b7"
 
 @pytest.fixture(scope="module")
 def case_10k(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    sys.path.insert(0, str(BENCH))
-    try:
-        from bench_plan import USERS_PER_SITE, build_live
-        from gen_repo import generate
-    finally:
-        sys.path.remove(str(BENCH))
-    base = tmp_path_factory.mktemp("case-10k")
-    root = base / "repo"
-    generate(root, 10_000, 100_000, 100, users_per_site=USERS_PER_SITE)
-    live = base / "live"
-    live.mkdir()
-    (live / "customer-0.json").write_text(json.dumps(build_live(root, USERS_PER_SITE, 0.01, 1)))
-    return root, live
+    return generated_case(tmp_path_factory.mktemp("case-10k"), 10_000, 100, 50, 0.01)
 
 
 def test_a_10k_plan_is_the_same_before_and_after_byte_for_byte(
