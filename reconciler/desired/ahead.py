@@ -60,6 +60,7 @@ class Job:
     kind: str  # what it is read as (resources, customer...)
     cache_version: str | None = None  # the parse cache's version, when an entry is to be made
     root: str | None = None  # the repository's real path: a file opened outside it is not read
+    size: int = 0  # its size when queued, to cut the work into chunks
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +214,7 @@ class Ahead:
         for job in jobs:
             self._expected.add(job.path)
             chunk.append(job)
-            size += _size(job.path)
+            size += job.size
             if size >= CHUNK_BYTES:
                 self._queued.append(chunk)
                 chunk, size = [], 0
@@ -275,10 +276,3 @@ class Ahead:
             log.debug("parsing ahead stopped, the rest is parsed here: %s", error)
         self._broken = True
         self._queued.clear()
-
-
-def _size(path: str) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0

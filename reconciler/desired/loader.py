@@ -326,8 +326,8 @@ class _Loader:
                 return
             self.ahead = Ahead(workers, self.meanwhile)
         version = self.cache.version_used() if self.cache.enabled else None
-        self.ahead.queue([Job(str(p), self.display(p), kind, version, str(self.real_root))
-                          for p in sizes])
+        self.ahead.queue([Job(str(p), self.display(p), kind, version, str(self.real_root), size)
+                          for p, size in sizes.items()])
 
     def quiet_size(self, path: Path) -> int | None:
         """The size of ``path`` if it is a regular file inside the repository, else None,
