@@ -158,6 +158,7 @@ def test_how_many_workers(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv(ahead.VARIABLE, "two")
     assert ahead.workers_for(10 * ahead.MIN_BYTES) == 0
     assert "RECONCILER_JOBS='two' is not a number" in caplog.text
+    monkeypatch.setenv(ahead.VARIABLE, "3")  # asked for, yet:
     monkeypatch.setattr(ahead.threading, "active_count", lambda: 2)
     assert ahead.workers_for(10 * ahead.MIN_BYTES) == 0  # forking beside threads is unsafe
 
