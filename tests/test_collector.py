@@ -83,3 +83,35 @@ def test_apply_carries_out_its_operations_with_the_collector_running(
     assert seen and all(seen)  # carried out with the collector on
     assert planned and not any(planned)  # planned with it paused
     assert gc.isenabled()
+
+
+def test_a_served_sandbox_runs_with_the_collector_on(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.cli import sandbox_serve_cmd
+    from reconciler.emulator import service as served
+
+    monkeypatch.delenv(collector.VARIABLE, raising=False)
+    seen: list[bool] = []
+
+    class Stopped:
+        def wait(self) -> None:
+            seen.append(gc.isenabled())
+            raise KeyboardInterrupt  # Ctrl+C
+
+    class Service:
+        url = "https://127.0.0.1:1"
+        stopped = False
+
+        def start(self, **_: object) -> None:
+            pass
+
+        def stop(self) -> None:
+            Service.stopped = True
+
+    monkeypatch.setattr(sandbox_serve_cmd.threading, "Event", Stopped)
+    monkeypatch.setattr(served, "self_signed_tls", lambda _: (None, tmp_path / "ca.pem"))
+    with collector.whole_run():
+        assert not gc.isenabled()
+        sandbox_serve_cmd._run(Service(), [], 0, tmp_path / "sandbox", True)
+        assert not gc.isenabled()
+    assert seen == [True] and Service.stopped
